@@ -1,0 +1,3 @@
+from gradegrad.cli import main
+
+main()

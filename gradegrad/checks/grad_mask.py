@@ -1,0 +1,30 @@
+"""`needs_input_grad`: the Function works when only some of its inputs require grad."""
+
+from __future__ import annotations
+
+from gradegrad.checks import CheckContext, Verdict, check
+from gradegrad.checks.values import reference_args, ordinary_cases
+from gradegrad.diagnosis import diagnose_gradients
+from gradegrad.reference import reference_gradients
+
+
+@check("needs_input_grad")
+def needs_input_grad(ctx: CheckContext) -> Verdict:
+    ex = ctx.exercise
+    case = ordinary_cases(ctx)[0]
+    for i in ex.differentiable:
+        name = ex.inputs[i].name
+        mask = tuple(j == i for j in range(len(ex.inputs)))
+        ev = ctx.runner.evaluate(case, mask=mask, mode="engine")
+        prefix = f"with only `{name}` requiring grad: "
+        if ev.fault:
+            return Verdict.fault(ev.fault, prefix)
+        if ev.grads is None:
+            return Verdict("failed", prefix + "forward's output has no grad_fn", "detached")
+        _, expected = reference_gradients(ex, reference_args(ev), ev.mask, ev.grad_output.double())
+        _, ones = reference_gradients(ex, reference_args(ev), ev.mask, ev.grad_output.double() * 0 + 1)
+        finding = diagnose_gradients(ev.grads, expected, ones, ctx.names, [s.is_tensor for s in ex.inputs],
+                                     ex.tolerance64)
+        if finding:
+            return Verdict.failed(finding, prefix)
+    return Verdict.passed()

@@ -1,0 +1,106 @@
+"""`forward`, `backward`, `float32` and `stability`: the student's numbers against the reference."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+from gradegrad.catalog import Case
+from gradegrad.checks import CheckContext, Verdict, check
+from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
+from gradegrad.evaluation import Evaluation
+from gradegrad.reference import reference_gradients, reference_output
+
+
+def ordinary_cases(ctx: CheckContext) -> Iterable[Case]:
+    return [c for c in ctx.exercise.cases if not c.stability]
+
+
+def reference_args(ev: Evaluation) -> list:
+    return [a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in ev.args]
+
+
+def output_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
+    tol = ctx.exercise.tolerance(ev.dtype)
+    expected = _reference(ctx, ev)[0]
+    dtype = torch.float32 if ev.dtype == "float32" else torch.float64
+    return diagnose_output(ev.output, expected.to(dtype), tol)
+
+
+def _reference(ctx: CheckContext, ev: Evaluation, upstream: torch.Tensor | None = None):
+    grad_output = ev.grad_output if upstream is None else upstream
+    if grad_output is None:
+        return reference_output(ctx.exercise, reference_args(ev)).detach(), None
+    return reference_gradients(ctx.exercise, reference_args(ev), ev.mask, grad_output.double())
+
+
+def gradient_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
+    """Compare the gradients backward returned with the reference's, naming the mistake."""
+    if ev.grads is None:
+        return _no_backward(ev)
+    _, expected = _reference(ctx, ev)
+    _, ones = _reference(ctx, ev, torch.ones_like(ev.grad_output))
+    spec = ev.case.inputs
+    return diagnose_gradients(ev.grads, expected, ones, [s.name for s in spec], [s.is_tensor for s in spec],
+                              ctx.exercise.tolerance(ev.dtype))
+
+
+def _no_backward(ev: Evaluation) -> Finding:
+    if not isinstance(ev.output, torch.Tensor):
+        return Finding("wrong_type", "forward did not return a tensor, so there is nothing to differentiate")
+    return Finding("detached", "the output of forward has no grad_fn: it is not connected to the inputs "
+                   "(did you return a detached tensor or call .apply on something else?)")
+
+
+def _per_case(ctx: CheckContext, cases: Iterable[Case], judge, dtype: str = "float64",
+              forward_only: bool = False) -> Verdict:
+    """Run `judge(ctx, ev)` on every case; the first fault or finding decides.
+
+    With `forward_only`, a fault in backward does not stop judging the output forward returned.
+    """
+    for case in cases:
+        ev = ctx.runner.evaluate(case, dtype)
+        if ev.fault and not (forward_only and ev.phase == "backward"):
+            return Verdict.fault(ev.fault)
+        finding = judge(ctx, ev)
+        if finding:
+            where = f"case '{case.name}': " if case.name != ctx.exercise.cases[0].name else ""
+            return Verdict.failed(finding, where)
+    return Verdict.passed()
+
+
+@check("forward")
+def forward(ctx: CheckContext) -> Verdict:
+    return _per_case(ctx, ordinary_cases(ctx), output_finding, forward_only=True)
+
+
+@check("backward")
+def backward(ctx: CheckContext) -> Verdict:
+    return _per_case(ctx, ordinary_cases(ctx), gradient_finding)
+
+
+def _float32_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
+    finding = output_finding(ctx, ev)
+    if finding:
+        return finding
+    for spec, g in zip(ev.case.inputs, ev.grads or []):
+        if spec.differentiable and isinstance(g, torch.Tensor) and g.dtype != torch.float32:
+            return Finding("wrong_dtype", f"the gradient of `{spec.name}` is {str(g.dtype)[6:]} for a float32 "
+                           "input: keep the input's dtype")
+    return gradient_finding(ctx, ev)
+
+
+@check("float32")
+def float32(ctx: CheckContext) -> Verdict:
+    return _per_case(ctx, ordinary_cases(ctx)[:1], _float32_finding, "float32")
+
+
+def _stable_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
+    return output_finding(ctx, ev) or gradient_finding(ctx, ev)
+
+
+@check("stability")
+def stability(ctx: CheckContext) -> Verdict:
+    cases = [c for c in ctx.exercise.cases if c.stability]
+    return _per_case(ctx, cases, _stable_finding)

@@ -1,0 +1,190 @@
+"""Name the likely mistake behind a wrong output or gradient, in a student's terms.
+
+Pure functions over tensors: given what the student returned and what the reference gives,
+return a `Finding` (a code from `CODES`, a sentence, the worst element) or None when they agree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from gradegrad.catalog import Tolerance
+from gradegrad.report import Worst
+
+CODES = {
+    "wrong_count": "backward returned the wrong number of values",
+    "missing_gradient": "backward returned None for an input that needs a gradient",
+    "non_tensor_gradient": "backward returned a gradient for a non-tensor argument",
+    "wrong_type": "a value that should be a tensor is not one",
+    "swapped_gradients": "the gradients are returned in the wrong order",
+    "wrong_shape": "the shape differs from the input's (or the reference output's)",
+    "wrong_dtype": "the dtype differs from the input's",
+    "not_finite": "the result holds nan or inf",
+    "ignores_grad_output": "the gradient does not use grad_output (chain rule)",
+    "placeholder": "the result is a placeholder (all ones or all zeros)",
+    "sign_error": "the result has the wrong sign",
+    "scale_error": "the result is off by a constant factor",
+    "wrong_values": "the values differ from the reference",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    message: str
+    worst: Worst | None = None
+
+
+def close(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> bool:
+    return got.shape == expected.shape and bool(
+        torch.allclose(got.double(), expected.double(), rtol=tol.rtol, atol=tol.atol))
+
+
+def worst_element(name: str, got: torch.Tensor, expected: torch.Tensor) -> Worst:
+    g, e = got.double(), expected.double()
+    diff = (g - e).abs()
+    diff = torch.where(torch.isnan(diff), torch.full_like(diff, float("inf")), diff)
+    flat = int(diff.reshape(-1).argmax()) if diff.numel() else 0
+    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), e.shape)) if e.dim() else ()
+    return Worst(name, index, float(g.reshape(-1)[flat]), float(e.reshape(-1)[flat]))
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "(" + ", ".join(map(str, t.shape)) + ("," if t.dim() == 1 else "") + ")"
+
+
+def _type_name(value: Any) -> str:
+    return getattr(value, "type_name", None) or type(value).__name__
+
+
+def _constant_factor(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> float | None:
+    """c when got ≈ c · expected for a constant c ≠ 1, else None."""
+    e, g = expected.double().reshape(-1), got.double().reshape(-1)
+    norm = float(e @ e)
+    if norm == 0.0 or not torch.isfinite(g).all():
+        return None
+    c = float(g @ e) / norm
+    if abs(c - 1.0) < 1e-3 or abs(c) < 1e-12:
+        return None
+    scaled = Tolerance(rtol=max(tol.rtol, 1e-6) * 10, atol=tol.atol * max(abs(c), 1.0) * 10)
+    return c if close(got, c * expected, scaled) else None
+
+
+def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance,
+                   ones_expected: torch.Tensor | None = None) -> Finding | None:
+    """Compare two tensors of the same shape; name the mistake when they differ.
+
+    `name` is the input (or "output") the tensor belongs to, `what` how a message refers to it.
+    """
+    if close(got, expected, tol):
+        return None
+    worst = worst_element(name, got, expected)
+    if not torch.isfinite(got).all() and torch.isfinite(expected).all():
+        bad = (~torch.isfinite(got)).sum().item()
+        return Finding("not_finite", f"{what} has {bad} nan/inf value(s) where the reference is finite "
+                       "(an overflow? compute it in a numerically stable form)", worst)
+    if ones_expected is not None and close(got, ones_expected, tol) and not close(ones_expected, expected, tol):
+        return Finding("ignores_grad_output", f"{what} is what you would get for grad_output = 1: "
+                       "multiply by grad_output (the chain rule)", worst)
+    for fill in (1.0, 0.0):
+        if got.numel() and bool((got == fill).all()) and not close(expected, torch.full_like(expected, fill), tol):
+            return Finding("placeholder", f"{what} is all {'ones' if fill else 'zeros'}: a placeholder, "
+                           "not the derivative", worst)
+    if close(got, -expected, tol):
+        return Finding("sign_error", f"{what} has the wrong sign: it equals minus the expected value", worst)
+    factor = _constant_factor(got, expected, tol)
+    if factor is not None:
+        return Finding("scale_error", f"{what} is {factor:.4g} times the expected value: "
+                       "a constant factor is missing or extra", worst)
+    return Finding("wrong_values", f"{what} differs from the reference: at index {list(worst.index)} "
+                   f"got {worst.got:.6g}, expected {worst.expected:.6g}", worst)
+
+
+def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance) -> Finding | None:
+    """Check forward's output: a tensor of the reference's shape, dtype and values."""
+    if not isinstance(got, torch.Tensor):
+        return Finding("wrong_type", f"forward returned {_type_name(got)}, expected a tensor")
+    if got.shape != expected.shape:
+        return Finding("wrong_shape", f"the output has shape {_shape(got)}, expected {_shape(expected)}")
+    if got.dtype != expected.dtype:
+        return Finding("wrong_dtype", f"the output is {str(got.dtype)[6:]}, expected {str(expected.dtype)[6:]} "
+                       "like the inputs (create new tensors with the input's dtype, e.g. torch.zeros_like)")
+    return compare_values("output", "the output", got, expected, tol)
+
+
+def _count(got: Sequence[Any], names: Sequence[str]) -> Finding | None:
+    n = len(names)
+    if len(got) < n or any(g is not None for g in got[n:]):
+        listed = ", ".join(names)
+        return Finding("wrong_count", f"backward returned {len(got)} value(s) for the {n} arguments of "
+                       f"forward ({listed}); return one per argument, None for those without a gradient")
+    return None
+
+
+def _swapped(got: Sequence[Any], expected: Sequence[torch.Tensor | None], names: Sequence[str],
+             tol: Tolerance) -> Finding | None:
+    idx = [i for i, e in enumerate(expected) if e is not None and isinstance(got[i], torch.Tensor)]
+    for a in idx:
+        for b in idx:
+            if a < b and close(got[a], expected[b], tol) and close(got[b], expected[a], tol) \
+                    and not close(got[a], expected[a], tol):
+                order = ", ".join(names[i] for i in idx)
+                return Finding("swapped_gradients", f"the gradients of `{names[a]}` and `{names[b]}` are "
+                               f"swapped: return them in the order of forward's arguments ({order})")
+    return None
+
+
+def _one_gradient(i: int, got: Any, expected: torch.Tensor, ones: torch.Tensor | None,
+                  names: Sequence[str], tol: Tolerance) -> Finding | None:
+    what = f"the gradient of `{names[i]}`"
+    if got is None:
+        return Finding("missing_gradient", f"backward returned None for `{names[i]}`, which requires grad")
+    if not isinstance(got, torch.Tensor):
+        return Finding("wrong_type", f"backward returned {_type_name(got)} for `{names[i]}`, expected a tensor")
+    if got.shape != expected.shape:
+        hint = ""
+        if got.dim() == 2 and got.T.shape == expected.shape and close(got.T, expected, tol):
+            hint = " (it is the transpose of the right gradient)"
+        return Finding("wrong_shape", f"{what} has shape {_shape(got)}, but `{names[i]}` has shape "
+                       f"{_shape(expected)}{hint}")
+    return compare_values(names[i], what, got, expected, tol, ones)
+
+
+def diagnose_gradients(got: Sequence[Any], expected: Sequence[torch.Tensor | None],
+                       ones_expected: Sequence[torch.Tensor | None], names: Sequence[str],
+                       is_tensor: Sequence[bool], tol: Tolerance) -> Finding | None:
+    """Compare what backward returned with the reference gradients (None: no gradient expected)."""
+    found = _count(got, names)
+    if found:
+        return found
+    for i, g in enumerate(got[:len(names)]):
+        if g is not None and not is_tensor[i]:
+            return Finding("non_tensor_gradient", f"backward returned a gradient for `{names[i]}`, which is "
+                           "not a tensor: return None in its place")
+    found = _swapped(got, expected, names, tol)
+    if found:
+        return found
+    for i, e in enumerate(expected):
+        if e is not None:
+            found = _one_gradient(i, got[i], e, ones_expected[i], names, tol)
+            if found:
+                return found
+    return None
+
+
+def diagnose_rejection(message: str) -> Finding:
+    """Autograd refused what backward returned; say why in the student's terms."""
+    count = re.search(r"incorrect number of gradients \(expected (\d+), got (\d+)\)", message)
+    if count:
+        return Finding("wrong_count", f"backward returned {count.group(2)} value(s) but forward takes "
+                       f"{count.group(1)} arguments: return one per argument, None for those without a gradient")
+    shape = re.search(r"invalid gradient at index (\d+) - got \[([\d, ]*)\] but expected shape compatible "
+                      r"with \[([\d, ]*)\]", message)
+    if shape:
+        return Finding("wrong_shape", f"autograd rejected the gradient at position {shape.group(1)}: shape "
+                       f"({shape.group(2)}) where the input has shape ({shape.group(3)})")
+    return Finding("rejected", f"autograd rejected what backward returned: {message.splitlines()[0] if message else ''}")

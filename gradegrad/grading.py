@@ -1,0 +1,131 @@
+"""Grade one submission against a rubric: load it in a child, run the checks, build a Report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import gradegrad
+from gradegrad.catalog import Exercise, Rubric, RubricItem
+from gradegrad.checks import CheckContext, Verdict, applies, registered
+from gradegrad.discovery import Match, match_all
+from gradegrad.errors import SubmissionError
+from gradegrad.evaluation import Runner
+from gradegrad.report import CheckResult, ExerciseResult, Report
+from gradegrad.options import Options
+from gradegrad.sandbox.remote import Loaded, Submission
+
+
+def _result(cid: str, verdict: Verdict, max_points: float) -> CheckResult:
+    if verdict.status == "skipped":
+        return CheckResult(cid, "skipped", 0.0, 0.0, verdict.message)
+    points = max_points if verdict.status == "passed" else 0.0
+    return CheckResult(cid, verdict.status, points, max_points, verdict.message, verdict.diagnosis,
+                       verdict.worst, verdict.traceback)
+
+
+def _status(verdicts: list[Verdict]) -> str:
+    if any(v.timed_out for v in verdicts):
+        return "timeout"
+    for status in ("error", "failed"):
+        if any(v.status == status for v in verdicts):
+            return status
+    return "passed"
+
+
+def _exercise_result(ex: Exercise, item: RubricItem, class_name: str | None, status: str,
+                     verdicts: dict[str, Verdict], hint: str = "") -> ExerciseResult:
+    checks = tuple(_result(cid, v, item.points_for(cid)) for cid, v in verdicts.items())
+    return ExerciseResult(ex.id, class_name, status, sum(c.points for c in checks),
+                          sum(c.max_points for c in checks), checks, ex.teaches, hint)
+
+
+def _rubric_checks(ex: Exercise, item: RubricItem) -> list[str]:
+    return [cid for cid, _ in item.points if applies(cid, ex)]
+
+
+def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match, options: Options) -> ExerciseResult:
+    """Run the rubric's checks for one exercise, in order; `found` gates the others."""
+    ids = _rubric_checks(ex, item)
+    if match.info is None:
+        missing = Verdict("failed", f"no class {ex.class_name} in the submission", "missing")
+        return _exercise_result(ex, item, None, "missing", {cid: missing for cid in ids}, match.hint)
+    runner = Runner(sub, ex, match.info.name, options.seed, options.limits.timeout)
+    ctx = CheckContext(ex, match.info, runner, options.device)
+    checks = registered()
+    found = checks["found"](ctx)
+    verdicts: dict[str, Verdict] = {}
+    for cid in ids:
+        if cid == "found" or found.status != "passed":
+            verdicts[cid] = found if cid == "found" else Verdict("failed", "not run: " + found.message)
+        else:
+            verdicts[cid] = checks[cid](ctx)
+    return _exercise_result(ex, item, match.info.name, _status(list(verdicts.values())), verdicts)
+
+
+def _load_failure(ex: Exercise, item: RubricItem, loaded: Loaded) -> ExerciseResult:
+    timed_out = loaded.error.get("kind") == "timeout"
+    verdict = Verdict("error", "not run: the submission could not be imported", timed_out=timed_out)
+    verdicts = {cid: verdict for cid in _rubric_checks(ex, item)}
+    return _exercise_result(ex, item, None, "timeout" if timed_out else "error", verdicts)
+
+
+def _load_message(error: dict) -> str:
+    kind = error.get("kind")
+    if kind in ("timeout", "crash", "protocol"):
+        return str(error.get("message", "the submission could not be loaded"))
+    if kind == "exit":
+        return "the submission called sys.exit() while being imported"
+    if kind == "memory":
+        return "memory limit: the submission ran out of memory while being imported"
+    return f"importing the submission raised {error.get('type', 'an exception')}: {error.get('message', '')}".rstrip(": ")
+
+
+def check_path(path: Path) -> Path:
+    if not path.exists():
+        raise SubmissionError(f"submission not found: {path}")
+    if not path.is_file():
+        raise SubmissionError(f"not a file: {path} (give the .py file of the submission)")
+    return path
+
+
+def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options) -> Report:
+    """Grade `path` against `rubric`; student code runs only in child processes."""
+    check_path(path)
+    sub = Submission(path, options.device, options.limits)
+    results: list[ExerciseResult] = []
+    notes: list[str] = []
+    error = traceback = None
+    try:
+        loaded = sub.load()
+        exercises = [(catalog[it.exercise], it) for it in rubric.items]
+        if loaded.error:
+            error, traceback = _load_message(loaded.error), loaded.error.get("traceback") or None
+            if not rubric.only_found:
+                results = [_load_failure(ex, it, loaded) for ex, it in exercises]
+        else:
+            matches = match_all([ex for ex, _ in exercises], loaded.classes)
+            for ex, it in exercises:
+                m = matches[ex.id]
+                if m.info is None and rubric.only_found and not m.hint:
+                    continue
+                results.append(grade_exercise(sub, ex, it, m, options))
+            if rubric.only_found:
+                notes.append(_found_note(results, catalog))
+    finally:
+        output = sub.close()
+    return Report(str(path), options.device, options.seed, rubric.name,
+                  sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
+                  output, tuple(notes), error, traceback, gradegrad.__version__)
+
+
+def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) -> str:
+    found = [r for r in results if r.status != "missing"]
+    if not found:
+        names = ", ".join(ex.class_name for ex in list(catalog.values())[:6])
+        return f"no exercise class found (expected names such as {names}); see `gradegrad check --help`"
+    graded = {r.id for r in results}
+    absent = [f"{ex.class_name}" for ex in catalog.values() if ex.id not in graded]
+    more = f"; not found: {', '.join(absent)}" if absent else ""
+    return (f"graded the {len(found)} exercise(s) whose class was found, out of {len(catalog)} in the "
+            f"catalog{more}. Pass --rubric to grade a fixed set.")

@@ -1,0 +1,53 @@
+"""Grading options shared by the commands: seed, device, limits, and how they are parsed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+from gradegrad.errors import UsageError
+from gradegrad.sandbox.process import Limits
+
+DEVICES = ("cpu", "cuda", "auto")
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+@dataclass(frozen=True)
+class Options:
+    seed: int = 0
+    device: str = "cpu"
+    limits: Limits = field(default_factory=Limits)
+
+
+def resolve_device(name: str) -> str:
+    """cpu, cuda or auto; cuda must be usable here. CUDA itself is initialised only in children."""
+    if name not in DEVICES:
+        raise UsageError(f"unknown device {name!r}: use cpu, cuda or auto")
+    available = torch.cuda.is_available()
+    if name == "auto":
+        return "cuda" if available else "cpu"
+    if name == "cuda" and not available:
+        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, but no GPU is visible"
+        raise UsageError(f"--device cuda: CUDA is not available (torch {torch.__version__} is {build}); use --device cpu")
+    return name
+
+
+def parse_memory(text: str) -> int | None:
+    """'4G', '512M', '0' or 'none' (no limit) to bytes."""
+    if text.strip().lower() in ("0", "none", "off"):
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", text.lower())
+    if not m:
+        raise UsageError(f"--memory {text!r}: expected a size such as 4G or 512M, or 'none'")
+    size = int(float(m.group(1)) * _UNITS[m.group(2)])
+    if size < 256 << 20:
+        raise UsageError(f"--memory {text!r}: at least 256M is needed to run torch")
+    return size
+
+
+def make_options(seed: int, device: str, timeout: float, memory: str) -> Options:
+    if timeout <= 0:
+        raise UsageError(f"--timeout {timeout:g}: must be a positive number of seconds")
+    return Options(seed, resolve_device(device), Limits(timeout, parse_memory(memory)))

@@ -1,0 +1,202 @@
+"""The evaluator that runs inside the child process: load the submission, answer requests.
+
+It decides nothing. It reports facts (which classes exist, what forward returned, what backward
+returned) as data over `protocol`; every verdict is computed by the parent. Everything here may
+be tampered with by the student's code, which only affects that student's own results.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import resource
+import sys
+import traceback
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gradegrad.sandbox.protocol import Channel, Message, encode_value
+
+MODULE_NAME = "submission"
+MAX_HANDLES = 256  # live forward graphs kept for later backward calls
+MAX_TRACE = 8000
+
+
+class Evaluator:
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.module: Any = None
+        self.path = ""
+        self.device = "cpu"
+        self.handles: OrderedDict[int, tuple[Any, list[Any], type]] = OrderedDict()
+        self.next_handle = 0
+        self.rejected = False  # an error now comes from autograd validating backward's result
+
+    # ------------------------------------------------------------------ requests
+
+    def serve(self) -> None:
+        self.channel.send({"ok": True, "op": "ready", "torch": torch.__version__, "pid": os.getpid()})
+        while True:
+            msg = self.channel.recv()
+            op = msg.header.get("op")
+            if op == "exit":
+                return
+            handler = getattr(self, f"op_{op}", None)
+            tensors: list[torch.Tensor] = []
+            self.rejected = False
+            try:
+                if handler is None:
+                    raise ValueError(f"unknown request {op!r}")
+                torch.set_grad_enabled(True)
+                reply = handler(msg, tensors)
+            except BaseException as exc:  # the student's exception, SystemExit included
+                tensors = []
+                reply = {"ok": False, "error": self.describe(exc)}
+            self.channel.send(reply, tensors)
+
+    def op_load(self, msg: Message, tensors: list) -> dict:
+        self.path = str(Path(msg.header["path"]).resolve())
+        self.device = msg.header.get("device", "cpu")
+        if self.device != "cpu":
+            torch.empty(0, device=self.device)  # initialise CUDA here, in the child only
+        self.limit_memory(msg.header.get("memory"))
+        sys.path.append(str(Path(self.path).parent))  # last: cannot shadow torch or numpy
+        spec = importlib.util.spec_from_file_location(MODULE_NAME, self.path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[MODULE_NAME] = module
+        spec.loader.exec_module(module)
+        self.module = module
+        return {"ok": True, "classes": self.classes()}
+
+    def op_forward(self, msg: Message, tensors: list) -> dict:
+        cls = self.find(msg.header["class"])
+        args = [self.prepare(a, rg) for a, rg in zip(msg.value(msg.header["args"]), msg.header["requires_grad"])]
+        out = cls.apply(*args)
+        reply: dict[str, Any] = {"ok": True, "output": encode_value(out, tensors), "meta": self.meta(out)}
+        if msg.header.get("keep") and isinstance(out, torch.Tensor) and out.grad_fn is not None:
+            reply["handle"] = self.keep(out, args, cls)
+        if msg.header.get("echo"):
+            reply["echo"] = encode_value([_detached(a) for a in args], tensors)
+            reply["versions"] = [a._version if isinstance(a, torch.Tensor) else None for a in args]
+        return reply
+
+    def op_backward(self, msg: Message, tensors: list) -> dict:
+        handle = msg.header["handle"]
+        if handle not in self.handles:
+            raise LookupError("the forward result was released")
+        out, args, cls = self.handles[handle]
+        grad_output = msg.value(msg.header["grad_output"]).to(out.device)
+        if msg.header.get("mode") == "raw":
+            grads = self.raw_backward(cls, out, grad_output)
+        else:
+            self.rejected = True
+            grads = self.engine_backward(out, args, grad_output)
+            self.rejected = False
+        reply: dict[str, Any] = {"ok": True, "grads": encode_value(grads, tensors),
+                                 "devices": [str(g.device) if isinstance(g, torch.Tensor) else None for g in grads]}
+        if msg.header.get("echo"):
+            reply["echo"] = encode_value([_detached(a) for a in args], tensors)
+        if msg.header.get("release"):
+            self.handles.pop(handle, None)
+        return reply
+
+    def op_release(self, msg: Message, tensors: list) -> dict:
+        for handle in msg.header.get("handles", []):
+            self.handles.pop(handle, None)
+        return {"ok": True}
+
+    # ------------------------------------------------------------------ helpers
+
+    def classes(self) -> list[dict[str, Any]]:
+        found = []
+        for name, obj in vars(self.module).items():
+            if not isinstance(obj, type) or getattr(obj, "__module__", None) != MODULE_NAME:
+                continue
+            is_function = issubclass(obj, torch.autograd.Function)
+            base = torch.autograd.Function
+            found.append({
+                "name": name[:200], "is_function": is_function,
+                "forward": callable(getattr(obj, "forward", None)) and getattr(obj, "forward", None) is not base.forward,
+                "backward": callable(getattr(obj, "backward", None)) and getattr(obj, "backward", None) is not base.backward,
+                "bases": [b.__name__[:100] for b in obj.__mro__[1:4]],
+            })
+        return found
+
+    def find(self, name: str) -> type:
+        cls = getattr(self.module, name, None)
+        if not isinstance(cls, type):
+            raise LookupError(f"class {name} not found")
+        return cls
+
+    def prepare(self, value: Any, requires_grad: bool) -> Any:
+        if not isinstance(value, torch.Tensor):
+            return value
+        value = value.to(self.device)
+        return value.requires_grad_(True) if requires_grad else value
+
+    def keep(self, out: torch.Tensor, args: list[Any], cls: type) -> int:
+        self.next_handle += 1
+        self.handles[self.next_handle] = (out, args, cls)
+        while len(self.handles) > MAX_HANDLES:
+            self.handles.popitem(last=False)
+        return self.next_handle
+
+    @staticmethod
+    def meta(out: Any) -> dict[str, Any]:
+        if not isinstance(out, torch.Tensor):
+            return {"type": type(out).__name__[:200]}
+        return {"type": "Tensor", "device": str(out.device), "requires_grad": out.requires_grad,
+                "grad_fn": type(out.grad_fn).__name__[:200] if out.grad_fn is not None else None}
+
+    @staticmethod
+    def raw_backward(cls: type, out: torch.Tensor, grad_output: torch.Tensor) -> list[Any]:
+        """What the student's backward returned, exactly, before autograd validates it."""
+        ctx = out.grad_fn
+        with torch.no_grad():
+            grads = cls.backward(ctx, grad_output)
+        return list(grads) if isinstance(grads, (tuple, list)) else [grads]
+
+    @staticmethod
+    def engine_backward(out: torch.Tensor, args: list[Any], grad_output: torch.Tensor) -> list[Any]:
+        """Gradients as autograd's engine delivers them (validating count, shape and dtype)."""
+        wanted = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+        got = iter(torch.autograd.grad(out, wanted, grad_output, retain_graph=True, allow_unused=True))
+        return [next(got) if isinstance(a, torch.Tensor) and a.requires_grad else None for a in args]
+
+    def limit_memory(self, limit: int | None) -> None:
+        if limit and self.device == "cpu":  # CUDA reserves address space far beyond any such limit
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    def describe(self, exc: BaseException) -> dict[str, Any]:
+        """The exception as text, keeping the student's own frames of the traceback."""
+        frames = traceback.extract_tb(exc.__traceback__)
+        mine = [f for f in frames if f.filename == self.path]
+        lines = traceback.format_list(mine) if mine else []
+        try:
+            lines += traceback.format_exception_only(type(exc), exc)
+            message = str(exc)[:2000]
+        except Exception:  # a student's exception whose __str__ itself raises
+            lines.append(f"{type(exc).__name__}: <unprintable>\n")
+            message = "<unprintable>"
+        text = "".join(lines)
+        if len(text) > MAX_TRACE:
+            text = text[:MAX_TRACE // 2] + "\n  ...\n" + text[-MAX_TRACE // 2:]
+        kind = "memory" if isinstance(exc, MemoryError) else "exit" if isinstance(exc, SystemExit) else "exception"
+        if not mine and isinstance(exc, RuntimeError) and self.rejected:
+            kind = "rejected"  # autograd refused what the student's backward returned
+        return {"kind": kind, "type": type(exc).__name__[:200], "message": message,
+                "traceback": text, "line": mine[-1].lineno if mine else None}
+
+
+def _detached(value: Any) -> Any:
+    return value.detach() if isinstance(value, torch.Tensor) else value
+
+
+def main(read_fd: int, write_fd: int) -> None:
+    torch.set_num_threads(1)
+    Evaluator(Channel(read_fd, write_fd)).serve()
+    sys.stdout.flush()
+    os._exit(0)

@@ -1,0 +1,183 @@
+"""Start and stop child evaluators: a clean environment, a scratch directory, deadlines, SIGKILL.
+
+Knows nothing about exercises. A `Child` is one Python process that has imported torch and
+serves requests over a `protocol.Channel`; its stdout and stderr are drained by threads into
+bounded buffers (the student's output, shown but never parsed). Every read from the child has a
+deadline, and when a child misbehaves its whole process group is killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+import gradegrad
+from gradegrad.report import StudentOutput
+from gradegrad.sandbox.protocol import Channel, ChannelClosed, ChannelTimeout, Message, ProtocolError
+
+PACKAGE_ROOT = str(Path(gradegrad.__file__).resolve().parent.parent)
+BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
+        "from gradegrad.sandbox.child import main; main(int(sys.argv[2]), int(sys.argv[3]))")
+STARTUP_TIMEOUT = 120.0  # importing torch on a cold machine; not the student's time
+OUTPUT_LIMIT = 64 << 10  # bytes of stdout and of stderr kept per submission
+KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME",
+            "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float = 30.0  # seconds per exercise (and for loading the submission)
+    memory: int | None = 4 << 30  # bytes of address space per child (CPU only)
+
+
+class ChildFault(Exception):
+    """The child could not answer: it timed out, died or sent garbage."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # "timeout" | "crash" | "protocol"
+
+
+class StudentRaised(Exception):
+    """The student's code raised; `error` is the child's description of the exception."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(str(error.get("message", "")))
+        self.error = error
+
+
+class _Drain(threading.Thread):
+    """Reads a pipe to its end, keeping the first `limit` bytes, so a flood never blocks the child."""
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.limit = stream, limit
+        self.kept = bytearray()
+        self.total = 0
+
+    def run(self) -> None:
+        while chunk := self.stream.read1(1 << 16):
+            self.total += len(chunk)
+            room = self.limit - len(self.kept)
+            if room > 0:
+                self.kept += chunk[:room]
+
+    def text(self) -> str:
+        return self.kept.decode("utf-8", errors="replace")
+
+
+def child_env(scratch: str) -> dict[str, str]:
+    """An environment with no secrets: only what Python and CUDA need."""
+    env = {k: os.environ[k] for k in KEPT_ENV if k in os.environ}
+    env.update(HOME=scratch, TMPDIR=scratch, PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.setdefault("LANG", "C.UTF-8")
+    return env
+
+
+class Child:
+    """One evaluator process for one submission."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+        self.scratch = tempfile.mkdtemp(prefix="gradegrad-")
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", BOOT, PACKAGE_ROOT, str(to_child_r), str(from_child_w)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            pass_fds=(to_child_r, from_child_w), cwd=self.scratch, env=child_env(self.scratch),
+            start_new_session=True)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self.channel = Channel(from_child_r, to_child_w)
+        self.stdout = _Drain(self.proc.stdout, OUTPUT_LIMIT)
+        self.stderr = _Drain(self.proc.stderr, OUTPUT_LIMIT)
+        self.stdout.start()
+        self.stderr.start()
+        self.alive = True
+        self.request({}, timeout=STARTUP_TIMEOUT, expect_ready=True)
+
+    def request(self, header: dict[str, Any], tensors: list[torch.Tensor] = (), *,
+                timeout: float, expect_ready: bool = False) -> Message:
+        """Send one request and wait for its answer; a student exception raises StudentRaised."""
+        if not self.alive:
+            raise ChildFault("crash", "the evaluator is no longer running")
+        deadline = time.monotonic() + max(timeout, 0.0)
+        try:
+            if not expect_ready:
+                self.channel.send(header, tensors, deadline)
+            reply = self.channel.recv(deadline)
+        except ChannelTimeout:
+            self.kill()
+            raise ChildFault("timeout", f"no answer within {timeout:g} s") from None
+        except ChannelClosed:
+            raise ChildFault("crash", self.death()) from None
+        except (ProtocolError, OSError) as exc:
+            self.kill()
+            raise ChildFault("protocol", f"the evaluator sent an invalid reply ({exc})") from None
+        if not reply.header.get("ok"):
+            error = reply.header.get("error")
+            raise StudentRaised(error if isinstance(error, dict) else {"message": "unknown error"})
+        return reply
+
+    def death(self) -> str:
+        """Why the child is gone, in a student's terms."""
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.kill()
+        if code is None:
+            return "the submission closed the grader's channel"
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+            return f"the process running the submission was killed by {name}{hint}"
+        return f"the submission ended the process running it (exit code {code})"
+
+    def kill(self) -> None:
+        """SIGKILL the child's whole process group, then reap it."""
+        if not self.alive:
+            return
+        self.alive = False
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self) -> StudentOutput:
+        """Stop the child, reap everything it started, and return what it printed."""
+        if self.alive:
+            try:
+                self.channel.send({"op": "exit"}, deadline=time.monotonic() + 1)
+                self.proc.wait(timeout=2)
+            except (ChannelTimeout, ChannelClosed, OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+        self.alive = False
+        for fd in (self.channel.read_fd, self.channel.write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.stdout.join(timeout=2)
+        self.stderr.join(timeout=2)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        truncated = self.stdout.total > OUTPUT_LIMIT or self.stderr.total > OUTPUT_LIMIT
+        return StudentOutput(self.stdout.text(), self.stderr.text(), truncated)

@@ -1,0 +1,187 @@
+"""The parent's view of a submission: load it in a child, call its Functions, proxy them.
+
+`Submission` restarts its child after a crash or a timeout (the next exercise starts fresh) and
+keeps everything the submission printed. `RemoteFunction` wraps a student's class in a local
+`torch.autograd.Function` whose forward and backward are requests to the child, so that
+`torch.autograd.gradcheck` runs here, where the submission cannot reach its verdict.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from gradegrad.report import StudentOutput
+from gradegrad.sandbox.process import OUTPUT_LIMIT, Child, ChildFault, Limits, StudentRaised
+from gradegrad.sandbox.protocol import Message, Other, encode_value
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """What the child saw of one class defined in the submission (facts, not verdicts)."""
+
+    name: str
+    is_function: bool
+    has_forward: bool
+    has_backward: bool
+    bases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The outcome of importing the submission: its classes, or the student's error."""
+
+    classes: tuple[ClassInfo, ...] = ()
+    error: dict[str, Any] | None = None  # StudentRaised.error, or {"kind": "timeout"/"crash", ...}
+
+
+@dataclass
+class ForwardResult:
+    output: Any  # a CPU tensor, or an `Other` / scalar when forward returned something else
+    meta: dict[str, Any]
+    handle: int | None
+    echo: list[Any] | None
+    versions: list[int | None] = field(default_factory=list)  # in-place writes to each argument
+
+
+@dataclass
+class BackwardResult:
+    grads: list[Any]
+    devices: list[str | None]
+    echo: list[Any] | None
+
+
+@dataclass
+class Submission:
+    """A submission loaded in a child process, restarted on demand."""
+
+    path: Path
+    device: str = "cpu"
+    limits: Limits = field(default_factory=Limits)
+    child: Child | None = None
+    outputs: list[StudentOutput] = field(default_factory=list)
+
+    def load(self) -> Loaded:
+        """(Re)start the child and import the submission in it."""
+        self.stop_child()
+        self.child = Child(self.device)
+        header = {"op": "load", "path": str(Path(self.path).resolve()), "device": self.device,
+                  "memory": self.limits.memory}
+        try:
+            reply = self.child.request(header, timeout=self.limits.timeout)
+        except StudentRaised as exc:
+            return Loaded(error=exc.error)
+        except ChildFault as exc:
+            return Loaded(error={"kind": exc.kind, "message": f"while importing the submission: {exc}",
+                                 "traceback": ""})
+        classes = reply.header.get("classes")
+        if not isinstance(classes, list):
+            return Loaded(error={"kind": "protocol", "message": "invalid class list", "traceback": ""})
+        return Loaded(classes=tuple(_class_info(c) for c in classes if isinstance(c, dict)))
+
+    def ensure(self) -> None:
+        """Start a fresh child if the last one was killed (after a timeout or a crash)."""
+        if self.child is None or not self.child.alive:
+            self.load()
+
+    def forward(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool], *,
+                timeout: float, keep: bool = True, echo: bool = False) -> ForwardResult:
+        tensors: list[torch.Tensor] = []
+        header = {"op": "forward", "class": class_name, "args": encode_value(list(args), tensors),
+                  "requires_grad": list(requires_grad), "keep": keep, "echo": echo}
+        reply = self._request(header, tensors, timeout)
+        handle = reply.header.get("handle")
+        meta = reply.header.get("meta") if isinstance(reply.header.get("meta"), dict) else {}
+        versions = reply.header.get("versions")
+        versions = [v if isinstance(v, int) else None for v in versions] if isinstance(versions, list) else []
+        return ForwardResult(reply.value(reply.header.get("output")), meta,
+                             handle if isinstance(handle, int) else None, _echo(reply), versions)
+
+    def backward(self, handle: int, grad_output: torch.Tensor, *, timeout: float, mode: str = "raw",
+                 echo: bool = False, release: bool = False) -> BackwardResult:
+        tensors: list[torch.Tensor] = []
+        header = {"op": "backward", "handle": handle, "grad_output": encode_value(grad_output, tensors),
+                  "mode": mode, "echo": echo, "release": release}
+        reply = self._request(header, tensors, timeout)
+        grads = reply.value(reply.header.get("grads"))
+        devices = reply.header.get("devices")
+        if not isinstance(grads, list):
+            grads = [grads]
+        if not isinstance(devices, list):
+            devices = [None] * len(grads)
+        return BackwardResult(grads, [d if isinstance(d, str) else None for d in devices], _echo(reply))
+
+    def _request(self, header: dict[str, Any], tensors: list[torch.Tensor], timeout: float) -> Message:
+        self.ensure()
+        return self.child.request(header, tensors, timeout=timeout)
+
+    def stop_child(self) -> None:
+        if self.child is not None:
+            self.outputs.append(self.child.close())
+            self.child = None
+
+    def close(self) -> StudentOutput:
+        """Stop the child and return everything the submission printed, bounded."""
+        self.stop_child()
+        stdout = "".join(o.stdout for o in self.outputs)[:OUTPUT_LIMIT]
+        stderr = "".join(o.stderr for o in self.outputs)[:OUTPUT_LIMIT]
+        return StudentOutput(stdout, stderr, any(o.truncated for o in self.outputs))
+
+    def __enter__(self) -> "Submission":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_child()
+
+
+def _class_info(c: dict[str, Any]) -> ClassInfo:
+    bases = c.get("bases") if isinstance(c.get("bases"), list) else []
+    return ClassInfo(str(c.get("name", ""))[:200], c.get("is_function") is True, c.get("forward") is True,
+                     c.get("backward") is True, tuple(str(b)[:100] for b in bases))
+
+
+def _echo(reply: Message) -> list[Any] | None:
+    echo = reply.header.get("echo")
+    return reply.value(echo) if echo is not None else None
+
+
+class WrongOutput(Exception):
+    """The student's forward returned something that is not a tensor."""
+
+
+def remote_function(sub: Submission, class_name: str, deadline: float) -> Callable[..., torch.Tensor]:
+    """A local callable that runs the student's Function in the child, for gradcheck.
+
+    Forward and backward are requests to the child; backward goes through the child's autograd
+    engine, which validates the student's gradients exactly as in a normal training step.
+    """
+
+    class RemoteFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, keep: bool, *args: Any) -> torch.Tensor:
+            needs = [bool(n) for n in ctx.needs_input_grad[1:]]
+            res = sub.forward(class_name, args, needs, timeout=deadline - time.monotonic(), keep=keep)
+            if not isinstance(res.output, torch.Tensor):
+                kind = res.output.type_name if isinstance(res.output, Other) else type(res.output).__name__
+                raise WrongOutput(f"forward returned {kind}, not a tensor")
+            ctx.handle = res.handle
+            return res.output.clone()
+
+        @staticmethod
+        def backward(ctx, grad_output: torch.Tensor) -> tuple[Any, ...]:
+            if ctx.handle is None:
+                raise WrongOutput("the output of forward is not connected to its inputs (no grad_fn)")
+            res = sub.backward(ctx.handle, grad_output.detach(), timeout=deadline - time.monotonic(),
+                               mode="engine")
+            grads = [g.to(grad_output.dtype) if isinstance(g, torch.Tensor) else None for g in res.grads]
+            return (None, *grads)
+
+    def call(*args: Any) -> torch.Tensor:
+        keep = torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
+        return RemoteFunction.apply(keep, *args)
+
+    return call
