@@ -29,6 +29,14 @@ CODES = {
     "sign_error": "the result has the wrong sign",
     "scale_error": "the result is off by a constant factor",
     "wrong_values": "the values differ from the reference",
+    "rejected": "autograd rejected what backward returned",
+    "detached": "forward's output is not connected to its inputs (no grad_fn)",
+    "mutates_input": "forward or backward wrote to an input in place",
+    "wrong_device": "a result left the inputs' device",
+    "not_a_function": "the class is not a torch.autograd.Function with forward and backward",
+    "missing": "the class is not in the submission",
+    "jacobian_mismatch": "gradcheck: backward disagrees with finite differences of forward",
+    "gradcheck_failed": "gradcheck failed for another reason",
 }
 
 

@@ -1,0 +1,60 @@
+"""Shared fixtures: the catalog, and graded reports cached per session (each costs a child)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gradegrad.catalog import load_catalog, resolve_rubric, select_exercises
+from gradegrad.grading import grade
+from gradegrad.options import Options
+from gradegrad.report import Report
+from gradegrad.sandbox.process import Limits
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "submissions_example"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SUBMISSIONS = FIXTURES / "submissions"
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    return load_catalog()
+
+
+_REPORTS: dict[tuple, Report] = {}
+
+
+@pytest.fixture(scope="session")
+def graded(catalog):
+    """graded(path, rubric=None, exercises=(), timeout=30) -> Report, memoised for the session."""
+
+    def run(path: Path, rubric: str | None = None, exercises: tuple[str, ...] = (), timeout: float = 30.0,
+            seed: int = 0, device: str = "cpu") -> Report:
+        key = (str(path), rubric, tuple(exercises), timeout, seed, device)
+        if key not in _REPORTS:
+            chosen = select_exercises(resolve_rubric(rubric, catalog), exercises, catalog)
+            _REPORTS[key] = grade(Path(path), chosen, catalog, Options(seed, device, Limits(timeout)))
+        return _REPORTS[key]
+
+    return run
+
+
+def exercise(report: Report, ex_id: str):
+    return next(e for e in report.exercises if e.id == ex_id)
+
+
+def check(report: Report, ex_id: str, check_id: str):
+    return next(c for c in exercise(report, ex_id).checks if c.id == check_id)

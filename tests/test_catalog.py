@@ -1,0 +1,102 @@
+"""Manifests and rubrics: the built-in ones load, and instructor mistakes name file and field."""
+
+from pathlib import Path
+
+import pytest
+
+from gradegrad.catalog import load_catalog, load_exercise, load_rubric, resolve_rubric, select_exercises
+from gradegrad.errors import ManifestError, UsageError
+
+EXPECTED = {"add", "mul", "exp", "sum", "sigmoid", "dot", "matvec", "softmax", "dropout", "leaky_relu",
+            "param_relu", "conv1d", "linear", "mse_loss", "cross_entropy"}
+
+
+def write(tmp_path: Path, text: str, name: str = "ex.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+GOOD = """
+id: tanh
+class: Tanh
+teaches: tanh's derivative is 1 - y^2.
+reference: torch.tanh(x)
+inputs:
+  - name: x
+    shape: [4]
+"""
+
+
+def test_builtin_catalog_has_every_exercise(catalog):
+    assert set(catalog) == EXPECTED
+    assert catalog["matvec"].aliases == ("MyMatVec", "Mv")
+    assert catalog["dropout"].differentiable == (0,)
+    assert all(ex.teaches.strip() for ex in catalog.values())
+
+
+def test_a_new_exercise_is_one_yaml_file(tmp_path):
+    ex = load_exercise(write(tmp_path, GOOD))
+    assert ex.id == "tanh" and ex.cases[0].name == "default" and ex.inputs[0].shape == (4,)
+
+
+@pytest.mark.parametrize("change,field,words", [
+    (("shape: [4]", "shape: four"), "inputs[0].shape", "list of non-negative integers"),
+    (("class: Tanh", "clas: Tanh"), "clas", "did you mean 'class'"),
+    (("reference: torch.tanh(x)", "reference: torch.tanh(z)"), "reference", "unknown name 'z'"),
+    (("reference: torch.tanh(x)", "reference: torch.tanh(x"), "reference", "not a valid Python expression"),
+    (("    shape: [4]", "    shape: [4]\n    domain: {kind: gaussian}"), "inputs[0].domain.kind", "expected one of"),
+])
+def test_manifest_mistakes_name_file_and_field(tmp_path, change, field, words):
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(ManifestError) as err:
+        load_exercise(path)
+    assert err.value.field == field and words in err.value.problem
+    assert str(path) in str(err.value)
+
+
+def test_invalid_yaml_gives_a_line(tmp_path):
+    with pytest.raises(ManifestError, match="line"):
+        load_exercise(write(tmp_path, "id: [unclosed\n"))
+
+
+def test_duplicate_ids_are_refused(tmp_path):
+    write(tmp_path, GOOD, "a.yaml")
+    write(tmp_path, GOOD, "b.yaml")
+    with pytest.raises(ManifestError, match="duplicate exercise id 'tanh'"):
+        load_catalog([tmp_path])
+
+
+def test_rubric_with_unknown_exercise(tmp_path, catalog):
+    path = write(tmp_path, "points: {forward: 1}\nexercises: [sigmoidd]\n", "r.yaml")
+    with pytest.raises(ManifestError, match="did you mean 'sigmoid'"):
+        load_rubric(path, catalog)
+
+
+def test_rubric_with_unknown_check(tmp_path, catalog):
+    path = write(tmp_path, "points: {fowrard: 1}\nexercises: [sigmoid]\n", "r.yaml")
+    with pytest.raises(ManifestError, match="did you mean 'forward'"):
+        load_rubric(path, catalog)
+
+
+def test_rubric_points_override_per_exercise(tmp_path, catalog):
+    path = write(tmp_path, "points: {forward: 1, backward: 2}\n"
+                           "exercises: [sigmoid, {id: matvec, points: {backward: 5}}]\n", "r.yaml")
+    rubric = load_rubric(path, catalog)
+    assert rubric.items[0].points_for("backward") == 2
+    assert rubric.items[1].points_for("backward") == 5 and rubric.items[1].points_for("forward") == 1
+
+
+def test_resolve_rubric_by_name_path_and_default(catalog):
+    assert resolve_rubric("lab1", catalog).name == "lab1"
+    default = resolve_rubric(None, catalog)
+    assert default.only_found and {it.exercise for it in default.items} == EXPECTED
+    with pytest.raises(UsageError, match="unknown rubric 'lab9'"):
+        resolve_rubric("lab9", catalog)
+
+
+def test_select_exercises(catalog):
+    rubric = select_exercises(resolve_rubric(None, catalog), ["sigmoid"], catalog)
+    assert [it.exercise for it in rubric.items] == ["sigmoid"] and not rubric.only_found
+    with pytest.raises(UsageError, match="did you mean 'sigmoid'"):
+        select_exercises(rubric, ["sigmod"], catalog)

@@ -1,0 +1,69 @@
+"""The command line as a user meets it: words on screen, exit codes, the JSON report."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import EXAMPLES, ROOT, SUBMISSIONS
+from gradegrad.cli import app
+
+runner = CliRunner()
+
+
+def run(*args, env=None):
+    return runner.invoke(app, list(map(str, args)), env={"NO_COLOR": "1", "COLUMNS": "140", **(env or {})})
+
+
+def test_complete_exits_0_with_full_marks_and_writes_json(tmp_path):
+    out = tmp_path / "report.json"
+    result = run("check", EXAMPLES / "complete.py", "--exercise", "sigmoid", "--exercise", "matvec", "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "✓ passed" in result.output and "all checks passed" in result.output
+    data = json.loads(out.read_text())
+    assert {"submission", "device", "seed", "score", "max_score", "exercises"} <= set(data)
+    assert data["score"] == data["max_score"] and data["device"] == "cpu" and data["seed"] == 0
+    ex = data["exercises"][0]
+    assert {"id", "class_name", "status", "score", "max_score", "checks"} <= set(ex)
+    assert {"id", "status", "points", "max_points", "message", "diagnosis"} <= set(ex["checks"][0])
+    assert ex["status"] in ("passed", "failed", "error", "timeout", "missing")
+
+
+def test_partial_exits_1_and_names_mistakes():
+    result = run("check", EXAMPLES / "partial.py", "-e", "sigmoid", "-e", "conv1d")
+    assert result.exit_code == 1
+    assert "sign_error" in result.output and "wrong sign" in result.output
+    assert "missing" in result.output
+
+
+@pytest.mark.parametrize("args,words", [
+    (["check", "no/such/file.py"], "submission not found"),
+    (["check", EXAMPLES / "complete.py", "--rubric", "lab9"], "unknown rubric 'lab9'"),
+    (["check", EXAMPLES / "complete.py", "--exercise", "sigmod"], "did you mean 'sigmoid'"),
+    (["check", EXAMPLES / "complete.py", "--memory", "lots"], "--memory"),
+    (["check", EXAMPLES / "complete.py", "--device", "tpu"], "unknown device"),
+])
+def test_usage_errors_are_one_line_and_exit_2(args, words):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert words in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_unavailable_is_a_usage_error():
+    result = run("check", EXAMPLES / "complete.py", "--device", "cuda")
+    assert result.exit_code == 2 and "CUDA is not available" in result.output
+
+
+def test_import_error_shows_student_traceback():
+    result = run("check", SUBMISSIONS / "raises_at_import.py")
+    assert result.exit_code == 1
+    assert "could not be loaded" in result.output and "sanity_check" in result.output
+
+
+def test_console_script_and_module_entry_points():
+    result = subprocess.run([sys.executable, "-m", "gradegrad", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and result.stdout.startswith("gradegrad ")

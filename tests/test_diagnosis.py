@@ -1,0 +1,140 @@
+"""Every diagnosis code, on tensors built the way real mistakes produce them."""
+
+import pytest
+import torch
+
+from gradegrad.catalog import Tolerance
+from gradegrad.diagnosis import CODES, diagnose_gradients, diagnose_output, diagnose_rejection
+
+TOL = Tolerance(1e-7, 1e-7)
+g = torch.Generator().manual_seed(0)
+X = torch.randn(5, generator=g, dtype=torch.float64)
+A = torch.randn(5, 7, generator=g, dtype=torch.float64)
+U = torch.randn(5, generator=g, dtype=torch.float64)
+
+
+def sigmoid_case():
+    y = torch.sigmoid(X)
+    return [U * y * (1 - y)], [y * (1 - y)]
+
+
+def diag(got, expected, ones, names=("x",), is_tensor=None):
+    return diagnose_gradients(got, expected, ones, list(names), is_tensor or [True] * len(names), TOL)
+
+
+def test_correct_gradient_has_no_finding():
+    ref, ones = sigmoid_case()
+    assert diag(ref, ref, ones) is None
+
+
+def test_sign_error():
+    ref, ones = sigmoid_case()
+    f = diag([-ref[0]], ref, ones)
+    assert f.code == "sign_error" and "wrong sign" in f.message and "`x`" in f.message
+
+
+def test_scale_error_names_the_factor():
+    ref, ones = sigmoid_case()
+    f = diag([0.9 * ref[0]], ref, ones)
+    assert f.code == "scale_error" and "0.9 times" in f.message
+
+
+def test_ignores_grad_output():
+    ref, ones = sigmoid_case()
+    f = diag(ones, ref, ones)
+    assert f.code == "ignores_grad_output" and "grad_output" in f.message
+
+
+@pytest.mark.parametrize("fill,word", [(1.0, "ones"), (0.0, "zeros")])
+def test_placeholder(fill, word):
+    ref, ones = sigmoid_case()
+    f = diag([torch.full_like(X, fill)], ref, [ones[0] * 0 + 0.5])
+    assert f.code == "placeholder" and word in f.message
+
+
+def test_swapped_gradients_same_shape():
+    y = torch.randn(5, generator=g, dtype=torch.float64)
+    ref = [U * y, U * X]
+    f = diag([ref[1], ref[0]], ref, [y, X], names=("x", "y"))
+    assert f.code == "swapped_gradients" and "`x` and `y`" in f.message
+
+
+def test_swapped_gradients_different_shapes():
+    x = torch.randn(7, generator=g, dtype=torch.float64)
+    ref = [U[:, None] * x[None, :], A.T @ U]
+    f = diag([ref[1], ref[0]], ref, ref, names=("A", "x"))
+    assert f.code == "swapped_gradients"
+
+
+def test_wrong_shape_says_which_shapes_and_spots_a_transpose():
+    x = torch.randn(7, generator=g, dtype=torch.float64)
+    ref = [U[:, None] * x[None, :], A.T @ U]
+    f = diag([ref[0].T, ref[1]], ref, ref, names=("A", "x"))
+    assert f.code == "wrong_shape" and "(7, 5)" in f.message and "(5, 7)" in f.message
+    assert "transpose" in f.message
+
+
+def test_wrong_count():
+    ref, ones = sigmoid_case()
+    f = diag([ref[0]], [ref[0], None, None], [ones[0], None, None], names=("x", "mask", "p"),
+             is_tensor=[True, True, False])
+    assert f.code == "wrong_count" and "1 value(s)" in f.message and "3 arguments" in f.message
+
+
+def test_extra_none_values_are_accepted():
+    ref, ones = sigmoid_case()
+    assert diag([ref[0], None], ref, ones) is None
+
+
+def test_missing_gradient():
+    ref, ones = sigmoid_case()
+    assert diag([None], ref, ones).code == "missing_gradient"
+
+
+def test_gradient_for_a_float_argument():
+    ref, ones = sigmoid_case()
+    f = diag([ref[0], torch.tensor(1.0)], [ref[0], None], [ones[0], None], names=("x", "p"),
+             is_tensor=[True, False])
+    assert f.code == "non_tensor_gradient" and "`p`" in f.message
+
+
+def test_not_finite():
+    ref, ones = sigmoid_case()
+    bad = ref[0].clone()
+    bad[2] = float("nan")
+    f = diag([bad], ref, ones)
+    assert f.code == "not_finite" and "nan/inf" in f.message
+
+
+def test_wrong_values_show_the_worst_element():
+    ref, ones = sigmoid_case()
+    bad = ref[0].clone()
+    bad[3] += 0.5
+    f = diag([bad], ref, ones)
+    assert f.code == "wrong_values"
+    assert f.worst.index == (3,) and f.worst.input == "x"
+    assert f.worst.got == pytest.approx(float(bad[3])) and f.worst.expected == pytest.approx(float(ref[0][3]))
+    assert "index [3]" in f.message
+
+
+def test_output_checks():
+    ref = torch.sigmoid(X)
+    assert diagnose_output(ref, ref, TOL) is None
+    assert diagnose_output(ref.float(), ref, TOL).code == "wrong_dtype"
+    assert diagnose_output(ref[:3], ref, TOL).code == "wrong_shape"
+    assert diagnose_output(None, ref, TOL).code == "wrong_type"
+    assert diagnose_output(-ref, ref, TOL).code == "sign_error"
+
+
+def test_autograd_rejections_are_explained():
+    count = diagnose_rejection("function ParamReLUBackward returned an incorrect number of gradients (expected 2, got 1)")
+    assert count.code == "wrong_count" and "1 value(s)" in count.message
+    shape = diagnose_rejection("Function MyMatVecBackward returned an invalid gradient at index 0 - got [7] "
+                               "but expected shape compatible with [5, 7]")
+    assert shape.code == "wrong_shape" and "(5, 7)" in shape.message
+
+
+def test_every_code_is_documented():
+    for code in ("sign_error", "scale_error", "ignores_grad_output", "placeholder", "swapped_gradients",
+                 "wrong_shape", "wrong_count", "not_finite"):
+        assert code in CODES

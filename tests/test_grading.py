@@ -1,0 +1,119 @@
+"""End to end on real submissions: every check, every diagnosis, from a student's file."""
+
+import pytest
+
+from conftest import EXAMPLES, SUBMISSIONS, check, exercise
+
+
+def test_complete_submission_gets_full_marks(graded, catalog):
+    report = graded(EXAMPLES / "complete.py")
+    assert report.passed and report.score == report.max_score > 0
+    assert {e.id for e in report.exercises} == set(catalog)
+    sigmoid = exercise(report, "sigmoid")
+    ids = [c.id for c in sigmoid.checks]
+    assert ids == ["found", "forward", "backward", "gradcheck", "float32", "stability", "inputs_unchanged", "device"]
+    assert check(report, "sigmoid", "device").status == "skipped"
+    assert check(report, "matvec", "needs_input_grad").status == "passed"
+
+
+PARTIAL = {  # exercise: (status, failing check, diagnosis)
+    "sigmoid": ("failed", "backward", "sign_error"),
+    "sum": ("failed", "backward", "ignores_grad_output"),
+    "softmax": ("failed", "backward", "placeholder"),
+    "matvec": ("failed", "backward", "swapped_gradients"),
+    "dropout": ("failed", "backward", "scale_error"),
+    "param_relu": ("failed", "backward", "wrong_count"),
+}
+
+
+def test_partial_submission_diagnoses(graded):
+    report = graded(EXAMPLES / "partial.py", rubric="all")
+    assert not report.passed
+    for ex_id, (status, check_id, code) in PARTIAL.items():
+        ex = exercise(report, ex_id)
+        assert ex.status == status, ex_id
+        assert ex.first_problem.id == check_id and ex.first_problem.diagnosis == code, ex_id
+    for ex_id in ("add", "mul", "exp", "dot", "linear", "leaky_relu", "mse_loss"):
+        assert exercise(report, ex_id).status == "passed", ex_id
+    for ex_id in ("conv1d", "cross_entropy"):
+        assert exercise(report, ex_id).status == "missing" and exercise(report, ex_id).score == 0
+
+
+@pytest.mark.parametrize("fixture,ex_id,check_id,code", [
+    ("sign_error.py", "sigmoid", "backward", "sign_error"),
+    ("scale_error.py", "exp", "backward", "scale_error"),
+    ("ignores_grad_output.py", "sigmoid", "backward", "ignores_grad_output"),
+    ("placeholder.py", "softmax", "backward", "placeholder"),
+    ("placeholder.py", "exp", "backward", "placeholder"),
+    ("swapped.py", "mul", "backward", "swapped_gradients"),
+    ("swapped.py", "matvec", "backward", "swapped_gradients"),
+    ("wrong_shape.py", "sum", "backward", "wrong_shape"),
+    ("wrong_shape.py", "matvec", "backward", "wrong_shape"),
+    ("wrong_count.py", "dropout", "backward", "wrong_count"),
+    ("not_finite.py", "softmax", "stability", "not_finite"),
+    ("not_finite.py", "sigmoid", "stability", "not_finite"),
+    ("needs_input_grad.py", "matvec", "needs_input_grad", "missing_gradient"),
+    ("float32_broken.py", "exp", "float32", "wrong_dtype"),
+    ("mutates_input.py", "exp", "inputs_unchanged", "mutates_input"),
+    ("mutates_input.py", "sigmoid", "inputs_unchanged", "mutates_input"),
+    ("not_a_function.py", "exp", "found", "not_a_function"),
+    ("not_a_function.py", "sigmoid", "found", "not_a_function"),
+])
+def test_each_mistake_is_named(graded, fixture, ex_id, check_id, code):
+    report = graded(SUBMISSIONS / fixture)
+    problem = exercise(report, ex_id).first_problem
+    assert problem.id == check_id and problem.diagnosis == code, problem
+
+
+def test_wrong_values_report_the_worst_element(graded):
+    c = check(graded(SUBMISSIONS / "sign_error.py"), "sigmoid", "backward")
+    assert c.worst.input == "x" and c.worst.got == pytest.approx(-c.worst.expected)
+
+
+def test_gradcheck_runs_on_the_students_own_function(graded):
+    report = graded(SUBMISSIONS / "sign_error.py")
+    gc = check(report, "sigmoid", "gradcheck")
+    assert gc.status == "failed" and "gradcheck" in gc.message and "`x`" in gc.message
+    assert check(graded(EXAMPLES / "complete.py"), "matvec", "gradcheck").status == "passed"
+
+
+def test_near_miss_gets_did_you_mean(graded):
+    report = graded(SUBMISSIONS / "near_miss.py")
+    sig = exercise(report, "sigmoid")
+    assert sig.status == "missing" and sig.hint == "did you mean Sigmod? rename it Sigmoid"
+    assert "MatVecFunction" in exercise(report, "matvec").hint
+
+
+def test_exception_at_import_shows_the_students_traceback(graded):
+    report = graded(SUBMISSIONS / "raises_at_import.py", rubric="lab1")
+    assert not report.passed and "RuntimeError" in report.error
+    assert "raises_at_import.py" in report.error_traceback and "sanity_check" in report.error_traceback
+    assert "gradegrad" not in report.error_traceback.replace("raises_at_import", "")
+    assert all(e.status == "error" and e.score == 0 for e in report.exercises)
+
+
+def test_exception_in_backward_costs_that_exercise_only(graded):
+    report = graded(SUBMISSIONS / "raises_in_backward.py")
+    exp = exercise(report, "exp")
+    assert exp.status == "error" and "ValueError" in exp.first_problem.message
+    assert "exp_grad" in exp.first_problem.traceback and "child.py" not in exp.first_problem.traceback
+    assert exercise(report, "add").status == "passed"
+
+
+def test_hang_times_out_and_the_rest_is_graded(graded):
+    report = graded(SUBMISSIONS / "hangs.py", timeout=3)
+    exp = exercise(report, "exp")
+    assert exp.status == "timeout" and "time limit" in exp.first_problem.message
+    assert exercise(report, "add").status == "passed"
+
+
+def test_student_output_is_captured_not_parsed(graded):
+    report = graded(SUBMISSIONS / "prints.py")
+    assert "hello from the student" in report.output.stdout and "TOTAL 100/100" in report.output.stderr
+    assert report.passed and report.score == report.max_score
+
+
+def test_same_seed_same_report(graded):
+    a = graded(SUBMISSIONS / "scale_error.py", seed=7).to_dict()
+    b = graded(SUBMISSIONS / "scale_error.py", seed=7, timeout=29).to_dict()
+    assert a == b
