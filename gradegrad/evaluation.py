@@ -136,6 +136,7 @@ class Runner:
         return remote_function(self.sub, self.class_name, self.deadline)
 
     def _record(self, fault: Fault) -> Fault:
+        """Remember a fault that ended the child: the exercise's remaining checks are not run."""
         if fault.kind in ("timeout", "crash", "protocol"):
-            self.dead = fault
+            self.dead = Fault(fault.kind, f"not run: {fault.message}", fault.traceback)
         return fault

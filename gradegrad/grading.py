@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Mapping
 
@@ -44,13 +45,23 @@ def _rubric_checks(ex: Exercise, item: RubricItem) -> list[str]:
     return [cid for cid, _ in item.points if applies(cid, ex)]
 
 
-def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match, options: Options) -> ExerciseResult:
-    """Run the rubric's checks for one exercise, in order; `found` gates the others."""
+def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match, options: Options,
+                   budget: float | None = None) -> ExerciseResult:
+    """Run the rubric's checks for one exercise, in order; `found` gates the others.
+
+    `budget` is what is left of the submission's time limit; the exercise gets the smaller of it
+    and the per-exercise limit.
+    """
     ids = _rubric_checks(ex, item)
     if match.info is None:
         missing = Verdict("failed", f"no class {ex.class_name} in the submission", "missing")
         return _exercise_result(ex, item, None, "missing", {cid: missing for cid in ids}, match.hint)
-    runner = Runner(sub, ex, match.info.name, options.seed, options.limits.timeout)
+    limit = options.limits.timeout if budget is None else min(options.limits.timeout, budget)
+    if limit <= 0:
+        over = Verdict("error", f"not run: the submission's time limit "
+                       f"({options.limits.submission_timeout:g} s) was reached", timed_out=True)
+        return _exercise_result(ex, item, match.info.name, "timeout", {cid: over for cid in ids})
+    runner = Runner(sub, ex, match.info.name, options.seed, limit)
     ctx = CheckContext(ex, match.info, runner, options.device)
     checks = registered()
     found = checks["found"](ctx)
@@ -105,18 +116,19 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
                 results = [_load_failure(ex, it, loaded) for ex, it in exercises]
         else:
             matches = match_all([ex for ex, _ in exercises], loaded.classes)
+            deadline = time.monotonic() + options.limits.submission_timeout
             for ex, it in exercises:
                 m = matches[ex.id]
                 if m.info is None and rubric.only_found and not m.hint:
                     continue
-                results.append(grade_exercise(sub, ex, it, m, options))
+                results.append(grade_exercise(sub, ex, it, m, options, deadline - time.monotonic()))
             if rubric.only_found:
                 notes.append(_found_note(results, catalog))
     finally:
         output = sub.close()
     return Report(str(path), options.device, options.seed, rubric.name,
                   sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
-                  output, tuple(notes), error, traceback, gradegrad.__version__)
+                  output, tuple(notes), error, traceback, sub.protections, gradegrad.__version__)
 
 
 def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) -> str:

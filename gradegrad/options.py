@@ -47,7 +47,9 @@ def parse_memory(text: str) -> int | None:
     return size
 
 
-def make_options(seed: int, device: str, timeout: float, memory: str) -> Options:
-    if timeout <= 0:
-        raise UsageError(f"--timeout {timeout:g}: must be a positive number of seconds")
-    return Options(seed, resolve_device(device), Limits(timeout, parse_memory(memory)))
+def make_options(seed: int, device: str, timeout: float, memory: str,
+                 submission_timeout: float = Limits.submission_timeout) -> Options:
+    for flag, value in (("--timeout", timeout), ("--submission-timeout", submission_timeout)):
+        if value <= 0:
+            raise UsageError(f"{flag} {value:g}: must be a positive number of seconds")
+    return Options(seed, resolve_device(device), Limits(timeout, parse_memory(memory), submission_timeout))

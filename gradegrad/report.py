@@ -96,6 +96,7 @@ class Report:
     notes: tuple[str, ...] = ()  # grader remarks, e.g. "graded the 3 exercises found"
     error: str | None = None  # the submission could not be loaded at all
     error_traceback: str | None = None  # the student's frames, when importing it raised
+    protections: tuple[str, ...] = ()  # kernel protections active in the student's process
     gradegrad_version: str = ""
     schema_version: int = SCHEMA_VERSION
 
@@ -115,6 +116,7 @@ class Report:
             exercises=tuple(ExerciseResult.from_dict(e) for e in d["exercises"]),
             output=StudentOutput(**d.get("output", {})), notes=tuple(d.get("notes", ())),
             error=d.get("error"), error_traceback=d.get("error_traceback"),
+            protections=tuple(d.get("protections", ())),
             gradegrad_version=d.get("gradegrad_version", ""),
             schema_version=d.get("schema_version", SCHEMA_VERSION),
         )

@@ -113,4 +113,6 @@ def render_scorecard(report: Report, console: Console) -> None:
         console.print(panel)
     for note in report.notes:
         console.print(Text(note, "dim"))
+    shield = ", ".join(report.protections) or "none available on this system"
+    console.print(Text(f"sandbox: separate process; kernel protections: {shield}", "dim"))
     console.print(_total(report))

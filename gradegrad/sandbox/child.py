@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import resource
 import sys
 import traceback
 from collections import OrderedDict
@@ -18,6 +17,7 @@ from typing import Any
 
 import torch
 
+from gradegrad.sandbox.confine import confine
 from gradegrad.sandbox.protocol import Channel, Message, encode_value
 
 MODULE_NAME = "submission"
@@ -57,12 +57,18 @@ class Evaluator:
                 reply = {"ok": False, "error": self.describe(exc)}
             self.channel.send(reply, tensors)
 
-    def op_load(self, msg: Message, tensors: list) -> dict:
+    def op_confine(self, msg: Message, tensors: list) -> dict:
+        """Set up the device and the kernel protections, before any student code runs."""
         self.path = str(Path(msg.header["path"]).resolve())
         self.device = msg.header.get("device", "cpu")
         if self.device != "cpu":
             torch.empty(0, device=self.device)  # initialise CUDA here, in the child only
-        self.limit_memory(msg.header.get("memory"))
+        active = []
+        if msg.header.get("confine", True):
+            active = confine(self.path, os.getcwd(), msg.header.get("memory"), self.device == "cpu")
+        return {"ok": True, "protections": active}
+
+    def op_load(self, msg: Message, tensors: list) -> dict:
         sys.path.append(str(Path(self.path).parent))  # last: cannot shadow torch or numpy
         spec = importlib.util.spec_from_file_location(MODULE_NAME, self.path)
         module = importlib.util.module_from_spec(spec)
@@ -166,10 +172,6 @@ class Evaluator:
         got = iter(torch.autograd.grad(out, wanted, grad_output, retain_graph=True, allow_unused=True))
         return [next(got) if isinstance(a, torch.Tensor) and a.requires_grad else None for a in args]
 
-    def limit_memory(self, limit: int | None) -> None:
-        if limit and self.device == "cpu":  # CUDA reserves address space far beyond any such limit
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
     def describe(self, exc: BaseException) -> dict[str, Any]:
         """The exception as text, keeping the student's own frames of the traceback."""
         frames = traceback.extract_tb(exc.__traceback__)
@@ -184,7 +186,9 @@ class Evaluator:
         text = "".join(lines)
         if len(text) > MAX_TRACE:
             text = text[:MAX_TRACE // 2] + "\n  ...\n" + text[-MAX_TRACE // 2:]
-        kind = "memory" if isinstance(exc, MemoryError) else "exit" if isinstance(exc, SystemExit) else "exception"
+        kind = "exit" if isinstance(exc, SystemExit) else "exception"
+        if isinstance(exc, MemoryError) or "can't allocate memory" in message:
+            kind = "memory"
         if not mine and isinstance(exc, RuntimeError) and self.rejected:
             kind = "rejected"  # autograd refused what the student's backward returned
         return {"kind": kind, "type": type(exc).__name__[:200], "message": message,
@@ -196,6 +200,7 @@ def _detached(value: Any) -> Any:
 
 
 def main(read_fd: int, write_fd: int) -> None:
+    sys.dont_write_bytecode = True
     torch.set_num_threads(1)
     Evaluator(Channel(read_fd, write_fd)).serve()
     sys.stdout.flush()

@@ -9,6 +9,7 @@ deadline, and when a child misbehaves its whole process group is killed with SIG
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import torch
 
 import gradegrad
 from gradegrad.report import StudentOutput
+from gradegrad.sandbox import reaper
 from gradegrad.sandbox.protocol import Channel, ChannelClosed, ChannelTimeout, Message, ProtocolError
 
 PACKAGE_ROOT = str(Path(gradegrad.__file__).resolve().parent.parent)
@@ -39,6 +41,8 @@ KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES",
 class Limits:
     timeout: float = 30.0  # seconds per exercise (and for loading the submission)
     memory: int | None = 4 << 30  # bytes of address space per child (CPU only)
+    submission_timeout: float = 600.0  # seconds for all the exercises of one submission
+    confine: bool = True  # apply Landlock/seccomp where the kernel offers them
 
 
 class ChildFault(Exception):
@@ -77,10 +81,10 @@ class _Drain(threading.Thread):
         return self.kept.decode("utf-8", errors="replace")
 
 
-def child_env(scratch: str) -> dict[str, str]:
-    """An environment with no secrets: only what Python and CUDA need."""
+def child_env(scratch: str, token: str) -> dict[str, str]:
+    """An environment with no secrets: only what Python and CUDA need, and the sweep's token."""
     env = {k: os.environ[k] for k in KEPT_ENV if k in os.environ}
-    env.update(HOME=scratch, TMPDIR=scratch, PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0",
+    env.update({reaper.TOKEN_VAR: token}, HOME=scratch, TMPDIR=scratch, PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0",
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.setdefault("LANG", "C.UTF-8")
     return env
@@ -92,13 +96,17 @@ class Child:
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
         self.scratch = tempfile.mkdtemp(prefix="gradegrad-")
+        self.token = secrets.token_hex(8)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", BOOT, PACKAGE_ROOT, str(to_child_r), str(from_child_w)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=(to_child_r, from_child_w), cwd=self.scratch, env=child_env(self.scratch),
-            start_new_session=True)
+        reaper.enable_subreaper()
+        with reaper.LOCK:  # a sweep in another thread must not mistake this child for a stray
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", BOOT, PACKAGE_ROOT, str(to_child_r), str(from_child_w)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                pass_fds=(to_child_r, from_child_w), cwd=self.scratch, env=child_env(self.scratch, self.token),
+                start_new_session=True)
+            reaper.LIVE.add(self.proc.pid)
         os.close(to_child_r)
         os.close(from_child_w)
         self.channel = Channel(from_child_r, to_child_w)
@@ -148,7 +156,7 @@ class Child:
         return f"the submission ended the process running it (exit code {code})"
 
     def kill(self) -> None:
-        """SIGKILL the child's whole process group, then reap it."""
+        """SIGKILL the child's process group, reap it, then sweep whatever it started."""
         if not self.alive:
             return
         self.alive = False
@@ -160,6 +168,9 @@ class Child:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        with reaper.LOCK:
+            reaper.LIVE.discard(self.proc.pid)
+        reaper.sweep(self.token, self.proc.pid)
 
     def close(self) -> StudentOutput:
         """Stop the child, reap everything it started, and return what it printed."""

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from gradegrad.report import StudentOutput
-from gradegrad.sandbox.process import OUTPUT_LIMIT, Child, ChildFault, Limits, StudentRaised
+from gradegrad.sandbox.process import OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, ChildFault, Limits, StudentRaised
 from gradegrad.sandbox.protocol import Message, Other, encode_value
 
 
@@ -64,15 +64,19 @@ class Submission:
     limits: Limits = field(default_factory=Limits)
     child: Child | None = None
     outputs: list[StudentOutput] = field(default_factory=list)
+    protections: tuple[str, ...] = ()  # reported by the child before the submission's code ran
 
     def load(self) -> Loaded:
         """(Re)start the child and import the submission in it."""
         self.stop_child()
         self.child = Child(self.device)
-        header = {"op": "load", "path": str(Path(self.path).resolve()), "device": self.device,
-                  "memory": self.limits.memory}
+        path = str(Path(self.path).resolve())
         try:
-            reply = self.child.request(header, timeout=self.limits.timeout)
+            confined = self.child.request({"op": "confine", "path": path, "device": self.device,
+                                           "memory": self.limits.memory, "confine": self.limits.confine},
+                                          timeout=STARTUP_TIMEOUT)
+            self.protections = tuple(str(p) for p in confined.header.get("protections", []))
+            reply = self.child.request({"op": "load", "path": path}, timeout=self.limits.timeout)
         except StudentRaised as exc:
             return Loaded(error=exc.error)
         except ChildFault as exc:

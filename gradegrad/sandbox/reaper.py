@@ -1,0 +1,98 @@
+"""Make sure no process a submission started outlives its grading.
+
+The grader becomes a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so a submission's orphaned
+or daemonised processes are re-parented to it instead of to init. After a child is killed,
+`sweep` SIGKILLs every process that (a) carries the child's token in its environment, (b) is in
+the child's session, or (c) was re-parented to the grader and is not one of its live evaluators;
+it repeats until nothing is left, so a fork loop cannot outrun it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import threading
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+TOKEN_VAR = "GRADEGRAD_SANDBOX"
+LOCK = threading.RLock()  # held while starting a child and while sweeping
+LIVE: set[int] = set()  # pids of evaluator processes that are still ours
+_enabled = False
+
+
+def enable_subreaper() -> bool:
+    global _enabled
+    if not _enabled:
+        try:
+            _enabled = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            _enabled = False
+    return _enabled
+
+
+def _processes() -> list[tuple[int, int, int, str]]:
+    """(pid, ppid, session id, state) of every process we can see."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        found.append((int(entry), int(fields[1]), int(fields[3]), fields[0]))
+    return found
+
+
+def _has_token(pid: int, token: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return f"{TOKEN_VAR}={token}".encode() in fh.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def _strays(token: str, sid: int) -> list[tuple[int, int]]:
+    me = os.getpid()
+    strays = []
+    for pid, ppid, session, state in _processes():
+        if pid == me or pid in LIVE:
+            continue
+        orphan = _enabled and ppid == me
+        if state == "Z":
+            if orphan:
+                strays.append((pid, ppid))  # a zombie re-parented to us: reap it
+            continue
+        if session == sid or orphan or _has_token(pid, token):
+            strays.append((pid, ppid))
+    return strays
+
+
+def sweep(token: str, sid: int, rounds: int = 200) -> int:
+    """SIGKILL what is left of one child's processes; returns how many were killed."""
+    if not os.path.isdir("/proc"):
+        return 0
+    killed = 0
+    with LOCK:
+        for _ in range(rounds):
+            strays = _strays(token, sid)
+            if not strays:
+                break
+            for pid, ppid in strays:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.005)
+            for pid, ppid in strays:
+                if ppid == os.getpid():
+                    try:
+                        os.waitpid(pid, os.WNOHANG)
+                    except ChildProcessError:
+                        pass
+    return killed
