@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import difflib
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -24,7 +25,7 @@ BUILTIN_RUBRICS = DATA_ROOT / "rubrics"
 EXERCISES_ENV = "GRADEGRAD_EXERCISES"
 
 CHECK_IDS = ("found", "forward", "backward", "gradcheck", "needs_input_grad", "float32",
-             "stability", "inputs_unchanged", "device")
+             "stability", "inputs_unchanged", "device", "hand_written")
 INPUT_KINDS = ("tensor", "float", "int")
 DTYPES = ("float", "long")
 DOMAIN_FIELDS = {
@@ -96,6 +97,7 @@ class Exercise:
     tolerance64: Tolerance
     tolerance32: Tolerance
     path: str
+    forbidden: tuple[str, ...] = ()  # aten ops a hand-written backward must not call
 
     @property
     def inputs(self) -> tuple[InputSpec, ...]:
@@ -308,7 +310,7 @@ def _tolerance(path: Path, data: Any) -> tuple[Tolerance, Tolerance]:
 
 
 _EXERCISE_FIELDS = ("id", "class", "aliases", "teaches", "formula", "reference", "inputs", "cases",
-                    "tolerance")
+                    "tolerance", "forbidden")
 
 
 def load_exercise(path: Path) -> Exercise:
@@ -334,8 +336,12 @@ def load_exercise(path: Path) -> Exercise:
     if len({c.name for c in cases}) != len(cases):
         raise f.error("cases", "case names must be unique")
     tol64, tol32 = _tolerance(path, f.data.get("tolerance"))
+    forbidden = f.get("forbidden", list, [], "a list of aten op names, e.g. [aten::sigmoid_backward]")
+    if not all(isinstance(op, str) and re.fullmatch(r"(aten::)?\w+", op) for op in forbidden):
+        raise f.error("forbidden", f"expected aten op names such as aten::sigmoid_backward, got {forbidden!r}")
+    forbidden = tuple(op if op.startswith("aten::") else f"aten::{op}" for op in forbidden)
     return Exercise(ex_id, class_name, tuple(aliases), f.text("teaches"), f.text("formula", ""),
-                    _reference(path, f.text("reference"), names), cases, tol64, tol32, str(path))
+                    _reference(path, f.text("reference"), names), cases, tol64, tol32, str(path), forbidden)
 
 
 def exercise_dirs() -> list[Path]:

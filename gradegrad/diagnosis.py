@@ -37,6 +37,8 @@ CODES = {
     "missing": "the class is not in the submission",
     "jacobian_mismatch": "gradcheck: backward disagrees with finite differences of forward",
     "gradcheck_failed": "gradcheck failed for another reason",
+    "uses_autograd": "the Function asks autograd for its gradient instead of deriving it",
+    "uses_reference_backward": "backward calls PyTorch's own derivative kernel of the operation",
 }
 
 

@@ -50,6 +50,9 @@ class Evaluation:
     echo_forward: list[Any] | None = None
     echo_backward: list[Any] | None = None
     versions: list[int | None] = field(default_factory=list)  # in-place writes during forward
+    forward_ops: tuple[str, ...] = ()
+    backward_ops: tuple[str, ...] = ()
+    used_autograd: str = ""  # "forward" or "backward" when the student's code ran autograd's engine
     fault: Fault | None = None
     phase: str = ""  # where the fault happened: forward or backward
 
@@ -110,6 +113,7 @@ class Runner:
             ev.phase = "forward"
             res = self.sub.forward(self.class_name, ev.args, mask, timeout=self.remaining(), echo=True)
             ev.output, ev.meta, ev.echo_forward, ev.versions = res.output, res.meta, res.echo, res.versions
+            ev.forward_ops, ev.used_autograd = res.ops, "forward" if res.autograd else ""
             if not isinstance(ev.output, torch.Tensor) or res.handle is None:
                 return ev  # nothing to differentiate; the checks explain why
             ev.phase = "backward"
@@ -117,6 +121,9 @@ class Runner:
             back = self.sub.backward(res.handle, ev.grad_output, timeout=self.remaining(), mode=mode,
                                      echo=True, release=True)
             ev.grads, ev.grad_devices, ev.echo_backward = back.grads, back.devices, back.echo
+            ev.backward_ops = back.ops
+            if back.autograd and mode == "raw":
+                ev.used_autograd = ev.used_autograd or "backward"
             ev.phase = ""
         except (StudentRaised, ChildFault) as exc:
             ev.fault = self._record(fault_from(exc, ev.phase, self.timeout))

@@ -25,11 +25,13 @@ def _result(cid: str, verdict: Verdict, max_points: float) -> CheckResult:
                        verdict.worst, verdict.traceback)
 
 
-def _status(verdicts: list[Verdict]) -> str:
-    if any(v.timed_out for v in verdicts):
+def _status(verdicts: dict[str, Verdict], item: RubricItem) -> str:
+    """The exercise's status; a failed check worth 0 points is a flag and does not fail it."""
+    counted = [v for cid, v in verdicts.items() if cid == "found" or item.points_for(cid) > 0 or v.status == "error"]
+    if any(v.timed_out for v in counted):
         return "timeout"
     for status in ("error", "failed"):
-        if any(v.status == status for v in verdicts):
+        if any(v.status == status for v in counted):
             return status
     return "passed"
 
@@ -71,7 +73,7 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
             verdicts[cid] = found if cid == "found" else Verdict("failed", "not run: " + found.message)
         else:
             verdicts[cid] = checks[cid](ctx)
-    return _exercise_result(ex, item, match.info.name, _status(list(verdicts.values())), verdicts)
+    return _exercise_result(ex, item, match.info.name, _status(verdicts, item), verdicts)
 
 
 def _load_failure(ex: Exercise, item: RubricItem, loaded: Loaded) -> ExerciseResult:

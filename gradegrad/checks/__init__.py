@@ -80,6 +80,6 @@ def applies(check_id: str, ex: Exercise) -> bool:
 
 def registered() -> dict[str, Check]:
     """Every check, in the order of CHECK_IDS (importing the modules registers them)."""
-    from gradegrad.checks import found, gradcheck, hygiene, values, grad_mask  # noqa: F401
+    from gradegrad.checks import authorship, found, gradcheck, grad_mask, hygiene, values  # noqa: F401
 
     return {cid: REGISTRY[cid] for cid in CHECK_IDS}

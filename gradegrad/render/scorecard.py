@@ -38,6 +38,8 @@ def _feedback(ex: ExerciseResult) -> Text:
         text.append(ex.hint, "yellow")
     problem = ex.first_problem
     if problem is not None and ex.status != "missing":
+        if problem.max_points == 0 and problem.status == "failed":
+            text.append("flag ", "bold yellow")  # worth no points: shown, not scored
         text.append(f"{problem.id}: ", "bold")
         text.append(problem.message)
         if problem.diagnosis:

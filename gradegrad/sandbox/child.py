@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gradegrad.sandbox.confine import confine
 from gradegrad.sandbox.protocol import Channel, Message, encode_value
@@ -23,6 +24,29 @@ from gradegrad.sandbox.protocol import Channel, Message, encode_value
 MODULE_NAME = "submission"
 MAX_HANDLES = 256  # live forward graphs kept for later backward calls
 MAX_TRACE = 8000
+MAX_OPS = 500
+
+
+class OpRecorder(TorchDispatchMode):
+    """Records the aten ops the student's code runs, and whether autograd's engine ran them.
+
+    A fact for the `hand_written` check. The student can switch a dispatch mode off; see
+    SECURITY.md for what this does and does not prove.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: set[str] = set()
+        self.autograd = False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.add(str(func._schema.name)[:100])
+        if torch._C._current_graph_task_id() != -1:  # inside torch.autograd.grad / .backward()
+            self.autograd = True
+        return func(*args, **(kwargs or {}))
+
+    def names(self) -> list[str]:
+        return sorted(self.ops)[:MAX_OPS]
 
 
 class Evaluator:
@@ -80,8 +104,10 @@ class Evaluator:
     def op_forward(self, msg: Message, tensors: list) -> dict:
         cls = self.find(msg.header["class"])
         args = [self.prepare(a, rg) for a, rg in zip(msg.value(msg.header["args"]), msg.header["requires_grad"])]
-        out = cls.apply(*args)
-        reply: dict[str, Any] = {"ok": True, "output": encode_value(out, tensors), "meta": self.meta(out)}
+        with OpRecorder() as ops:
+            out = cls.apply(*args)
+        reply: dict[str, Any] = {"ok": True, "output": encode_value(out, tensors), "meta": self.meta(out),
+                                 "ops": ops.names(), "autograd": ops.autograd}
         if msg.header.get("keep") and isinstance(out, torch.Tensor) and out.grad_fn is not None:
             reply["handle"] = self.keep(out, args, cls)
         if msg.header.get("echo"):
@@ -95,14 +121,17 @@ class Evaluator:
             raise LookupError("the forward result was released")
         out, args, cls = self.handles[handle]
         grad_output = msg.value(msg.header["grad_output"]).to(out.device)
+        ops = OpRecorder()
         if msg.header.get("mode") == "raw":
-            grads = self.raw_backward(cls, out, grad_output)
+            with ops:
+                grads = self.raw_backward(cls, out, grad_output)
         else:
             self.rejected = True
             grads = self.engine_backward(out, args, grad_output)
             self.rejected = False
         reply: dict[str, Any] = {"ok": True, "grads": encode_value(grads, tensors),
-                                 "devices": [str(g.device) if isinstance(g, torch.Tensor) else None for g in grads]}
+                                 "devices": [str(g.device) if isinstance(g, torch.Tensor) else None for g in grads],
+                                 "ops": ops.names(), "autograd": ops.autograd}
         if msg.header.get("echo"):
             reply["echo"] = encode_value([_detached(a) for a in args], tensors)
         if msg.header.get("release"):

@@ -46,6 +46,8 @@ class ForwardResult:
     handle: int | None
     echo: list[Any] | None
     versions: list[int | None] = field(default_factory=list)  # in-place writes to each argument
+    ops: tuple[str, ...] = ()  # aten ops forward ran
+    autograd: bool = False  # forward ran autograd's engine
 
 
 @dataclass
@@ -53,6 +55,8 @@ class BackwardResult:
     grads: list[Any]
     devices: list[str | None]
     echo: list[Any] | None
+    ops: tuple[str, ...] = ()  # aten ops the student's backward ran (raw mode)
+    autograd: bool = False  # backward ran autograd's engine (torch.autograd.grad, .backward())
 
 
 @dataclass
@@ -103,7 +107,8 @@ class Submission:
         versions = reply.header.get("versions")
         versions = [v if isinstance(v, int) else None for v in versions] if isinstance(versions, list) else []
         return ForwardResult(reply.value(reply.header.get("output")), meta,
-                             handle if isinstance(handle, int) else None, _echo(reply), versions)
+                             handle if isinstance(handle, int) else None, _echo(reply), versions,
+                             *_ops(reply))
 
     def backward(self, handle: int, grad_output: torch.Tensor, *, timeout: float, mode: str = "raw",
                  echo: bool = False, release: bool = False) -> BackwardResult:
@@ -117,7 +122,8 @@ class Submission:
             grads = [grads]
         if not isinstance(devices, list):
             devices = [None] * len(grads)
-        return BackwardResult(grads, [d if isinstance(d, str) else None for d in devices], _echo(reply))
+        return BackwardResult(grads, [d if isinstance(d, str) else None for d in devices], _echo(reply),
+                              *_ops(reply))
 
     def _request(self, header: dict[str, Any], tensors: list[torch.Tensor], timeout: float) -> Message:
         self.ensure()
@@ -146,6 +152,12 @@ def _class_info(c: dict[str, Any]) -> ClassInfo:
     bases = c.get("bases") if isinstance(c.get("bases"), list) else []
     return ClassInfo(str(c.get("name", ""))[:200], c.get("is_function") is True, c.get("forward") is True,
                      c.get("backward") is True, tuple(str(b)[:100] for b in bases))
+
+
+def _ops(reply: Message) -> tuple[tuple[str, ...], bool]:
+    ops = reply.header.get("ops")
+    ops = tuple(str(o)[:100] for o in ops[:500]) if isinstance(ops, list) else ()
+    return ops, reply.header.get("autograd") is True
 
 
 def _echo(reply: Message) -> list[Any] | None:

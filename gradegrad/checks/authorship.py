@@ -1,0 +1,26 @@
+"""`hand_written`: backward derives its numbers instead of asking autograd for them.
+
+Reads what the child recorded while the student's code ran (aten ops, and whether autograd's
+engine ran) and compares it with the exercise's `forbidden` list. A flag by default (the `all`
+rubric gives it 0 points); a rubric can give it points.
+"""
+
+from __future__ import annotations
+
+from gradegrad.checks import CheckContext, Verdict, check
+from gradegrad.checks.values import ordinary_cases
+
+
+@check("hand_written")
+def hand_written(ctx: CheckContext) -> Verdict:
+    ev = ctx.runner.evaluate(ordinary_cases(ctx)[0])
+    if ev.fault:
+        return Verdict.fault(ev.fault)
+    if ev.used_autograd:
+        return Verdict("failed", f"{ev.used_autograd} calls autograd (torch.autograd.grad or .backward()) "
+                       "instead of computing the gradient by hand", "uses_autograd")
+    called = sorted(set(ev.backward_ops) & set(ctx.exercise.forbidden))
+    if called:
+        return Verdict("failed", f"backward calls {', '.join(called)}, PyTorch's own derivative of this "
+                       "operation: derive it by hand", "uses_reference_backward")
+    return Verdict.passed()
