@@ -1,3 +1,3 @@
-from gradegrad.cli import main
+from gradegrad.entry import main
 
 main()

@@ -39,6 +39,10 @@ class OpRecorder(TorchDispatchMode):
         self.ops: set[str] = set()
         self.autograd = False
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # else torch wraps __torch_dispatch__ and imports torch._dynamo (a second)
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.ops.add(str(func._schema.name)[:100])
         if torch._C._current_graph_task_id() != -1:  # inside torch.autograd.grad / .backward()

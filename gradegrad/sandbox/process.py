@@ -23,18 +23,16 @@ from typing import Any, BinaryIO
 
 import torch
 
-import gradegrad
 from gradegrad.report import StudentOutput
 from gradegrad.sandbox import reaper
+from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
+from gradegrad.sandbox.zygote import zygote_server
 from gradegrad.sandbox.protocol import Channel, ChannelClosed, ChannelTimeout, Message, ProtocolError
 
-PACKAGE_ROOT = str(Path(gradegrad.__file__).resolve().parent.parent)
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
         "from gradegrad.sandbox.child import main; main(int(sys.argv[2]), int(sys.argv[3]))")
 STARTUP_TIMEOUT = 120.0  # importing torch on a cold machine; not the student's time
 OUTPUT_LIMIT = 64 << 10  # bytes of stdout and of stderr kept per submission
-KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME",
-            "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
 
 
 @dataclass(frozen=True)
@@ -81,41 +79,67 @@ class _Drain(threading.Thread):
         return self.kept.decode("utf-8", errors="replace")
 
 
-def child_env(scratch: str, token: str) -> dict[str, str]:
-    """An environment with no secrets: only what Python and CUDA need, and the sweep's token."""
-    env = {k: os.environ[k] for k in KEPT_ENV if k in os.environ}
-    env.update({reaper.TOKEN_VAR: token}, HOME=scratch, TMPDIR=scratch, PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0",
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env.setdefault("LANG", "C.UTF-8")
-    return env
-
-
 class Child:
     """One evaluator process for one submission."""
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", use_zygote: bool = True) -> None:
         self.device = device
         self.scratch = tempfile.mkdtemp(prefix="gradegrad-")
         self.token = secrets.token_hex(8)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        child_fds = [to_child_r, from_child_w, out_w, err_w]
         reaper.enable_subreaper()
         with reaper.LOCK:  # a sweep in another thread must not mistake this child for a stray
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", BOOT, PACKAGE_ROOT, str(to_child_r), str(from_child_w)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                pass_fds=(to_child_r, from_child_w), cwd=self.scratch, env=child_env(self.scratch, self.token),
-                start_new_session=True)
-            reaper.LIVE.add(self.proc.pid)
-        os.close(to_child_r)
-        os.close(from_child_w)
+            server = zygote_server() if use_zygote else None
+            pid = server.spawn(child_fds, self.scratch, child_env(self.scratch, server.token)) if server else None
+            self.popen = None
+            if pid is None:
+                self.popen = subprocess.Popen(
+                    [sys.executable, "-I", "-c", BOOT, PACKAGE_ROOT, str(to_child_r), str(from_child_w)],
+                    stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, pass_fds=(to_child_r, from_child_w),
+                    cwd=self.scratch, env=child_env(self.scratch, self.token), start_new_session=True)
+                pid = self.popen.pid
+            else:
+                self.token = server.token
+            self.pid = pid
+            reaper.LIVE.add(pid)
+        for fd in child_fds:
+            os.close(fd)
+        self.returncode: int | None = None
         self.channel = Channel(from_child_r, to_child_w)
-        self.stdout = _Drain(self.proc.stdout, OUTPUT_LIMIT)
-        self.stderr = _Drain(self.proc.stderr, OUTPUT_LIMIT)
+        self.stdout = _Drain(os.fdopen(out_r, "rb"), OUTPUT_LIMIT)
+        self.stderr = _Drain(os.fdopen(err_r, "rb"), OUTPUT_LIMIT)
         self.stdout.start()
         self.stderr.start()
         self.alive = True
         self.request({}, timeout=STARTUP_TIMEOUT, expect_ready=True)
+
+    def wait(self, timeout: float) -> int | None:
+        """The child's exit code (negative: killed by that signal), or None if still running."""
+        if self.returncode is not None:
+            return self.returncode
+        if self.popen is not None:
+            try:
+                self.returncode = self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return None
+            return self.returncode
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: it is gone, its status unknown
+                self.returncode = -signal.SIGKILL
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+                return self.returncode
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.005)
 
     def request(self, header: dict[str, Any], tensors: list[torch.Tensor] = (), *,
                 timeout: float, expect_ready: bool = False) -> Message:
@@ -142,10 +166,7 @@ class Child:
 
     def death(self) -> str:
         """Why the child is gone, in a student's terms."""
-        try:
-            code = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            code = None
+        code = self.wait(timeout=5)
         self.kill()
         if code is None:
             return "the submission closed the grader's channel"
@@ -161,24 +182,21 @@ class Child:
             return
         self.alive = False
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        self.wait(timeout=10)
         with reaper.LOCK:
-            reaper.LIVE.discard(self.proc.pid)
-        reaper.sweep(self.token, self.proc.pid)
+            reaper.LIVE.discard(self.pid)
+        reaper.sweep(self.token, self.pid)
 
     def close(self) -> StudentOutput:
         """Stop the child, reap everything it started, and return what it printed."""
         if self.alive:
             try:
                 self.channel.send({"op": "exit"}, deadline=time.monotonic() + 1)
-                self.proc.wait(timeout=2)
-            except (ChannelTimeout, ChannelClosed, OSError, subprocess.TimeoutExpired):
+                self.wait(timeout=2)
+            except (ChannelTimeout, ChannelClosed, OSError):
                 pass
         self.kill()
         self.alive = False

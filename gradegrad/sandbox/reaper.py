@@ -15,8 +15,9 @@ import signal
 import threading
 import time
 
+from gradegrad.sandbox.environment import TOKEN_VAR
+
 PR_SET_CHILD_SUBREAPER = 36
-TOKEN_VAR = "GRADEGRAD_SANDBOX"
 LOCK = threading.RLock()  # held while starting a child and while sweeping
 LIVE: set[int] = set()  # pids of evaluator processes that are still ours
 _enabled = False

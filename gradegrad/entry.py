@@ -1,0 +1,33 @@
+"""The console script: start the fork server first, so that its `import torch` runs while this
+process imports its own (the grader needs torch for references and gradcheck), and skip the
+interpreter's slow teardown of torch at the end."""
+
+import os
+import sys
+
+
+def main() -> None:
+    grading = len(sys.argv) > 1 and sys.argv[1] in ("check", "grade")
+    if grading:
+        from gradegrad.sandbox.zygote import prestart
+
+        prestart()
+    from gradegrad.cli import main as cli_main
+
+    try:
+        cli_main()
+    except SystemExit as exc:
+        if not grading:
+            raise
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        _fast_exit(code)
+
+
+def _fast_exit(code: int) -> None:
+    """Stop the fork server, flush what we printed, and leave without finalising torch."""
+    from gradegrad.sandbox.zygote import shutdown
+
+    shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

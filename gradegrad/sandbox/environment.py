@@ -1,0 +1,20 @@
+"""The environment a child gets: no secrets, only what Python and CUDA need (stdlib only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+TOKEN_VAR = "GRADEGRAD_SANDBOX"
+KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME",
+            "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
+
+
+def child_env(scratch: str, token: str) -> dict[str, str]:
+    """An environment with no secrets: only what Python and CUDA need, and the sweep's token."""
+    env = {k: os.environ[k] for k in KEPT_ENV if k in os.environ}
+    env.update({TOKEN_VAR: token}, HOME=scratch, TMPDIR=scratch, PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.setdefault("LANG", "C.UTF-8")
+    return env

@@ -1,0 +1,239 @@
+"""A fork server: one process imports torch once, then forks a fresh evaluator per request.
+
+Starting a child with `python -c ...` pays `import torch` (about a second here, more on a GPU
+machine) every time. The zygote pays it once; each evaluator is a fork of it, so it starts in
+milliseconds and is still a fresh process with nothing of any other submission. The zygote never
+initialises CUDA (a process must not fork after CUDA is initialised); evaluators do, on request.
+
+Each evaluator is forked twice (zygote -> intermediate -> evaluator) and the intermediate exits,
+so the evaluator is re-parented to the grader, a child subreaper: the grader can then wait for it
+and read its exit status exactly as for a child it started itself.
+
+The zygote's requests come only from the grader, over a Unix socket pair, with the evaluator's
+four pipe ends (requests, replies, stdout, stderr) passed as file descriptors.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+
+from gradegrad.sandbox import reaper
+from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
+
+MAX_REQUEST = 1 << 16
+STARTUP_TIMEOUT = 120.0
+ZYGOTE_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
+               "from gradegrad.sandbox.zygote import main; main(int(sys.argv[2]))")
+
+
+def _become_evaluator(fds: list[int], scratch: str, env: dict[str, str], keep: int) -> None:
+    """In the forked evaluator: own session, its pipes as stdio and fds 3/4, clean env, serve."""
+    os.setsid()
+    read_fd, write_fd, out_fd, err_fd = fds
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    # move the protocol pipes to 3 and 4, whatever numbers they had
+    r, w = os.dup(read_fd), os.dup(write_fd)
+    os.dup2(r, 3)
+    os.dup2(w, 4)
+    os.closerange(5, keep)
+    os.chdir(scratch)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+    from gradegrad.sandbox.child import main
+
+    main(3, 4)
+
+
+def _spawn(request: dict, fds: list[int], keep: int) -> int:
+    """Fork an evaluator through a short-lived intermediate; returns the evaluator's pid."""
+    pid_r, pid_w = os.pipe()
+    intermediate = os.fork()
+    if intermediate == 0:
+        try:
+            os.close(pid_r)
+            evaluator = os.fork()
+            if evaluator == 0:
+                os.close(pid_w)
+                try:
+                    _become_evaluator(fds, request["scratch"], request["env"], keep)
+                finally:
+                    os._exit(70)
+            os.write(pid_w, str(evaluator).encode())
+        finally:
+            os._exit(0)
+    os.close(pid_w)
+    os.waitpid(intermediate, 0)  # after this the evaluator has been re-parented to the grader
+    with os.fdopen(pid_r, "rb") as fh:
+        return int(fh.read() or b"-1")
+
+
+def serve(sock_fd: int) -> None:
+    sock = socket.socket(fileno=sock_fd)
+    keep = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096
+    sock.send(json.dumps({"ready": os.getpid()}).encode())
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, 4)
+        except OSError:
+            return
+        if not data:
+            return
+        try:
+            pid = _spawn(json.loads(data), fds, min(keep, 65536))
+        except Exception as exc:  # report, never die: the grader falls back to a plain start
+            sock.send(json.dumps({"error": repr(exc)}).encode())
+        else:
+            sock.send(json.dumps({"pid": pid}).encode())
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+def warm_up() -> None:
+    """Run once what every evaluator runs, so that lazy imports and first-call set-up are paid
+    here, before forking (CPU only: CUDA must not be initialised in the zygote)."""
+    import torch
+
+    from gradegrad.sandbox.child import OpRecorder, encode_value
+
+    class _Probe(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x.exp()
+
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved_tensors
+            return g * x.exp()
+
+    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    with OpRecorder():
+        out = _Probe.apply(x)
+    with OpRecorder(), torch.no_grad():
+        _Probe.backward(out.grad_fn, torch.ones(3, dtype=torch.float64))
+    torch.autograd.grad(out, [x], torch.ones(3, dtype=torch.float64))
+    encode_value([out], [])
+
+
+def main(sock_fd: int) -> None:
+    import torch  # noqa: F401  (the point of the zygote: pay this once)
+
+    import gradegrad.sandbox.child  # noqa: F401
+    import gradegrad.sandbox.confine  # noqa: F401
+
+    warm_up()
+    serve(sock_fd)
+
+
+# ----------------------------------------------------------------- the grader's side
+
+
+class Zygote:
+    """The grader's handle on the fork server (see `zygote.py`); one per grading process."""
+
+    def __init__(self) -> None:
+        self.token = os.urandom(8).hex()
+        self.lock = threading.Lock()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.scratch = tempfile.mkdtemp(prefix="gradegrad-zygote-")
+        scratch = self.scratch
+        self.popen = subprocess.Popen(
+            [sys.executable, "-I", "-c", ZYGOTE_BOOT, PACKAGE_ROOT, str(theirs.fileno())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(),),
+            cwd=scratch, env=child_env(scratch, self.token), start_new_session=True)
+        theirs.close()
+        self.sock = ours
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        """Block until the zygote has imported torch (it does so while the grader starts up)."""
+        if not self.ready:
+            self.sock.settimeout(STARTUP_TIMEOUT)
+            json.loads(self.sock.recv(4096))  # {"ready": pid}
+            self.sock.settimeout(30)
+            self.ready = True
+
+    def spawn(self, fds: list[int], scratch: str, env: dict[str, str]) -> int | None:
+        """Fork a fresh evaluator; None when the zygote cannot (the caller starts one itself)."""
+        with self.lock:
+            try:
+                self.wait_ready()
+                socket.send_fds(self.sock, [json.dumps({"scratch": scratch, "env": env}).encode()], fds)
+                reply = json.loads(self.sock.recv(4096) or b"{}")
+            except (OSError, ValueError):
+                return None
+        pid = reply.get("pid")
+        return pid if isinstance(pid, int) and pid > 0 else None
+
+    def close(self) -> None:
+        """The zygote holds no state worth a clean exit: kill it."""
+        if self.popen.returncode is not None:
+            return
+        self.sock.close()
+        self.popen.kill()
+        self.popen.wait()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+_ZYGOTE: Zygote | None = None
+_ZYGOTE_FAILED = False
+
+
+def shutdown() -> None:
+    """Stop the fork server now (it is also stopped at exit)."""
+    if _ZYGOTE is not None:
+        _ZYGOTE.close()
+
+
+def prestart() -> None:
+    """Start the zygote now, so that its `import torch` overlaps with the grader's own."""
+    zygote_server(wait=False)
+
+
+def zygote_server(wait: bool = True) -> Zygote | None:
+    """The shared fork server, started on first use; None where it cannot work here.
+
+    It needs Linux, fork, and the grader to be a child subreaper (so that forked evaluators are
+    re-parented to it). Set GRADEGRAD_NO_ZYGOTE=1 to start every child with a fresh interpreter.
+    """
+    with _START_LOCK:
+        return _zygote(wait)
+
+
+_START_LOCK = threading.Lock()
+
+
+def _zygote(wait: bool) -> Zygote | None:
+    global _ZYGOTE, _ZYGOTE_FAILED
+    if _ZYGOTE is not None and _ZYGOTE.popen.poll() is None:
+        if wait:
+            _ZYGOTE.wait_ready()
+        return _ZYGOTE
+    if _ZYGOTE_FAILED or os.environ.get("GRADEGRAD_NO_ZYGOTE") or not reaper.enable_subreaper():
+        return None
+    try:
+        with reaper.LOCK:
+            _ZYGOTE = Zygote()
+            reaper.LIVE.add(_ZYGOTE.popen.pid)
+        atexit.register(_ZYGOTE.close)
+        if wait:
+            _ZYGOTE.wait_ready()
+    except (OSError, ValueError, socket.timeout):
+        _ZYGOTE_FAILED = True
+        return None
+    return _ZYGOTE
