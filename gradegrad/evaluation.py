@@ -15,6 +15,7 @@ import torch
 
 from gradegrad.cases import make_grad_output, make_inputs
 from gradegrad.catalog import Case, Exercise
+from gradegrad.reference import reference_output
 from gradegrad.sandbox.process import ChildFault, StudentRaised
 from gradegrad.sandbox.remote import Submission, WrongOutput, remote_function
 
@@ -117,7 +118,8 @@ class Runner:
             if not isinstance(ev.output, torch.Tensor) or res.handle is None:
                 return ev  # nothing to differentiate; the checks explain why
             ev.phase = "backward"
-            ev.grad_output = make_grad_output(ev.output, self.seed, self.ex.id, case.name, dtype)
+            like = reference_output(self.ex, ev.args).detach().to(ev.output.dtype)  # the true output's shape
+            ev.grad_output = make_grad_output(like, self.seed, self.ex.id, case.name, dtype)
             back = self.sub.backward(res.handle, ev.grad_output, timeout=self.remaining(), mode=mode,
                                      echo=True, release=True)
             ev.grads, ev.grad_devices, ev.echo_backward = back.grads, back.devices, back.echo

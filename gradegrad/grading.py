@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from pathlib import Path
 from typing import Mapping
 
@@ -10,7 +11,7 @@ import gradegrad
 from gradegrad.catalog import Exercise, Rubric, RubricItem
 from gradegrad.checks import CheckContext, Verdict, applies, registered
 from gradegrad.discovery import Match, match_all
-from gradegrad.errors import SubmissionError
+from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
 from gradegrad.report import CheckResult, ExerciseResult, Report
 from gradegrad.options import Options
@@ -72,8 +73,20 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
         if cid == "found" or found.status != "passed":
             verdicts[cid] = found if cid == "found" else Verdict("failed", "not run: " + found.message)
         else:
-            verdicts[cid] = checks[cid](ctx)
+            verdicts[cid] = _run_check(checks[cid], ctx, cid)
     return _exercise_result(ex, item, match.info.name, _status(verdicts, item), verdicts)
+
+
+def _run_check(check, ctx: CheckContext, cid: str) -> Verdict:
+    """Run one check; a bug in gradegrad costs this check, never the rest of the batch."""
+    try:
+        return check(ctx)
+    except GradegradError:
+        raise  # a configuration error (e.g. a broken reference): the user must fix it
+    except Exception as exc:  # noqa: BLE001 - reported with the grader's own traceback
+        trace = "".join(traceback.format_exception(exc))
+        return Verdict("error", f"internal error in gradegrad's {cid} check ({type(exc).__name__}: {exc}); "
+                       "please report it with this submission", traceback=trace)
 
 
 def _load_failure(ex: Exercise, item: RubricItem, loaded: Loaded) -> ExerciseResult:
@@ -108,12 +121,12 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
     sub = Submission(path, options.device, options.limits)
     results: list[ExerciseResult] = []
     notes: list[str] = []
-    error = traceback = None
+    error = trace = None
     try:
         loaded = sub.load()
         exercises = [(catalog[it.exercise], it) for it in rubric.items]
         if loaded.error:
-            error, traceback = _load_message(loaded.error), loaded.error.get("traceback") or None
+            error, trace = _load_message(loaded.error), loaded.error.get("traceback") or None
             if not rubric.only_found:
                 results = [_load_failure(ex, it, loaded) for ex, it in exercises]
         else:
@@ -130,7 +143,7 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
         output = sub.close()
     return Report(str(path), options.device, options.seed, rubric.name,
                   sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
-                  output, tuple(notes), error, traceback, sub.protections, gradegrad.__version__)
+                  output, tuple(notes), error, trace, sub.protections, gradegrad.__version__)
 
 
 def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) -> str:

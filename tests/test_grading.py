@@ -59,6 +59,8 @@ def test_partial_submission_diagnoses(graded):
     ("mutates_input.py", "sigmoid", "inputs_unchanged", "mutates_input"),
     ("not_a_function.py", "exp", "found", "not_a_function"),
     ("not_a_function.py", "sigmoid", "found", "not_a_function"),
+    ("wrong_forward.py", "sum", "forward", "wrong_shape"),
+    ("wrong_forward.py", "exp", "forward", "scale_error"),
 ])
 def test_each_mistake_is_named(graded, fixture, ex_id, check_id, code):
     report = graded(SUBMISSIONS / fixture)

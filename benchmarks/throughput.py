@@ -1,0 +1,142 @@
+"""Throughput of gradegrad against a naive autograder and the in-process floor, in one run.
+
+    python benchmarks/throughput.py            # N = 20 and 100 copies of complete.py
+    python benchmarks/throughput.py --sizes 20 --jobs 2
+
+Measured on this machine, in this run:
+- gradegrad: `gradegrad grade DIR --jobs J --no-cache` end to end (a fresh process per
+  submission, forked from the zygote; verdicts in the grader);
+- naive: a fresh `python` per submission that imports torch and runs the same checks in-process
+  (benchmarks/inprocess.py), J at a time;
+- floor: one process that imports torch once and runs the same checks in-process on all N,
+  its time divided by J (the cores);
+- `gradegrad check` of one complete submission against `python -c "import torch"`;
+- peak memory (PSS of the whole process tree) of the batch with --jobs 2 against one
+  `import torch` process.
+Prints a Markdown table; the README records one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPLETE = ROOT / "submissions_example" / "complete.py"
+INPROCESS = ROOT / "benchmarks" / "inprocess.py"
+ENV = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+
+
+def run(cmd: list[str], **kw) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT, **kw)
+    return time.perf_counter() - start
+
+
+def copies(n: int, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        shutil.copy(COMPLETE, folder / f"student{i:03d}.py")
+    return folder
+
+
+def gradegrad_batch(folder: Path, jobs: int, out: Path) -> float:
+    return run([sys.executable, "-m", "gradegrad", "grade", str(folder), "--rubric", "all", "--jobs", str(jobs),
+                "--out", str(out), "--no-cache"])
+
+
+def naive(folder: Path, jobs: int) -> float:
+    files = sorted(folder.glob("*.py"))
+    start = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(lambda f: run([sys.executable, str(INPROCESS), str(f)]), files))
+    return time.perf_counter() - start
+
+
+def floor(folder: Path, jobs: int) -> float:
+    return run([sys.executable, str(INPROCESS), *map(str, sorted(folder.glob("*.py")))]) / jobs
+
+
+def _pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    todo, seen = [root], []
+    while todo:
+        pid = todo.pop()
+        seen.append(pid)
+        todo.extend(children.get(pid, []))
+    return seen
+
+
+def peak_memory(cmd: list[str]) -> tuple[float, int]:
+    """Run `cmd`, sampling the PSS of its whole process tree; (seconds, peak bytes)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT)
+    peak, start = 0, time.perf_counter()
+    while proc.poll() is None:
+        peak = max(peak, sum(_pss(p) for p in _tree(proc.pid)))
+        time.sleep(0.05)
+    return time.perf_counter() - start, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 100])
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="gradegrad-bench-"))
+    rows = []
+    try:
+        for n in args.sizes:
+            folder = copies(n, work / f"n{n}")
+            g = gradegrad_batch(folder, args.jobs, work / f"out{n}")
+            b = naive(folder, args.jobs)
+            f = floor(folder, args.jobs)
+            rows.append((n, g, b, f))
+        torch_import = min(run([sys.executable, "-c", "import torch"]) for _ in range(3))
+        check = min(run([sys.executable, "-m", "gradegrad", "check", str(COMPLETE)]) for _ in range(3))
+        _, one = peak_memory([sys.executable, "-c", "import torch, time; time.sleep(1.5)"])
+        mem_folder = copies(20, work / "mem")
+        _, batch = peak_memory([sys.executable, "-m", "gradegrad", "grade", str(mem_folder), "--rubric", "all",
+                                "--jobs", "2", "--out", str(work / "memout"), "--no-cache"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"machine: {os.cpu_count()} cores, jobs {args.jobs}, python {sys.version.split()[0]}\n")
+    print("| N | gradegrad s | subs/s | naive s | subs/s | floor s | gradegrad vs naive | gradegrad / floor |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, g, b, f in rows:
+        print(f"| {n} | {g:.1f} | {n / g:.1f} | {b:.1f} | {n / b:.1f} | {f:.1f} | {b / g:.1f}x faster | {g / f:.2f}x |")
+    print(f"\n`gradegrad check complete.py`: {check:.2f} s; `python -c \"import torch\"`: {torch_import:.2f} s "
+          f"(ratio {check / torch_import:.2f})")
+    print(f"peak memory (PSS) of a 20-submission batch with --jobs 2: {batch / 2**20:.0f} MiB; one `import torch` "
+          f"process: {one / 2**20:.0f} MiB (ratio {batch / max(one, 1):.2f})")
+
+
+if __name__ == "__main__":
+    main()
