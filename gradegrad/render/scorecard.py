@@ -47,7 +47,7 @@ def _feedback(ex: ExerciseResult) -> Text:
         if ex.teaches:
             text.append("\n" + ex.teaches, "dim italic")
     elif ex.status == "missing" and not ex.hint:
-        text.append(f"class not found", "dim")
+        text.append("class not found", "dim")
     return text
 
 

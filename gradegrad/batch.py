@@ -1,0 +1,219 @@
+"""Grade many submissions: a pool of threads, each driving one submission's child processes.
+
+The heavy work runs in the children `grading.grade` starts, so threads are enough here. One
+submission's failure, whatever it is, becomes that student's report with status `error`; the
+batch always finishes. Reports of unchanged submissions come from the cache (`cache.py`), and
+progress is reported, in this thread, through a callback (the CLI draws it).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Literal, Mapping
+
+import gradegrad
+from gradegrad.cache import ResultCache, cache_key, grading_digest
+from gradegrad.catalog import Exercise, Rubric, RubricItem
+from gradegrad.checks import applies, skipped_on
+from gradegrad.errors import GradegradError
+from gradegrad.grading import grade
+from gradegrad.options import Options
+from gradegrad.report import CheckResult, ExerciseResult, Report
+from gradegrad.submissions import Discovery, Skipped, SubmissionSource, identical, relabel_traceback
+
+StudentStatus = Literal["passed", "failed", "error", "timeout", "invalid"]
+GRADER_ERROR = "gradegrad could not grade this submission"
+
+
+@dataclass(frozen=True)
+class Graded:
+    """One student's line of the gradebook."""
+
+    name: str
+    kind: str  # file | notebook | folder
+    report: Report
+    status: StudentStatus
+    cached: bool = False
+    seconds: float = 0.0  # spent grading it in this run (0 when cached)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    folder: str
+    rubric: str
+    exercises: tuple[str, ...]  # the rubric's exercise ids, in order: the gradebook's columns
+    graded: tuple[Graded, ...]  # one per student, by name
+    skipped: tuple[Skipped, ...] = ()  # duplicates, stray files, links: not students
+    identical: tuple[tuple[str, ...], ...] = ()  # students who handed in the very same code
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        """Every student passed every check (and there was at least one)."""
+        return bool(self.graded) and all(g.status == "passed" for g in self.graded)
+
+    def count(self, status: StudentStatus) -> int:
+        return sum(g.status == status for g in self.graded)
+
+    @property
+    def reused(self) -> int:
+        return sum(g.cached for g in self.graded)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    done: int
+    total: int
+    name: str
+    status: StudentStatus
+    score: float
+    max_score: float
+    cached: bool
+
+
+OnProgress = Callable[[ProgressEvent], None]
+
+
+def student_status(report: Report, invalid: bool = False) -> StudentStatus:
+    """The gradebook's status: invalid (not gradable), error (not loaded), timeout, passed, failed."""
+    if invalid:
+        return "invalid"
+    if any(e.status == "timeout" for e in report.exercises):
+        return "timeout"
+    if report.error is not None:
+        return "error"
+    return "passed" if report.passed else "failed"
+
+
+# --------------------------------------------------------------------------- one submission
+
+
+def _not_run(ex: Exercise, item: RubricItem, message: str, device: str) -> ExerciseResult:
+    checks = tuple(CheckResult(cid, "skipped", 0.0, 0.0, skipped_on(cid, device)) if skipped_on(cid, device)
+                   else CheckResult(cid, "error", 0.0, points, f"not run: {message}")
+                   for cid, points in item.points if applies(cid, ex))
+    return ExerciseResult(ex.id, None, "error", 0.0, sum(c.max_points for c in checks), checks, ex.teaches)
+
+
+def unloaded_report(origin: str, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options,
+                    error: str, trace: str | None = None, notes: tuple[str, ...] = (), why: str = "") -> Report:
+    """The report of a submission that was never loaded: every exercise 0, its maximum kept."""
+    results = () if rubric.only_found else tuple(_not_run(catalog[it.exercise], it, why or error, options.device)
+                                                 for it in rubric.items)
+    return Report(origin, options.device, options.seed, rubric.name, 0.0, sum(r.max_score for r in results),
+                  results, notes=notes, error=error, error_traceback=trace,
+                  gradegrad_version=gradegrad.__version__)
+
+
+def _relabel(report: Report, source: SubmissionSource, loaded: Path, label: str) -> Report:
+    """Name the student's files in the report as given, not the (resolved, generated) file loaded."""
+    path = str(loaded.resolve())
+    fix = lambda text: relabel_traceback(text, path, source, label)  # noqa: E731
+    exercises = tuple(replace(e, checks=tuple(replace(c, traceback=fix(c.traceback), message=fix(c.message) or "")
+                                              for c in e.checks)) for e in report.exercises)
+    return replace(report, submission=str(source.origin), exercises=exercises, error=fix(report.error),
+                   error_traceback=fix(report.error_traceback), notes=report.notes + source.notes)
+
+
+def _grade_generated(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
+                     options: Options) -> Report:
+    with tempfile.TemporaryDirectory(prefix="gradegrad-source-") as scratch:
+        loaded = Path(scratch) / f"{source.name if source.name.isidentifier() else 'submission'}.py"
+        loaded.write_text(source.code or "", encoding="utf-8")
+        return _relabel(grade(loaded, rubric, catalog, options, student=source.name), source, loaded,
+                        source.display)
+
+
+def grade_source(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
+                 options: Options) -> Report:
+    """Grade one submission; a problem with its files is a report, not an exception."""
+    if source.problem is not None:
+        return unloaded_report(str(source.origin), rubric, catalog, options, f"not graded: {source.problem}",
+                               notes=source.notes, why=source.problem)
+    if source.code is not None:
+        return _grade_generated(source, rubric, catalog, options)
+    return _relabel(grade(source.load, rubric, catalog, options, student=source.name), source, source.load,
+                    str(source.load))
+
+
+def _grade_safely(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
+                  options: Options) -> tuple[Report, bool]:
+    """(report, worth caching): gradegrad's own failure is this student's error, never the batch's."""
+    try:
+        return grade_source(source, rubric, catalog, options), True
+    except (GradegradError, OSError) as exc:
+        return unloaded_report(str(source.origin), rubric, catalog, options, f"{GRADER_ERROR}: {exc}"), False
+    except Exception as exc:  # a bug in gradegrad: kept with its traceback, for the TA to report
+        return unloaded_report(str(source.origin), rubric, catalog, options,
+                               f"{GRADER_ERROR} (internal error {type(exc).__name__}: {exc})",
+                               traceback.format_exc()), False
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+def default_jobs() -> int:
+    """The CPU cores this process may use (a container's share, not the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _graded(source: SubmissionSource, report: Report, cached: bool, seconds: float) -> Graded:
+    return Graded(source.name, source.kind, report, student_status(report, source.problem is not None),
+                  cached, seconds)
+
+
+def _event(done: int, total: int, g: Graded) -> ProgressEvent:
+    return ProgressEvent(done, total, g.name, g.status, g.report.score, g.report.max_score, g.cached)
+
+
+def _timed(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
+           options: Options) -> tuple[Report, bool, float]:
+    start = time.monotonic()
+    report, keep = _grade_safely(source, rubric, catalog, options)
+    return report, keep, time.monotonic() - start
+
+
+def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options,
+                 jobs: int, cache: ResultCache | None = None,
+                 on_progress: OnProgress | None = None) -> BatchResult:
+    """Grade every source of `found`, `jobs` at a time, reusing cached reports."""
+    start = time.monotonic()
+    cache = cache or ResultCache(None)
+    notify = on_progress or (lambda event: None)
+    digest = grading_digest(rubric, catalog, options)
+    total, results = len(found.sources), {}
+    todo = []
+    for source in found.sources:
+        hit = cache.get(cache_key(source.digest, digest, source.name if rubric.variants else ""))
+        if hit is None:
+            todo.append(source)
+            continue
+        results[source.name] = _graded(source, replace(hit, submission=str(source.origin)), True, 0.0)
+        notify(_event(len(results), total, results[source.name]))
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="gradegrad") as pool:
+        running: dict[Future, SubmissionSource] = {pool.submit(_timed, s, rubric, catalog, options): s for s in todo}
+        try:
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    source = running.pop(future)
+                    report, keep, seconds = future.result()
+                    if keep:
+                        cache.put(cache_key(source.digest, digest, source.name if rubric.variants else ""), report)
+                    results[source.name] = _graded(source, report, False, seconds)
+                    notify(_event(len(results), total, results[source.name]))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: start nothing new
+            raise
+    graded = tuple(results[s.name] for s in found.sources)
+    return BatchResult(str(found.folder), rubric.name, tuple(it.exercise for it in rubric.items), graded,
+                       found.skipped, tuple(identical(found.sources)), time.monotonic() - start)

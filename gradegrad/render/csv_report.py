@@ -1,0 +1,42 @@
+"""`grades.csv`: one row per student, ready for a spreadsheet or an LMS gradebook import."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from gradegrad.batch import BatchResult, Graded
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
+
+
+def cell(text: str) -> str:
+    """Text a spreadsheet shows as text, never runs (a file named `=HYPERLINK(…).py`)."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _points(x: float) -> str:
+    return f"{x:g}"
+
+
+def _detail(g: Graded) -> str:
+    return (g.report.error or "").split("\n")[0][:300]
+
+
+def header(result: BatchResult) -> list[str]:
+    return ["name", "total", "max", *result.exercises, "status", "detail"]
+
+
+def row(g: Graded, exercises: tuple[str, ...]) -> list[str]:
+    scores = {e.id: _points(e.score) for e in g.report.exercises}
+    return [cell(g.name), _points(g.report.score), _points(g.report.max_score),
+            *(scores.get(ex, "0") for ex in exercises), g.status, cell(_detail(g))]
+
+
+def to_csv(result: BatchResult) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header(result))
+    for g in result.graded:
+        writer.writerow(row(g, result.exercises))
+    return buffer.getvalue()

@@ -1,0 +1,244 @@
+"""`gradegrad grade` end to end on a folder of mixed submissions, as a TA meets it.
+
+One graded batch (tests/fixtures/batch, two exercises of lab1) is shared by the module: the
+gradebook in every format, the summary, the progress lines, then the cache. The folder holds a
+correct file, a partial one, a notebook, a student folder, a syntax error, an import-time
+exception, an empty file, a Latin-1 file, a hang, a stray file and a duplicate.
+"""
+
+import csv
+import io
+import json
+import re
+import shlex
+import shutil
+import time
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from conftest import FIXTURES, ROOT
+from gradegrad.batch import GRADER_ERROR, default_jobs, grade_folder
+from gradegrad.cache import ResultCache
+from gradegrad.catalog import resolve_rubric, select_exercises
+from gradegrad.cli import app
+from gradegrad.options import Options
+from gradegrad.report import Report
+from gradegrad.submissions import discover
+
+BATCH = FIXTURES / "batch"
+ARGS = ["--rubric", "lab1", "-e", "sigmoid", "-e", "matvec", "--timeout", "4", "--jobs", "2"]
+runner = CliRunner()
+
+
+def grade(*args):
+    return runner.invoke(app, ["grade", *map(str, args)], env={"NO_COLOR": "1", "COLUMNS": "120"})
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """(CLI result, submissions folder, output folder) of the first run."""
+    root = tmp_path_factory.mktemp("batch")
+    folder = shutil.copytree(BATCH, root / "submissions")
+    out = root / "grades"
+    return grade(folder, *ARGS, "--out", out, "--gradescope"), folder, out
+
+
+def rows(out):
+    return {r["name"]: r for r in csv.DictReader(io.StringIO((out / "grades.csv").read_text()))}
+
+
+def test_exit_code_1_when_some_student_failed(batch):
+    result, _, _ = batch
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+
+
+def test_csv_has_one_row_per_student_with_scores_and_status(batch):
+    _, _, out = batch
+    header = (out / "grades.csv").read_text().split("\n")[0]
+    assert header == "name,total,max,sigmoid,matvec,status,detail"
+    r = rows(out)
+    assert list(r) == ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan"]
+    assert {n: r[n]["status"] for n in r} == {
+        "alice": "passed", "bob": "failed", "carol": "failed", "dave": "failed", "erin": "error", "frank": "error",
+        "grace": "invalid", "heidi": "invalid", "ivan": "timeout"}
+    assert r["alice"]["total"] == r["alice"]["max"] == "23" and (r["alice"]["sigmoid"], r["alice"]["matvec"]) == ("11", "12")
+    assert r["bob"]["matvec"] == "12" and int(r["bob"]["sigmoid"]) < 11  # sign error in sigmoid
+    assert r["carol"]["sigmoid"] == "11" and int(r["carol"]["matvec"]) < 12  # the notebook: swapped gradients
+    assert r["dave"]["sigmoid"] == "11" and int(r["dave"]["matvec"]) < 12  # the folder: helpers imported
+    assert r["ivan"]["matvec"] == "12" and int(r["ivan"]["sigmoid"]) < 11  # a hang costs only that exercise
+    for name in ("erin", "frank", "grace", "heidi"):
+        assert r[name]["total"] == "0" and r[name]["max"] == "23"
+    assert "SyntaxError" in r["erin"]["detail"] and "forgot to remove my test code" in r["frank"]["detail"]
+    assert r["grace"]["detail"] == "not graded: grace.py is empty"
+
+
+def test_json_holds_every_full_report(batch):
+    _, folder, out = batch
+    data = json.loads((out / "grades.json").read_text())
+    reports = {Report.from_dict(d).submission: Report.from_dict(d) for d in data}
+    assert len(data) == 9 and {"exercises", "score", "max_score", "seed", "device"} <= set(data[0])
+    carol = reports[str(folder / "carol.ipynb")]
+    assert carol.exercises[1].first_problem.diagnosis == "swapped_gradients"
+    assert "sigmoid ok" in carol.output.stdout and "3 shell/magic line(s) of the notebook not run" in carol.notes
+    frank = reports[str(folder / "frank.py")]
+    assert "try_it" in frank.error_traceback and "frank.py" in frank.error_traceback
+    assert "gradegrad-source" not in json.dumps(data)  # generated files never show
+
+
+def test_feedback_is_markdown_with_diagnosis_hints_and_tracebacks(batch):
+    _, _, out = batch
+    assert sorted(p.name for p in (out / "feedback").iterdir()) == [f"{n}.md" for n in rows(out)]
+    bob = (out / "feedback" / "bob.md").read_text()
+    assert bob.startswith("# gradegrad: bob") and "**Total 15/23**" in bob
+    assert "`sign_error`" in bob and "the result has the wrong sign" in bob and "| sigmoid | Sigmoid | ❌ failed |" in bob
+    carol = (out / "feedback" / "carol.md").read_text()
+    assert "swapped_gradients" in carol and "sigmoid ok" in carol
+    frank = (out / "feedback" / "frank.md").read_text()
+    assert "## Your submission could not be loaded" in frank and "raise RuntimeError" in frank
+    assert "grace.py is empty" in (out / "feedback" / "grace.md").read_text()
+
+
+def test_gradescope_results_per_student(batch):
+    _, _, out = batch
+    bob = json.loads((out / "gradescope" / "bob" / "results.json").read_text())
+    assert bob["score"] == 15 and bob["output_format"] == "md" and bob["output"].startswith("# gradegrad: bob")
+    tests = {t["name"]: t for t in bob["tests"]}
+    assert tests["sigmoid: backward"]["status"] == "failed" and "sign_error" in tests["sigmoid: backward"]["output"]
+    assert tests["matvec: backward"] == {"name": "matvec: backward", "score": 4.0, "max_score": 4.0,
+                                         "status": "passed", "output": "", "visibility": "visible"} or \
+        tests["matvec: backward"]["status"] == "passed"
+    assert sum(t["score"] for t in bob["tests"]) == bob["score"]
+    erin = json.loads((out / "gradescope" / "erin" / "results.json").read_text())
+    assert erin["score"] == 0 and erin["tests"][0]["name"] == "the submission loads"
+    assert "SyntaxError" in erin["tests"][0]["output"]
+
+
+def test_summary_shows_histogram_rates_mistakes_and_troubles(batch):
+    result, _, _ = batch
+    text = result.stdout
+    assert "Scores (percent of the maximum)" in text and re.search(r"90-100% █+ 1", text)
+    assert "1 of 9 passed every check" in text
+    assert re.search(r"sigmoid\s+60% 3/5", text) and "every check" in text
+    assert re.search(r"1 ×\s+sigmoid backward\s+sign_error: the result has the wrong sign\s+\(bob\)", text)
+    assert re.search(r"ivan\s+timeout", text) and re.search(r"erin\s+error\s+importing the submission raised "
+                                                           r"SyntaxError", text)
+    assert re.search(r"grace\s+invalid\s+not graded: grace.py is empty", text)
+    assert "notes.txt: stray file" in text and "bob.ipynb: duplicate: bob.py is graded for bob" in text
+    assert "Graded 9 submission(s), reused 0 from the cache" in text
+
+
+def test_progress_is_one_plain_line_per_student_off_a_terminal(batch):
+    result, _, _ = batch
+    lines = [ln for ln in result.stderr.split("\n") if ln.startswith("[")]
+    assert len(lines) == 9 and lines[-1].startswith("[9/9] ")
+    assert "[1/9] grace: invalid 0/23" in result.stderr or any("grace: invalid 0/23" in ln for ln in lines)
+
+
+def test_cache_skips_unchanged_submissions_and_regrades_a_changed_one(batch):
+    _, folder, out = batch
+    start = time.monotonic()
+    again = grade(folder, *ARGS, "--out", out)
+    assert "Graded 0 submission(s), reused 9 from the cache" in again.stdout and again.exit_code == 1
+    assert time.monotonic() - start < 5 and "(cached)" in again.stderr
+    assert rows(out) and rows(out)["bob"]["status"] == "failed"
+    bob = folder / "bob.py"
+    bob.write_text(bob.read_text().replace("return -grad_output", "return grad_output"))
+    fixed = grade(folder, *ARGS, "--out", out)
+    assert "Graded 1 submission(s), reused 8 from the cache" in fixed.stdout
+    assert rows(out)["bob"]["status"] == "passed" and rows(out)["bob"]["total"] == "23"
+    assert "[" in fixed.stderr and re.search(r"bob: passed 23/23\n", fixed.stderr)
+
+
+# --------------------------------------------------------------------------- grade_folder, without children
+
+
+@pytest.fixture
+def lab1(catalog):
+    return select_exercises(resolve_rubric("lab1", catalog), ["sigmoid"], catalog)
+
+
+def test_no_cache_grades_again_but_still_writes(tmp_path, catalog, lab1):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "empty.py").write_text("")
+    found = discover(tmp_path / "s")
+    cache = tmp_path / "cache"
+    first = grade_folder(found, lab1, catalog, Options(), 1, ResultCache(cache))
+    assert not first.graded[0].cached and len(list(cache.iterdir())) == 1
+    assert grade_folder(found, lab1, catalog, Options(), 1, ResultCache(cache)).graded[0].cached
+    assert not grade_folder(found, lab1, catalog, Options(), 1, ResultCache(cache, read=False)).graded[0].cached
+    other = Options(seed=1)
+    assert not grade_folder(found, lab1, catalog, other, 1, ResultCache(cache)).graded[0].cached
+
+
+def test_a_grader_failure_is_that_students_error_and_is_not_cached(tmp_path, catalog, lab1, monkeypatch):
+    (tmp_path / "s").mkdir()
+    for name in ("ann", "ben"):
+        (tmp_path / "s" / f"{name}.py").write_text(f"# {name}\n")
+
+    def broken(path, *args, **kwargs):
+        raise KeyError("a bug in gradegrad") if "ann" in str(path) else OSError("too many open files")
+
+    monkeypatch.setattr("gradegrad.batch.grade", broken)
+    events = []
+    result = grade_folder(discover(tmp_path / "s"), lab1, catalog, Options(), 2, ResultCache(tmp_path / "c"),
+                          events.append)
+    ann, ben = result.graded
+    assert ann.status == ben.status == "error" and not result.passed
+    assert ann.report.error.startswith(f"{GRADER_ERROR} (internal error KeyError") and "Traceback" in ann.report.error_traceback
+    assert ben.report.error == f"{GRADER_ERROR}: too many open files"
+    assert ann.report.max_score == ben.report.max_score > 0
+    assert not (tmp_path / "c").exists() or not list((tmp_path / "c").iterdir())
+    assert sorted((e.done, e.total) for e in events) == [(1, 2), (2, 2)]
+
+
+def test_default_jobs_is_the_cores_available():
+    assert default_jobs() >= 1
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_every_student_passing_exits_0(tmp_path):
+    (tmp_path / "s").mkdir()
+    shutil.copy(BATCH / "alice.py", tmp_path / "s" / "alice.py")
+    result = grade(tmp_path / "s", "--rubric", "lab1", "-e", "sigmoid", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 student(s) passed every check" in result.stdout
+
+
+@pytest.mark.parametrize("args,words", [
+    (["no/such/folder"], "submissions folder not found"),
+    ([BATCH, "--rubric", "lab9"], "unknown rubric 'lab9'"),
+    ([BATCH, "-e", "sigmod"], "did you mean 'sigmoid'"),
+    ([BATCH, "--jobs", "0"], "--jobs"),
+])
+def test_usage_errors_exit_2(args, words):
+    result = grade(*args)
+    assert result.exit_code == 2 and words in result.output and "Traceback" not in result.output
+
+
+def test_an_output_path_that_is_a_file_is_a_usage_error(tmp_path):
+    (tmp_path / "out").write_text("")
+    result = grade(BATCH, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "it is a file, not a folder" in result.output
+
+
+def readme_commands(word):
+    text = (ROOT / "README.md").read_text()
+    return [shlex.split(line.split("#")[0].strip()) for line in text.splitlines()
+            if line.strip().startswith(f"gradegrad {word} ")]
+
+
+@pytest.mark.parametrize("word", ["grade", "gradescope"])
+def test_readme_batch_commands_parse(word):
+    """Every `gradegrad grade` and `gradegrad gradescope` line of the README names real options."""
+    commands = readme_commands(word)
+    assert commands, f"the README shows no gradegrad {word} command"
+    group = typer.main.get_command(app)
+    for argv in commands:
+        ctx = group.make_context("gradegrad", argv[1:], resilient_parsing=False)
+        name, command, rest = group.resolve_command(ctx, argv[1:])
+        command.make_context(name, rest)  # raises on an unknown option

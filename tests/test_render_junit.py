@@ -1,0 +1,59 @@
+"""JUnit XML for CI test reporters: one testcase per check, and `check --junit`."""
+
+import xml.etree.ElementTree as ET
+
+from typer.testing import CliRunner
+
+from conftest import EXAMPLES
+from gradegrad.cli import app
+from gradegrad.render.junit import to_junit
+from render_samples import load_error_report, partial_report, passed_report
+
+
+def cases(xml: str):
+    root = ET.fromstring(xml)
+    return root, {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
+
+
+def test_one_testcase_per_check_with_failures_errors_and_skips():
+    root, by_id = cases(to_junit(partial_report()))
+    assert len(by_id) == 10 and root.get("tests") == "10"
+    assert (root.get("failures"), root.get("errors"), root.get("skipped")) == ("3", "1", "2")
+    failure = by_id[("gradegrad.sigmoid", "backward")].find("failure")
+    assert failure.get("type") == "sign_error"
+    assert failure.get("message") == "0/4 points: the gradient of `x` has the wrong sign"
+    assert "worst element: x[3] got -0.25, expected 0.25" in failure.text
+    error = by_id[("gradegrad.sigmoid", "gradcheck")].find("error")
+    assert "ValueError: <oops>" in error.get("message") and "return -grad_output * y" in error.text
+    assert by_id[("gradegrad.sigmoid", "device")].find("skipped") is not None
+    flag = by_id[("gradegrad.matvec", "hand_written")].find("skipped")
+    assert flag.get("message").startswith("flag, worth no points")
+    assert by_id[("gradegrad.conv1d", "found")].find("failure").get("type") == "missing"
+    assert by_id[("gradegrad.sigmoid", "found")].find("*") is None  # passed: an empty testcase
+    assert by_id[("gradegrad.sigmoid", "found")].get("file") == "subs/lab.py"
+
+
+def test_score_is_a_suite_property_and_a_passing_report_has_no_failures():
+    root, _ = cases(to_junit(passed_report()))
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["score"] == "5" and props["max_score"] == "5" and props["rubric"] == "lab1"
+    assert root.get("failures") == "0" and root.get("errors") == "0"
+
+
+def test_a_load_error_is_one_error_testcase_and_control_characters_are_dropped():
+    root, by_id = cases(to_junit(load_error_report()))  # parses although the traceback held \x00 and colours
+    load = by_id[("gradegrad", "load")].find("error")
+    assert load.get("type") == "load" and "RuntimeError: nope" in load.text and "\x1b" not in load.text
+    assert root.get("errors") == "3"
+
+
+def test_check_junit_writes_the_report(tmp_path):
+    path = tmp_path / "report.xml"
+    result = CliRunner().invoke(app, ["check", str(EXAMPLES / "partial.py"), "-e", "sigmoid", "-e", "conv1d",
+                                      "--rubric", "all", "--junit", str(path)], env={"NO_COLOR": "1"})
+    assert result.exit_code == 1, result.output
+    root, by_id = cases(path.read_text())
+    assert by_id[("gradegrad.sigmoid", "backward")].find("failure").get("type") == "sign_error"
+    assert by_id[("gradegrad.conv1d", "found")].find("failure").get("message").endswith("no class Conv1d in the submission")
+    assert int(root.get("tests")) == len(by_id) > 10
+    assert "::error" not in result.output  # annotations only in GitHub Actions
