@@ -1,0 +1,473 @@
+"""Mutation benchmark: does gradegrad catch every wrong backward, and pass every right one?
+
+From a reference solution of each exercise (the templates below), it generates
+(a) wrong variants: sign flip, dropped grad_output, swapped return order, transposed gradient,
+    constant factor, missing term, off-by-one slice, None for a needed gradient, and a backward
+    that builds the Jacobian (right values, wasteful memory);
+(b) right variants written differently: the reference itself, and one or two other formulas
+    (sigmoid's derivative through exp, softmax through log-softmax, conv1d through unfold and
+    through conv_transpose1d, ...).
+One file per variant kind holds one class per exercise it applies to. Every file is graded with
+`gradegrad.grading.grade` and the built-in `all` rubric; a mutant is caught when its exercise
+does not pass, and its diagnosis is right when the check that should see it gives the expected
+code. Prints a table per exercise and a summary; the README records one run.
+
+    python benchmarks/mutants.py                       # everything (a minute or two)
+    python benchmarks/mutants.py -e softmax -e conv1d  # some exercises
+    python benchmarks/mutants.py --markdown            # the summary as a Markdown table
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from gradegrad.catalog import load_catalog, resolve_rubric, select_exercises
+from gradegrad.grading import grade
+from gradegrad.options import Options
+from gradegrad.report import ExerciseResult
+from gradegrad.sandbox.process import Limits
+
+HEADER = "import torch\nimport torch.nn.functional as F\nfrom torch.autograd import Function\n"
+
+
+@dataclass(frozen=True)
+class Body:
+    """A Function's code: forward's body, backward's first lines, and one gradient per argument."""
+
+    forward: str
+    setup: str
+    grads: tuple[tuple[str, str], ...]  # (argument, expression), in forward's order; "None" for none
+
+    def with_grads(self, **changes: str) -> "Body":
+        return Body(self.forward, self.setup, tuple((a, changes.get(a, e)) for a, e in self.grads))
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The reference solution of one exercise, and the variants that need its own code."""
+
+    exercise: str
+    class_name: str
+    body: Body
+    differentiable: tuple[str, ...]
+    special: Mapping[str, Body] = field(default_factory=dict)  # kind -> body (missing_term, off_by_one, ...)
+    right: tuple[Body, ...] = ()  # other right formulas
+
+    def source(self, body: Body, prelude: str = "", order: tuple[str, ...] | None = None) -> str:
+        args = [a for a, _ in body.grads]
+        order = order or tuple(args)
+        grads = "".join(f"grad_{a} = {e}\n" for a, e in body.grads)
+        back = textwrap.indent(prelude + body.setup.strip() + "\n" + grads, " " * 8)
+        return (f"\n\nclass {self.class_name}(Function):\n    @staticmethod\n"
+                f"    def forward(ctx, {', '.join(args)}):\n{textwrap.indent(body.forward.strip(), ' ' * 8)}\n\n"
+                f"    @staticmethod\n    def backward(ctx, grad_output):\n{back}"
+                f"        return {', '.join('grad_' + a for a in order)}\n")
+
+
+def _b(forward: str, setup: str, **grads: str) -> Body:
+    return Body(textwrap.dedent(forward), textwrap.dedent(setup), tuple(grads.items()))
+
+
+SAVE_XY = "ctx.save_for_backward(x, y)\n"
+DROPOUT = "scaled = mask / (1 - p)\nctx.save_for_backward(scaled)\nreturn x * scaled"
+PRELU = "ctx.save_for_backward(x)\nctx.alpha = alpha\nreturn torch.where(x > 0, x, alpha * x)"
+LINEAR = "ctx.save_for_backward(x, W)\nreturn x @ W.t() + b"
+MSE = "diff = pred - target\nctx.save_for_backward(diff)\nreturn (diff * diff).mean()"
+SOFTMAX_CE = """
+    probs = torch.softmax(logits, dim=1)
+    ctx.save_for_backward(probs, targets)
+    return -torch.log(probs.gather(1, targets[:, None])).mean()"""
+SOLUTIONS = [
+    Solution("add", "Add", _b("return x + y", "", x="grad_output", y="grad_output"), ("x", "y"),
+             right=(_b("return torch.add(x, y)", "", x="grad_output.clone()", y="grad_output * 1.0"),)),
+    Solution("mul", "Mul", _b(SAVE_XY + "return x * y", "x, y = ctx.saved_tensors", x="grad_output * y",
+                              y="grad_output * x"), ("x", "y"),
+             special={"missing_term": _b(SAVE_XY + "return x * y", "x, y = ctx.saved_tensors", x="grad_output",
+                                         y="grad_output * x")},
+             right=(_b(SAVE_XY + "return torch.mul(x, y)", "x, y = ctx.saved_tensors",
+                       x="torch.mul(y, grad_output)", y="torch.mul(x, grad_output)"),)),
+    Solution("exp", "Exp", _b("y = torch.exp(x)\nctx.save_for_backward(y)\nreturn y", "(y,) = ctx.saved_tensors",
+                              x="grad_output * y"), ("x",),
+             special={"missing_term": _b("y = torch.exp(x)\nctx.save_for_backward(y)\nreturn y",
+                                         "(y,) = ctx.saved_tensors", x="grad_output  # forgets the factor y")},
+             right=(_b("ctx.save_for_backward(x)\nreturn torch.exp(x)", "(x,) = ctx.saved_tensors",
+                       x="torch.exp(x) * grad_output"),)),
+    Solution("sum", "Sum", _b("ctx.shape = x.shape\nreturn x.sum()", "", x="grad_output.expand(ctx.shape)"), ("x",),
+             right=(_b("ctx.save_for_backward(x)\nreturn torch.sum(x)", "(x,) = ctx.saved_tensors",
+                       x="torch.ones_like(x) * grad_output"),)),
+    Solution("sigmoid", "Sigmoid",
+             _b("""
+                z = torch.exp(-x.abs())
+                y = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))
+                ctx.save_for_backward(y)
+                return y""", "(y,) = ctx.saved_tensors", x="grad_output * y * (1 - y)"), ("x",),
+             special={"missing_term": _b("""
+                z = torch.exp(-x.abs())
+                y = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))
+                ctx.save_for_backward(y)
+                return y""", "(y,) = ctx.saved_tensors", x="grad_output * y  # forgets (1 - y)")},
+             right=(_b("""
+                ctx.save_for_backward(x)
+                z = torch.exp(-x.abs())
+                return torch.where(x >= 0, 1 / (1 + z), z / (1 + z))""",
+                       "(x,) = ctx.saved_tensors\ne = torch.exp(-x.abs())  # the derivative through exp",
+                       x="grad_output * e / (1 + e) ** 2"),)),
+    Solution("dot", "Dot", _b(SAVE_XY + "return (x * y).sum()", "x, y = ctx.saved_tensors",
+                              x="grad_output * y", y="grad_output * x"), ("x", "y"),
+             special={"jacobian": _b(SAVE_XY + "return (x * y).sum()",
+                                     "x, y = ctx.saved_tensors\neye = torch.eye(x.shape[0], dtype=x.dtype)",
+                                     x="grad_output * (eye @ y)", y="grad_output * (eye @ x)"),
+                      "off_by_one": _b(SAVE_XY + "return (x * y).sum()", "x, y = ctx.saved_tensors",
+                                       x="grad_output * torch.roll(y, 1)", y="grad_output * x")},
+             right=(_b(SAVE_XY + "return torch.dot(x, y)", "x, y = ctx.saved_tensors",
+                       x="y * grad_output", y="x.mul(grad_output)"),)),
+    Solution("matvec", "MatVec", _b("ctx.save_for_backward(A, x)\nreturn A @ x", "A, x = ctx.saved_tensors",
+                                    A="torch.outer(grad_output, x)", x="A.t() @ grad_output"), ("A", "x"),
+             special={"jacobian": _b("ctx.save_for_backward(A, x)\nreturn A @ x", """
+                        A, x = ctx.saved_tensors
+                        m, n = A.shape
+                        dy_dA = torch.eye(m, dtype=A.dtype)[:, :, None] * x  # (m, m, n): dy_i / dA_kj""",
+                                     A="torch.einsum('i,ikj->kj', grad_output, dy_dA)", x="A.t() @ grad_output"),
+                      "off_by_one": _b("ctx.save_for_backward(A, x)\nreturn A @ x", "A, x = ctx.saved_tensors",
+                                       A="torch.outer(grad_output, torch.roll(x, 1))", x="A.t() @ grad_output")},
+             right=(_b("ctx.save_for_backward(A, x)\nreturn torch.mv(A, x)", "A, x = ctx.saved_tensors",
+                       A="grad_output[:, None] * x[None, :]", x="torch.mv(A.t(), grad_output)"),
+                    _b("ctx.save_for_backward(A, x)\nreturn torch.einsum('ij,j->i', A, x)", "A, x = ctx.saved_tensors",
+                       A="torch.einsum('i,j->ij', grad_output, x)", x="torch.einsum('ij,i->j', A, grad_output)"))),
+    Solution("softmax", "Softmax",
+             _b("e = torch.exp(x - x.max())\ny = e / e.sum()\nctx.save_for_backward(y)\nreturn y",
+                "(y,) = ctx.saved_tensors", x="y * (grad_output - (grad_output * y).sum())"), ("x",),
+             special={"missing_term": _b("e = torch.exp(x - x.max())\ny = e / e.sum()\nctx.save_for_backward(y)\n"
+                                         "return y", "(y,) = ctx.saved_tensors", x="y * grad_output"),
+                      "off_by_one": _b("e = torch.exp(x - x.max())\ny = e / e.sum()\nctx.save_for_backward(y)\n"
+                                       "return y", "(y,) = ctx.saved_tensors",
+                                       x="y * (grad_output - (grad_output[1:] * y[1:]).sum())"),
+                      "jacobian": _b("e = torch.exp(x - x.max())\ny = e / e.sum()\nctx.save_for_backward(y)\nreturn y",
+                                     "(y,) = ctx.saved_tensors\njacobian = torch.diag(y) - torch.outer(y, y)",
+                                     x="jacobian @ grad_output")},
+             right=(_b("""
+                log_y = x - x.max() - torch.log(torch.exp(x - x.max()).sum())  # through log-softmax
+                y = torch.exp(log_y)
+                ctx.save_for_backward(y)
+                return y""", "(y,) = ctx.saved_tensors", x="y * grad_output - y * torch.dot(y, grad_output)"),
+                    _b("y = torch.softmax(x, dim=0)\nctx.save_for_backward(y)\nreturn y", "(y,) = ctx.saved_tensors",
+                       x="y * grad_output - y * (y @ grad_output)"))),
+    Solution("dropout", "Dropout",
+             _b(DROPOUT, "(scaled,) = ctx.saved_tensors",
+                x="grad_output * scaled", mask="None", p="None"), ("x",),
+             special={"missing_term": _b("ctx.save_for_backward(mask)\nreturn x * mask / (1 - p)",
+                                         "(mask,) = ctx.saved_tensors", x="grad_output * mask", mask="None", p="None")},
+             right=(_b("ctx.save_for_backward(mask)\nctx.p = p\nreturn x * mask / (1 - p)",
+                       "(mask,) = ctx.saved_tensors",
+                       x="grad_output * mask / (1 - ctx.p)", mask="None", p="None"),)),
+    Solution("leaky_relu", "LeakyReLU",
+             _b("ctx.save_for_backward(x)\nreturn torch.where(x > 0, x, 0.01 * x)", "(x,) = ctx.saved_tensors",
+                x="torch.where(x > 0, grad_output, 0.01 * grad_output)"), ("x",),
+             special={"missing_term": _b("ctx.save_for_backward(x)\nreturn torch.where(x > 0, x, 0.01 * x)",
+                                         "(x,) = ctx.saved_tensors",
+                                         x="torch.where(x > 0, grad_output, torch.zeros_like(grad_output))")},
+             right=(_b("ctx.save_for_backward(x)\nreturn F.leaky_relu(x, 0.01)", "(x,) = ctx.saved_tensors",
+                       x="grad_output * ((x > 0).to(x.dtype) * 0.99 + 0.01)"),)),
+    Solution("param_relu", "ParamReLU",
+             _b(PRELU, "(x,) = ctx.saved_tensors", x="torch.where(x > 0, grad_output, ctx.alpha * grad_output)",
+                alpha="None"), ("x",),
+             special={"missing_term": _b(PRELU, "(x,) = ctx.saved_tensors",
+                                         x="torch.where(x > 0, grad_output, 0 * grad_output)",
+                                         alpha="None")},
+             right=(_b("ctx.save_for_backward(x)\nctx.alpha = alpha\nreturn torch.maximum(x, alpha * x) if alpha < 1 "
+                       "else torch.where(x > 0, x, alpha * x)", "(x,) = ctx.saved_tensors\n"
+                       "slope = torch.where(x > 0, torch.ones_like(x), torch.full_like(x, ctx.alpha))",
+                       x="grad_output * slope", alpha="None"),)),
+    Solution("conv1d", "Conv1d",
+             _b("ctx.save_for_backward(x, w)\nreturn x.unfold(0, w.shape[0], 1) @ w", """
+                x, w = ctx.saved_tensors
+                k, n_out = w.shape[0], grad_output.shape[0]
+                gx = x.new_zeros(x.shape)
+                for j in range(k):
+                    gx[j:j + n_out] += w[j] * grad_output""", x="gx", w="x.unfold(0, n_out, 1) @ grad_output"),
+             ("x", "w"),
+             special={"off_by_one": _b("ctx.save_for_backward(x, w)\nreturn x.unfold(0, w.shape[0], 1) @ w", """
+                        x, w = ctx.saved_tensors
+                        k, n_out = w.shape[0], grad_output.shape[0]
+                        gx = x.new_zeros(x.shape)
+                        for j in range(1, k):  # off by one: skips the first tap
+                            gx[j:j + n_out] += w[j] * grad_output""", x="gx", w="x.unfold(0, n_out, 1) @ grad_output"),
+                      "missing_term": _b("ctx.save_for_backward(x, w)\nreturn x.unfold(0, w.shape[0], 1) @ w", """
+                        x, w = ctx.saved_tensors
+                        n_out = grad_output.shape[0]
+                        gx = x.new_zeros(x.shape)
+                        gx[:n_out] = w[0] * grad_output  # only the first tap's term""",
+                                         x="gx", w="x.unfold(0, n_out, 1) @ grad_output"),
+                      "jacobian": _b("ctx.save_for_backward(x, w)\nreturn x.unfold(0, w.shape[0], 1) @ w", """
+                        x, w = ctx.saved_tensors
+                        n, k, n_out = x.shape[0], w.shape[0], grad_output.shape[0]
+                        toeplitz = x.new_zeros(n_out, n)  # the Jacobian of the output with respect to x
+                        for j in range(k):
+                            toeplitz.diagonal(j)[:] = w[j]""", x="toeplitz.t() @ grad_output",
+                                     w="x.unfold(0, n_out, 1) @ grad_output")},
+             right=(_b("ctx.save_for_backward(x, w)\nreturn F.conv1d(x[None, None], w[None, None])[0, 0]", """
+                        x, w = ctx.saved_tensors
+                        k = w.shape[0]
+                        padded = F.pad(grad_output, (k - 1, k - 1))  # full convolution through unfold""",
+                       x="padded.unfold(0, k, 1) @ w.flip(0)", w="x.unfold(0, grad_output.shape[0], 1) @ grad_output"),
+                    _b("ctx.save_for_backward(x, w)\nreturn x.unfold(0, w.shape[0], 1) @ w", "x, w = ctx.saved_tensors",
+                       x="F.conv_transpose1d(grad_output[None, None], w[None, None])[0, 0]",
+                       w="F.conv1d(x[None, None], grad_output[None, None])[0, 0]"))),
+    Solution("linear", "Linear",
+             _b(LINEAR, "x, W = ctx.saved_tensors",
+                x="grad_output @ W", W="grad_output.t() @ x", b="grad_output.sum(dim=0)"), ("x", "W", "b"),
+             special={"off_by_one": _b(LINEAR, "x, W = ctx.saved_tensors",
+                                       x="grad_output @ W", W="grad_output.t() @ x", b="grad_output[1:].sum(dim=0)"),
+                      "missing_term": _b(LINEAR, "x, W = ctx.saved_tensors",
+                                         x="grad_output @ W", W="grad_output.t() @ x", b="grad_output[0]"),
+                      "jacobian": _b(LINEAR, """
+                        x, W = ctx.saved_tensors
+                        n = x.shape[0]
+                        jacobian = torch.kron(torch.eye(n, dtype=x.dtype), W)  # d vec(Y) / d vec(x)""",
+                                     x="(grad_output.reshape(-1) @ jacobian).reshape(x.shape)", W="grad_output.t() @ x",
+                                     b="grad_output.sum(dim=0)")},
+             right=(_b("ctx.save_for_backward(x, W)\nreturn F.linear(x, W, b)", "x, W = ctx.saved_tensors",
+                       x="torch.einsum('no,oi->ni', grad_output, W)", W="torch.einsum('no,ni->oi', grad_output, x)",
+                       b="torch.ones(grad_output.shape[0], dtype=grad_output.dtype) @ grad_output"),)),
+    Solution("mse_loss", "MSELoss",
+             _b(MSE, "(diff,) = ctx.saved_tensors",
+                pred="grad_output * 2 * diff / diff.numel()", target="None"), ("pred",),
+             special={"off_by_one": _b(MSE, "(diff,) = ctx.saved_tensors",
+                                       pred="grad_output * 2 * diff / (diff.numel() - 1)",
+                                       target="None"),
+                      "missing_term": _b("ctx.save_for_backward(pred, target)\nreturn ((pred - target) ** 2).mean()",
+                                         "pred, target = ctx.saved_tensors",
+                                         pred="grad_output * 2 * pred / pred.numel()",
+                                         target="None")},
+             right=(_b("ctx.save_for_backward(pred, target)\nreturn F.mse_loss(pred, target)",
+                       "pred, target = ctx.saved_tensors",
+                       pred="2 * (pred - target) * grad_output / pred.numel()", target="None"),)),
+    Solution("cross_entropy", "CrossEntropy",
+             _b("""
+                log_probs = logits - logits.max(dim=1, keepdim=True).values
+                log_probs = log_probs - torch.log(torch.exp(log_probs).sum(dim=1, keepdim=True))
+                ctx.save_for_backward(torch.exp(log_probs), targets)
+                return -log_probs.gather(1, targets[:, None]).mean()""", """
+                probs, targets = ctx.saved_tensors
+                onehot = F.one_hot(targets, probs.shape[1]).to(probs.dtype)""",
+                logits="(probs - onehot) / probs.shape[0] * grad_output", targets="None"), ("logits",),
+             special={"missing_term": _b(SOFTMAX_CE, "probs, targets = ctx.saved_tensors",
+                                         logits="probs / probs.shape[0] * grad_output", targets="None"),
+                      "off_by_one": _b(SOFTMAX_CE, """
+                        probs, targets = ctx.saved_tensors
+                        onehot = F.one_hot(targets, probs.shape[1]).to(probs.dtype)""",
+                                       logits="(probs - onehot) / (probs.shape[0] - 1) * grad_output", targets="None"),
+                      "jacobian": _b(SOFTMAX_CE, """
+                        probs, targets = ctx.saved_tensors
+                        n, c = probs.shape
+                        jac = torch.diag_embed(probs) - probs[:, :, None] * probs[:, None, :]  # each row's c x c
+                        dlogp = -F.one_hot(targets, c).to(probs.dtype) / probs""",
+                                     logits="grad_output * torch.einsum('nc,ncd->nd', dlogp, jac) / n",
+                                     targets="None")},
+             right=(_b("ctx.save_for_backward(logits, targets)\nreturn F.cross_entropy(logits, targets)", """
+                        logits, targets = ctx.saved_tensors
+                        probs = torch.exp(torch.log_softmax(logits, dim=1))  # through log-softmax
+                        grad = probs.scatter_add(1, targets[:, None], -torch.ones_like(probs[:, :1]))""",
+                       logits="grad * (grad_output / logits.shape[0])", targets="None"),)),
+]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of variant: wrong (a mutant, with the check and code that should name it) or right."""
+
+    name: str
+    wrong: bool
+    check: str = "backward"
+    code: str | None = None  # None: any failure is the right diagnosis (no specific code applies)
+
+
+KINDS = (
+    Kind("sign_flip", True, code="sign_error"),
+    Kind("drop_grad_output", True, code="ignores_grad_output"),
+    Kind("swapped_order", True, code="swapped_gradients"),
+    Kind("transposed", True, code="wrong_shape"),
+    Kind("constant_factor", True, code="scale_error"),
+    Kind("missing_term", True),
+    Kind("off_by_one", True),
+    Kind("returns_none", True, code="missing_gradient"),
+    Kind("jacobian", True, check="efficiency", code="inefficient_backward"),
+    Kind("reference", False),
+    Kind("rewritten", False),
+    Kind("rewritten_2", False),
+)
+
+
+def variant(sol: Solution, kind: Kind, shapes: Mapping[str, tuple[int, ...]]) -> str | None:
+    """The class source of `kind` for one exercise, or None where the kind does not apply."""
+    body, first = sol.body, sol.differentiable[0]
+    expr = dict(body.grads)
+    if kind.name == "sign_flip":
+        return sol.source(body.with_grads(**{first: f"-({expr[first]})"}))
+    if kind.name == "drop_grad_output":
+        return sol.source(body, prelude="grad_output = torch.ones_like(grad_output)  # mutant\n")
+    if kind.name == "swapped_order":
+        if len(sol.differentiable) < 2 or sol.exercise == "add":  # add's two gradients are equal
+            return None
+        a, b = sol.differentiable[:2]
+        order = tuple(b if x == a else a if x == b else x for x, _ in body.grads)
+        return sol.source(body, order=order)
+    if kind.name == "transposed":
+        wide = [a for a in sol.differentiable if len(shapes[a]) == 2 and shapes[a][0] != shapes[a][1]]
+        return sol.source(body.with_grads(**{wide[0]: f"({expr[wide[0]]}).t()"})) if wide else None
+    if kind.name == "constant_factor":
+        return sol.source(body.with_grads(**{first: f"2 * ({expr[first]})"}))
+    if kind.name == "returns_none":
+        return sol.source(body.with_grads(**{first: "None"}))
+    if kind.name == "reference":
+        return sol.source(body)
+    if kind.name.startswith("rewritten"):
+        i = 1 if kind.name == "rewritten_2" else 0
+        return sol.source(sol.right[i]) if i < len(sol.right) else None
+    special = sol.special.get(kind.name)
+    return sol.source(special) if special is not None else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exercise: str
+    kind: Kind
+    status: str  # the exercise's status
+    decisive: str  # "check: code" of the first check that did not pass, or ""
+    code: str | None  # the diagnosis of the kind's own check
+
+    @property
+    def ok(self) -> bool:
+        """Caught with the right diagnosis (a mutant), or passed (a right variant)."""
+        if not self.kind.wrong:
+            return self.status == "passed"
+        return self.caught and (self.kind.code is None or self.code == self.kind.code)
+
+    @property
+    def caught(self) -> bool:
+        return self.status != "passed"
+
+
+def write_files(exercises: Iterable[str], kinds: Iterable[Kind], folder: Path) -> dict[str, list[str]]:
+    """One file per kind, one class per exercise it applies to; returns kind -> exercises in it."""
+    catalog = load_catalog()
+    chosen = [s for s in SOLUTIONS if s.exercise in set(exercises)]
+    written: dict[str, list[str]] = {}
+    for kind in kinds:
+        parts, ids = [HEADER], []
+        for sol in chosen:
+            shapes = {s.name: s.shape for s in catalog[sol.exercise].inputs}
+            code = variant(sol, kind, shapes)
+            if code is not None:
+                parts.append(code)
+                ids.append(sol.exercise)
+        if ids:
+            (folder / f"{kind.name}.py").write_text("".join(parts))
+            written[kind.name] = ids
+    return written
+
+
+def _outcome(result: ExerciseResult, kind: Kind) -> Outcome:
+    problem = result.first_problem
+    decisive = f"{problem.id}: {problem.diagnosis or problem.status}" if problem else ""
+    own = next((c for c in result.checks if c.id == kind.check), None)
+    code = own.diagnosis if own is not None and own.status != "passed" else None
+    return Outcome(result.id, kind, result.status, decisive, code)
+
+
+def run(exercises: Iterable[str], kinds: Iterable[Kind] = KINDS, folder: Path | None = None,
+        seed: int = 0) -> list[Outcome]:
+    """Write the variants, grade every file with the `all` rubric, and return one outcome each."""
+    catalog = load_catalog()
+    kinds = list(kinds)
+    with tempfile.TemporaryDirectory(prefix="gradegrad-mutants-") as tmp:
+        folder = folder or Path(tmp)
+        written = write_files(exercises, kinds, folder)
+        outcomes = []
+        for kind in kinds:
+            if kind.name not in written:
+                continue
+            rubric = select_exercises(resolve_rubric("all", catalog), written[kind.name], catalog)
+            report = grade(folder / f"{kind.name}.py", rubric, catalog, Options(seed, "cpu", Limits(60.0)))
+            outcomes += [_outcome(r, kind) for r in report.exercises]
+    return outcomes
+
+
+def exercise_table(exercise: str, outcomes: list[Outcome]) -> str:
+    rows = [o for o in outcomes if o.exercise == exercise]
+    wrong, right = [o for o in rows if o.kind.wrong], [o for o in rows if not o.kind.wrong]
+    lines = [f"{exercise}: mutants caught {sum(o.caught for o in wrong)}/{len(wrong)}, right diagnosis "
+             f"{sum(o.ok for o in wrong)}/{len(wrong)}, right answers passed {sum(o.ok for o in right)}/{len(right)}"]
+    for o in rows:
+        verdict = ("caught" if o.caught else "MISSED") if o.kind.wrong else ("passed" if o.ok else "FALSE FAILURE")
+        expected = f"{o.kind.check}: {o.kind.code or 'any'}" if o.kind.wrong else "passes"
+        mark = "ok" if o.ok else "WRONG"
+        lines.append(f"  {o.kind.name:<17} {verdict:<14} {o.decisive or '-':<44} expected {expected:<36} {mark}")
+    return "\n".join(lines)
+
+
+def summary(outcomes: list[Outcome]) -> list[tuple[str, int, int, int, int, int]]:
+    """Per exercise: (id, caught, right diagnosis, mutants, right answers passed, right answers)."""
+    rows = []
+    for ex in dict.fromkeys(o.exercise for o in outcomes):
+        mine = [o for o in outcomes if o.exercise == ex]
+        wrong, right = [o for o in mine if o.kind.wrong], [o for o in mine if not o.kind.wrong]
+        rows.append((ex, sum(o.caught for o in wrong), sum(o.ok for o in wrong), len(wrong),
+                     sum(o.ok for o in right), len(right)))
+    return rows
+
+
+def markdown(outcomes: list[Outcome]) -> str:
+    rows = summary(outcomes)
+    lines = ["| exercise | mutants caught | right diagnosis | right answers passed |", "|---|---|---|---|"]
+    lines += [f"| {ex} | {c}/{n} | {d}/{n} | {p}/{r} |" for ex, c, d, n, p, r in rows]
+    totals = [sum(r[i] for r in rows) for i in range(1, 6)]
+    lines.append(f"| **all** | **{totals[0]}/{totals[2]}** | **{totals[1]}/{totals[2]}** | "
+                 f"**{totals[3]}/{totals[4]}** |")
+    return "\n".join(lines)
+
+
+def kind_markdown(outcomes: list[Outcome]) -> str:
+    """Per kind: how many exercises it applies to, how many were caught, and the diagnoses given."""
+    lines = ["| variant | exercises | caught / passed | diagnosis given |", "|---|---|---|---|"]
+    for kind in dict.fromkeys(o.kind for o in outcomes):
+        mine = [o for o in outcomes if o.kind == kind]
+        good = sum(o.caught for o in mine) if kind.wrong else sum(o.ok for o in mine)
+        codes = sorted({o.decisive for o in mine if o.decisive}) if kind.wrong else []
+        given = ", ".join(f"`{c}`" for c in codes) or "passes"
+        lines.append(f"| {kind.name}{'' if kind.wrong else ' (right)'} | {len(mine)} | {good}/{len(mine)} | {given} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-e", "--exercise", action="append", help="only these exercises (repeatable)")
+    parser.add_argument("--markdown", action="store_true", help="print the summary as a Markdown table only")
+    parser.add_argument("--keep", type=Path, help="write the generated files to this folder")
+    args = parser.parse_args(argv)
+    exercises = args.exercise or [s.exercise for s in SOLUTIONS]
+    start = time.perf_counter()
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    outcomes = run(exercises, folder=args.keep)
+    if not args.markdown:
+        for ex in dict.fromkeys(o.exercise for o in outcomes):
+            print(exercise_table(ex, outcomes), end="\n\n")
+    print(markdown(outcomes), kind_markdown(outcomes), sep="\n\n")
+    wrong = [o for o in outcomes if o.kind.wrong]
+    right = [o for o in outcomes if not o.kind.wrong]
+    print(f"\n{sum(o.caught for o in wrong)}/{len(wrong)} mutants caught, {sum(o.ok for o in wrong)}/{len(wrong)} "
+          f"with the right diagnosis; {sum(not o.ok for o in right)} false failures out of {len(right)} right "
+          f"answers; {time.perf_counter() - start:.0f} s")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
