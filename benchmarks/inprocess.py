@@ -1,67 +1,57 @@
-"""The baseline graders of benchmarks/throughput.py: gradegrad's checks run in-process.
+"""The baselines of benchmarks/throughput.py: gradegrad's own checks, with no isolation at all.
 
-This is what a naive autograder does: import the submission into the grading process and call
-its Functions directly (no isolation at all). `python benchmarks/inprocess.py FILE...` grades
-each file in this one process and prints one line per file.
+`InProcessChild` answers the child's requests by calling the evaluator's handlers directly in
+this process (no fork, no pipe, no serialisation, no sandbox): what grading costs when the
+submission is imported into the grader, as a naive autograder does. Same checks, same inputs.
+
+    python benchmarks/inprocess.py FILE...     # grade each file in this one process
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from gradegrad.cases import make_grad_output, make_inputs
-from gradegrad.catalog import load_catalog
-from gradegrad.discovery import normalize
-from gradegrad.reference import reference_gradients
+from gradegrad.catalog import load_catalog, resolve_rubric
+from gradegrad.grading import grade
+from gradegrad.options import Options
+from gradegrad.report import StudentOutput
+from gradegrad.sandbox import remote
+from gradegrad.sandbox.child import Evaluator
+from gradegrad.sandbox.process import StudentRaised
+from gradegrad.sandbox.protocol import Message
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(f"sub_{abs(hash(path))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {normalize(name): obj for name, obj in vars(module).items() if isinstance(obj, type)}
+class InProcessChild:
+    """Stands in for `sandbox.process.Child`: the evaluator runs in this very process."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.evaluator = Evaluator(channel=None)
+        self.alive = True
+
+    def request(self, header: dict[str, Any], tensors: list[torch.Tensor] = (), *, timeout: float,
+                expect_ready: bool = False) -> Message:
+        if header.get("op") == "confine":
+            header = {**header, "confine": False}
+        reply, out = self.evaluator.handle(Message(header, list(tensors)))
+        if not reply.get("ok"):
+            raise StudentRaised(reply.get("error", {}))
+        return Message(reply, out)
+
+    def close(self) -> StudentOutput:
+        return StudentOutput()
 
 
-def _values(ex, cls, case, seed: int, dtype: str) -> bool:
-    args = [a.requires_grad_(s.differentiable) if isinstance(a, torch.Tensor) else a
-            for s, a in zip(case.inputs, make_inputs(ex, case, seed, dtype))]
-    out = cls.apply(*args)
-    g = make_grad_output(out.detach(), seed, ex.id, case.name, dtype)
-    wanted = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
-    got = torch.autograd.grad(out, wanted, g)
-    ref_args = [a.detach().double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
-    ref_out, ref_grads = reference_gradients(ex, ref_args, [s.differentiable for s in case.inputs], g.double())
-    tol = ex.tolerance(dtype)
-    ok = torch.allclose(out.detach().double(), ref_out, rtol=tol.rtol, atol=tol.atol)
-    return ok and all(torch.allclose(a.double(), b, rtol=tol.rtol, atol=tol.atol)
-                      for a, b in zip(got, [r for r in ref_grads if r is not None]))
-
-
-def grade_in_process(path: Path, catalog, seed: int = 0) -> tuple[int, int]:
-    """(passed, total) checks: values on every case, float32, and gradcheck, per exercise found."""
-    classes = _load(path)
-    passed = total = 0
-    for ex in catalog.values():
-        cls = next((classes[normalize(n)] for n in ex.names if normalize(n) in classes), None)
-        if cls is None:
-            continue
-        for case in ex.cases:
-            total += 1
-            passed += _values(ex, cls, case, seed, "float64")
-        total += 2
-        passed += _values(ex, cls, ex.cases[0], seed, "float32")
-        args = tuple(a.requires_grad_(s.differentiable) if isinstance(a, torch.Tensor) else a
-                     for s, a in zip(ex.inputs, make_inputs(ex, ex.cases[0], seed)))
-        passed += torch.autograd.gradcheck(cls.apply, args, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=False)
-    return passed, total
+def grade_in_process(paths: list[Path], rubric: str = "all") -> list[float]:
+    remote.Child = InProcessChild  # type: ignore[misc]  (a benchmark, not the product)
+    catalog = load_catalog()
+    chosen = resolve_rubric(rubric, catalog)
+    return [grade(p, chosen, catalog, Options()).score for p in paths]
 
 
 if __name__ == "__main__":
-    catalog = load_catalog()
-    for arg in sys.argv[1:]:
-        passed, total = grade_in_process(Path(arg), catalog)
-        print(f"{arg}: {passed}/{total}")
+    for path, score in zip(sys.argv[1:], grade_in_process([Path(a) for a in sys.argv[1:]])):
+        print(f"{path}: {score:g}")

@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,6 +75,17 @@ def _pss(pid: int) -> int:
     return 0
 
 
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _tree(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -94,12 +104,13 @@ def _tree(root: int) -> list[int]:
     return seen
 
 
-def peak_memory(cmd: list[str]) -> tuple[float, int]:
-    """Run `cmd`, sampling the PSS of its whole process tree; (seconds, peak bytes)."""
+def peak_memory(cmd: list[str], measure=_pss) -> tuple[float, int]:
+    """Run `cmd`, sampling its whole process tree (PSS: shared pages split between the processes
+    sharing them, so forked children are not counted twice); (seconds, peak bytes)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT)
     peak, start = 0, time.perf_counter()
     while proc.poll() is None:
-        peak = max(peak, sum(_pss(p) for p in _tree(proc.pid)))
+        peak = max(peak, sum(measure(p) for p in _tree(proc.pid)))
         time.sleep(0.05)
     return time.perf_counter() - start, peak
 
@@ -120,7 +131,9 @@ def main() -> None:
             rows.append((n, g, b, f))
         torch_import = min(run([sys.executable, "-c", "import torch"]) for _ in range(3))
         check = min(run([sys.executable, "-m", "gradegrad", "check", str(COMPLETE)]) for _ in range(3))
-        _, one = peak_memory([sys.executable, "-c", "import torch, time; time.sleep(1.5)"])
+        # one `import torch` process on its own: its RSS (its PSS shrinks whenever other processes
+        # on the machine happen to map the same libraries)
+        _, one = peak_memory([sys.executable, "-c", "import torch, time; time.sleep(1.5)"], _rss)
         mem_folder = copies(20, work / "mem")
         _, batch = peak_memory([sys.executable, "-m", "gradegrad", "grade", str(mem_folder), "--rubric", "all",
                                 "--jobs", "2", "--out", str(work / "memout"), "--no-cache"])
@@ -135,7 +148,7 @@ def main() -> None:
     print(f"\n`gradegrad check complete.py`: {check:.2f} s; `python -c \"import torch\"`: {torch_import:.2f} s "
           f"(ratio {check / torch_import:.2f})")
     print(f"peak memory (PSS) of a 20-submission batch with --jobs 2: {batch / 2**20:.0f} MiB; one `import torch` "
-          f"process: {one / 2**20:.0f} MiB (ratio {batch / max(one, 1):.2f})")
+          f"process (RSS): {one / 2**20:.0f} MiB (ratio {batch / max(one, 1):.2f})")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,13 @@ DATA_ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_EXERCISES = DATA_ROOT / "exercises"
 BUILTIN_RUBRICS = DATA_ROOT / "rubrics"
 EXERCISES_ENV = "GRADEGRAD_EXERCISES"
+RUBRICS_ENV = "GRADEGRAD_RUBRICS"
 
 CHECK_IDS = ("found", "forward", "backward", "gradcheck", "needs_input_grad", "float32",
-             "stability", "inputs_unchanged", "device", "hand_written")
+             "stability", "inputs_unchanged", "device", "hand_written", "efficiency", "double_backward", "jvp",
+             "wraps_function", "training")
+KINDS = ("function", "module", "vjp", "chain", "formula")  # what students hand in; docs/exercises.md, "Kinds"
+DATA_KINDS = ("chain", "formula")  # kinds whose manifest has no inputs, cases or reference
 INPUT_KINDS = ("tensor", "float", "int")
 DTYPES = ("float", "long")
 DOMAIN_FIELDS = {
@@ -86,6 +90,40 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
+class Efficiency:
+    """How the inputs grow for the `efficiency` check: shapes where "n" takes each of `sizes`."""
+
+    sizes: tuple[int, ...]  # values of n, increasing (e.g. 256, 1024, 4096)
+    shapes: tuple[tuple[str, tuple[int | str, ...]], ...]  # input name -> shape; inputs not named keep theirs
+
+    def shape(self, name: str, n: int) -> tuple[int, ...] | None:
+        """The shape of input `name` at size n (None: the input keeps its manifest shape)."""
+        dims = dict(self.shapes).get(name)
+        return None if dims is None else tuple(n if d == "n" else int(d) for d in dims)
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """What an exercise's kind adds to the common fields (docs/exercises.md, "Kinds")."""
+
+    init: tuple[str, ...] = ()  # module: inputs passed to the constructor (e.g. alpha), not to forward
+    upstream: str = "random"  # vjp: "random" u, or "none": vjp(None), a loss at the end of a chain
+    steps: int = 3  # chain: SGD steps whose losses must match the reference run
+    lr: float = 0.01  # chain: SGD learning rate
+    variables: int = 5  # formula: the expression's variables x1 .. xn
+    rtol: float = 0.01  # formula: tolerance on each gradient component
+    atol: float = 0.01
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One per-student alternative of an exercise: its cases with the variant's overrides applied."""
+
+    label: str  # what changes, e.g. "alpha=0.1, x.shape=[6]"
+    cases: tuple[Case, ...]
+
+
+@dataclass(frozen=True)
 class Exercise:
     id: str
     class_name: str
@@ -98,6 +136,10 @@ class Exercise:
     tolerance32: Tolerance
     path: str
     forbidden: tuple[str, ...] = ()  # aten ops a hand-written backward must not call
+    efficiency: Efficiency | None = None  # how inputs grow for the efficiency check (None: not checked)
+    kind: str = "function"  # one of KINDS
+    spec: KindSpec = KindSpec()  # the kind's own fields
+    variants: tuple[Variant, ...] = ()  # per-student alternatives, used by a rubric with `variants: true`
 
     @property
     def inputs(self) -> tuple[InputSpec, ...]:
@@ -133,6 +175,8 @@ class Rubric:
     path: str
     defaults: tuple[tuple[str, float], ...] = ()  # the rubric's `points:` for every exercise
     only_found: bool = False  # the implicit rubric of `check` without --rubric: grade what is found
+    total: float | None = None  # the points the exercises must add up to (checked by `gradegrad validate`)
+    variants: bool = False  # derive each student's variant of the exercises from the student's name
 
 
 # --------------------------------------------------------------------------- YAML helpers
@@ -148,7 +192,8 @@ def _read_yaml(path: Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "YAML"
-        raise ManifestError(path, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ManifestError(path, where, f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                            mark.line + 1 if mark else None) from None
 
 
 class _Fields:
@@ -310,13 +355,41 @@ def _tolerance(path: Path, data: Any) -> tuple[Tolerance, Tolerance]:
 
 
 _EXERCISE_FIELDS = ("id", "class", "aliases", "teaches", "formula", "reference", "inputs", "cases",
-                    "tolerance", "forbidden")
+                    "tolerance", "forbidden", "efficiency")
+
+
+def _efficiency(path: Path, data: Any, base: tuple[InputSpec, ...]) -> Efficiency:
+    f = _Fields(path, "efficiency", data, ("sizes", "inputs"))
+    sizes = f.get("sizes", list, [256, 1024, 4096], "a list of increasing sizes, e.g. [256, 1024, 4096]")
+    if len(sizes) < 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes) \
+            or sorted(set(sizes)) != sizes:
+        raise f.error("sizes", "expected at least two increasing positive integers, e.g. [256, 1024, 4096], "
+                      f"got {sizes!r}")
+    shapes = f.get("inputs", dict, what="a mapping from input name to a shape with n, e.g. {x: [n]}")
+    tensors = [s.name for s in base if s.is_tensor]
+    for name, dims in shapes.items():
+        if name not in tensors:
+            raise f.error(f"inputs.{name}", f"no such tensor input (tensor inputs are: {', '.join(tensors)})")
+        if not isinstance(dims, list) or not all(d == "n" or (isinstance(d, int) and not isinstance(d, bool)
+                                                               and d >= 0) for d in dims):
+            raise f.error(f"inputs.{name}", f"expected a shape of integers and n, e.g. [n, 8], got {dims!r}")
+    if not any("n" in dims for dims in shapes.values()):
+        raise f.error("inputs", "at least one input's shape must contain n, e.g. {x: [n]}")
+    return Efficiency(tuple(sizes), tuple((name, tuple(dims)) for name, dims in shapes.items()))
 
 
 def load_exercise(path: Path) -> Exercise:
-    f = _Fields(path, "", _read_yaml(path), _EXERCISE_FIELDS)
+    return exercise_from_data(path, _read_yaml(path))
+
+
+def exercise_from_data(path: Path, data: Any) -> Exercise:
+    """An exercise from parsed YAML (`gradegrad validate` runs it again on corrected data)."""
+    f = _Fields(path, "", data, _EXERCISE_FIELDS + _KIND_FIELDS)
+    kind = f.choice("kind", KINDS, "function")
+    if kind in DATA_KINDS:
+        return _data_exercise(path, f, kind)
     ex_id = f.text("id")
-    class_name = f.text("class")
+    class_name = _class_name(f)
     aliases = f.get("aliases", list, [], "a list of class names")
     if not all(isinstance(a, str) and a.isidentifier() for a in aliases):
         raise f.error("aliases", f"expected a list of class names, got {aliases!r}")
@@ -340,14 +413,128 @@ def load_exercise(path: Path) -> Exercise:
     if not all(isinstance(op, str) and re.fullmatch(r"(aten::)?\w+", op) for op in forbidden):
         raise f.error("forbidden", f"expected aten op names such as aten::sigmoid_backward, got {forbidden!r}")
     forbidden = tuple(op if op.startswith("aten::") else f"aten::{op}" for op in forbidden)
-    return Exercise(ex_id, class_name, tuple(aliases), f.text("teaches"), f.text("formula", ""),
-                    _reference(path, f.text("reference"), names), cases, tol64, tol32, str(path), forbidden)
+    efficiency = _efficiency(path, f.data["efficiency"], base) if f.data.get("efficiency") is not None else None
+    ex = Exercise(ex_id, class_name, tuple(aliases), f.text("teaches"), f.text("formula", ""),
+                 _reference(path, f.text("reference"), names), cases, tol64, tol32, str(path), forbidden,
+                 efficiency)
+    return _with_kind(path, f, kind, base, raw_cases, ex)
 
 
-def exercise_dirs() -> list[Path]:
-    """Built-in exercises, then any folders named by $GRADEGRAD_EXERCISES."""
-    extra = [Path(p) for p in os.environ.get(EXERCISES_ENV, "").split(os.pathsep) if p]
-    return [BUILTIN_EXERCISES, *extra]
+# --------------------------------------------------------------------------- kinds
+
+_KIND_FIELDS = ("kind", "init", "upstream", "variants", "steps", "lr", "variables")
+_OWN_FIELDS = {"module": ("init",), "vjp": ("upstream",), "chain": ("steps", "lr"),
+               "formula": ("variables", "tolerance")}  # fields only these kinds take
+_DATA_FIELDS = {"chain": ("id", "kind", "class", "aliases", "teaches", "formula", "steps", "lr"),
+                "formula": ("id", "kind", "teaches", "formula", "variables", "tolerance")}
+
+
+def _class_name(f: _Fields) -> str:
+    name = f.text("class")
+    if not name.isidentifier():
+        raise f.error("class", f"expected a Python name (students define it), got {name!r}")
+    return name
+
+
+def _refuse_foreign(f: _Fields, kind: str, allowed: Iterable[str]) -> None:
+    for key in f.data:
+        if key not in allowed:
+            raise f.error(key, f"not used by kind: {kind} (see docs/exercises.md, \"Kinds\")")
+
+
+def _with_kind(path: Path, f: _Fields, kind: str, base: tuple[InputSpec, ...], raw_cases: list,
+               ex: Exercise) -> Exercise:
+    """Check and add what the kind (function, module, vjp) takes; and the per-student variants."""
+    others = {k for fields in _OWN_FIELDS.values() for k in fields} - {"tolerance"}
+    _refuse_foreign(f, kind, [k for k in f.data if k not in others or k in _OWN_FIELDS.get(kind, ())])
+    spec = KindSpec()
+    if kind == "module":
+        init = f.get("init", list, [], "a list of input names, e.g. [alpha]")
+        scalars = [s.name for s in base if not s.is_tensor]
+        for name in init:
+            if name not in scalars:
+                raise f.error("init", f"{name!r} is not a float/int input (those are: {', '.join(scalars) or 'none'})")
+        spec = KindSpec(init=tuple(init))
+    if kind == "vjp":
+        if len(base) != 2 or not all(s.is_tensor for s in base) or not base[0].differentiable:
+            raise f.error("inputs", "a vjp function takes two arrays f(x, p), and x must require grad")
+        spec = KindSpec(upstream=f.choice("upstream", ("random", "none"), "random"))
+    return replace(ex, kind=kind, spec=spec, variants=_variants(path, f, base, raw_cases))
+
+
+def _variants(path: Path, f: _Fields, base: tuple[InputSpec, ...], raw_cases: list) -> tuple[Variant, ...]:
+    """Each variant overrides inputs (shape, domain, value) before the cases' own overrides."""
+    raw = f.get("variants", list, [], "a list of input overrides, e.g. [{alpha: {value: 0.1}}]")
+    variants = []
+    names = [s.name for s in base]
+    for i, overrides in enumerate(raw):
+        where = f"variants[{i}]"
+        if not isinstance(overrides, Mapping):
+            raise f.error(where, "expected a mapping from input name to overrides, e.g. {alpha: {value: 0.1}}")
+        for key in overrides:
+            if key not in names:
+                raise ManifestError(path, f"{where}.{key}", f"no such input (inputs are: {', '.join(names)})")
+        inputs = tuple(_override(path, f"{where}.{s.name}", s, overrides[s.name]) if s.name in overrides else s
+                       for s in base)
+        cases = tuple(_case(path, f"cases[{j}]", d, inputs) for j, d in enumerate(raw_cases))
+        variants.append(Variant(_describe_override(overrides), cases))
+    return tuple(variants)
+
+
+def _describe_override(overrides: Mapping[str, Any]) -> str:
+    parts = []
+    for name, fields in overrides.items():
+        for key, value in (fields or {}).items():
+            parts.append(f"{name}={value}" if key == "value" else f"{name}.{key}={value}")
+    return ", ".join(parts) or "as written"
+
+
+def _data_exercise(path: Path, f: _Fields, kind: str) -> Exercise:
+    """A chain or formula exercise: fixed data in gradegrad, only a few numbers in the manifest."""
+    _refuse_foreign(f, kind, _DATA_FIELDS[kind])
+    ex_id = f.text("id")
+    class_name = _class_name(f) if kind == "chain" else ""
+    aliases = tuple(f.get("aliases", list, [], "a list of function names"))
+    if not all(isinstance(a, str) and a.isidentifier() for a in aliases):
+        raise f.error("aliases", f"expected a list of function names, got {list(aliases)!r}")
+    spec = KindSpec()
+    if kind == "chain":
+        steps = f.get("steps", int, 3, "a number of steps between 1 and 100")
+        if not 1 <= steps <= 100:
+            raise f.error("steps", f"expected a number of steps between 1 and 100, got {steps}")
+        lr = f.number("lr", 0.01)
+        if not 0 < lr < 1:
+            raise f.error("lr", f"expected a learning rate between 0 and 1, got {lr}")
+        spec = KindSpec(steps=steps, lr=float(lr))
+    else:
+        variables = f.get("variables", int, 5, "a number of variables between 2 and 9")
+        if not 2 <= variables <= 9:
+            raise f.error("variables", f"expected a number of variables between 2 and 9, got {variables}")
+        tol = _Fields(path, "tolerance", f.data.get("tolerance") or {}, ("rtol", "atol"))
+        spec = KindSpec(variables=variables, rtol=float(tol.number("rtol", 0.01)), atol=float(tol.number("atol", 0.01)))
+    tol64, tol32 = (Tolerance(*DEFAULT_TOLERANCE["float64"]), Tolerance(*DEFAULT_TOLERANCE["float32"]))
+    return Exercise(ex_id, class_name, aliases, f.text("teaches"), f.text("formula", ""), "",
+                    (Case("default", ()),), tol64, tol32, str(path), kind=kind, spec=spec)
+
+
+def exercise_dirs(extra: Iterable[Path] = ()) -> list[Path]:
+    """Built-in exercises, then any folders named by $GRADEGRAD_EXERCISES, then `extra` (--exercises)."""
+    env = [Path(p) for p in os.environ.get(EXERCISES_ENV, "").split(os.pathsep) if p]
+    return _unique([BUILTIN_EXERCISES, *env, *extra])
+
+
+def rubric_dirs(extra: Iterable[Path] = ()) -> list[Path]:
+    """Where `--rubric NAME` looks: built-in rubrics, $GRADEGRAD_RUBRICS, then `extra` (--rubrics)."""
+    env = [Path(p) for p in os.environ.get(RUBRICS_ENV, "").split(os.pathsep) if p]
+    return _unique([BUILTIN_RUBRICS, *env, *extra])
+
+
+def _unique(folders: list[Path]) -> list[Path]:
+    """Each folder once, however often it is named (by the environment and by a flag)."""
+    seen: dict[Path, Path] = {}
+    for folder in folders:
+        seen.setdefault(Path(folder).resolve(), Path(folder))
+    return list(seen.values())
 
 
 def load_catalog(dirs: Iterable[Path] | None = None) -> dict[str, Exercise]:
@@ -377,7 +564,12 @@ def _points(path: Path, where: str, data: Any) -> dict[str, float]:
 
 
 def load_rubric(path: Path, catalog: Mapping[str, Exercise]) -> Rubric:
-    f = _Fields(path, "", _read_yaml(path), ("name", "title", "points", "exercises"))
+    return rubric_from_data(path, _read_yaml(path), catalog)
+
+
+def rubric_from_data(path: Path, data: Any, catalog: Mapping[str, Exercise]) -> Rubric:
+    """A rubric from parsed YAML (`gradegrad validate` runs it again on corrected data)."""
+    f = _Fields(path, "", data, ("name", "title", "points", "exercises", "total", "variants"))
     defaults = _points(path, "points", f.get("points", dict, what="a mapping from check id to points"))
     entries = f.get("exercises", list, what="a list of exercise ids")
     items = []
@@ -391,25 +583,32 @@ def load_rubric(path: Path, catalog: Mapping[str, Exercise]) -> Rubric:
             close = difflib.get_close_matches(ex_id, list(catalog), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise e.error("id", f"unknown exercise {ex_id!r}{hint}")
+        if catalog[ex_id].kind == "formula":
+            raise e.error("id", f"{ex_id} is a formula exercise: it is graded by `gradegrad formula`, not by a rubric")
         points = {**defaults, **_points(path, f"{where}.points", e.get("points", dict, {}))}
         items.append(RubricItem(ex_id, tuple((c, float(points[c])) for c in CHECK_IDS if c in points)))
     if len({it.exercise for it in items}) != len(items):
         raise f.error("exercises", "an exercise is listed twice")
     name = f.text("name", path.stem)
     ordered = tuple((c, float(defaults[c])) for c in CHECK_IDS if c in defaults)
-    return Rubric(name, f.text("title", name), tuple(items), str(path), ordered)
+    total = f.number("total", None)
+    return Rubric(name, f.text("title", name), tuple(items), str(path), ordered,
+                  total=None if total is None else float(total),
+                  variants=f.get("variants", bool, False, "true or false"))
 
 
-def rubric_names() -> list[str]:
-    return sorted(p.stem for p in BUILTIN_RUBRICS.glob("*.yaml"))
+def rubric_names(dirs: Iterable[Path] | None = None) -> list[str]:
+    return sorted({p.stem for d in (rubric_dirs() if dirs is None else dirs) for p in Path(d).glob("*.yaml")})
 
 
-def resolve_rubric(name_or_path: str | None, catalog: Mapping[str, Exercise]) -> Rubric:
+def resolve_rubric(name_or_path: str | None, catalog: Mapping[str, Exercise],
+                   dirs: Iterable[Path] | None = None) -> Rubric:
     """`--rubric NAME|PATH`; without it, the catalog rubric restricted to classes found."""
     if name_or_path is None:
         full = load_rubric(BUILTIN_RUBRICS / "all.yaml", catalog)
         listed = {it.exercise for it in full.items}
-        items = full.items + tuple(RubricItem(ex, full.defaults) for ex in catalog if ex not in listed)
+        items = full.items + tuple(RubricItem(ex, full.defaults) for ex in catalog
+                                   if ex not in listed and catalog[ex].kind != "formula")
         return replace(full, name="found", title="every exercise whose class is found",
                        items=items, only_found=True)
     path = Path(name_or_path)
@@ -417,10 +616,12 @@ def resolve_rubric(name_or_path: str | None, catalog: Mapping[str, Exercise]) ->
         if not path.is_file():
             raise UsageError(f"rubric file not found: {path}")
         return load_rubric(path, catalog)
-    candidate = BUILTIN_RUBRICS / f"{name_or_path}.yaml"
-    if candidate.is_file():
-        return load_rubric(candidate, catalog)
-    names = rubric_names()
+    dirs = rubric_dirs() if dirs is None else list(dirs)
+    for folder in reversed(dirs):  # a course's own rubric wins over a built-in one of the same name
+        candidate = Path(folder) / f"{name_or_path}.yaml"
+        if candidate.is_file():
+            return load_rubric(candidate, catalog)
+    names = rubric_names(dirs)
     close = difflib.get_close_matches(name_or_path, names, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     raise UsageError(f"unknown rubric {name_or_path!r}: {hint}available: {', '.join(names)}")

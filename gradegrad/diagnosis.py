@@ -37,8 +37,18 @@ CODES = {
     "missing": "the class is not in the submission",
     "jacobian_mismatch": "gradcheck: backward disagrees with finite differences of forward",
     "gradcheck_failed": "gradcheck failed for another reason",
+    "not_a_module": "the class is not a torch.nn.Module",
+    "builtin_output": "the module's output comes from built-in operations, not from the student's Function",
+    "no_make_vjp": "the function has no make_vjp attribute",
+    "not_implemented": "the starter stub still raises NotImplementedError",
+    "wrong_losses": "the training losses differ from the reference run",
     "uses_autograd": "the Function asks autograd for its gradient instead of deriving it",
     "uses_reference_backward": "backward calls PyTorch's own derivative kernel of the operation",
+    "inefficient_backward": "backward's memory grows faster with the input size than the reference's",
+    "inefficient_forward": "forward's memory grows faster with the input size than the reference's",
+    "not_differentiable": "the gradient backward returns cannot itself be differentiated",
+    "missing_jvp": "the class has no jvp staticmethod (forward-mode AD)",
+    "ignores_tangent": "jvp does not multiply by the input tangents (chain rule)",
 }
 
 

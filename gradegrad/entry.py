@@ -7,10 +7,12 @@ import sys
 
 
 def main() -> None:
-    grading = len(sys.argv) > 1 and sys.argv[1] in ("check", "grade")
+    grading = len(sys.argv) > 1 and sys.argv[1] in ("check", "grade", "gradescope", "validate")
     if grading:
+        from gradegrad.sandbox.environment import limit_malloc_arenas
         from gradegrad.sandbox.zygote import prestart
 
+        limit_malloc_arenas()
         prestart()
     from gradegrad.cli import main as cli_main
 

@@ -24,8 +24,9 @@ class GradegradError(Exception):
 class ManifestError(GradegradError):
     """An exercise manifest or rubric file is malformed."""
 
-    def __init__(self, path: object, field: str, problem: str) -> None:
+    def __init__(self, path: object, field: str, problem: str, line: int | None = None) -> None:
         self.path, self.field, self.problem = str(path), field, problem
+        self.line = line  # 1-based line in the file, when known (`gradegrad validate` finds the rest)
         where = f"{self.path}: {field}: " if field else f"{self.path}: "
         super().__init__(where + problem)
 

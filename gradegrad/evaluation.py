@@ -131,6 +131,12 @@ class Runner:
             ev.fault = self._record(fault_from(exc, ev.phase, self.timeout))
         return ev
 
+    def memo(self, key: tuple, compute: Callable[[], T]) -> T:
+        """An exercise kind's own evaluation (gradegrad.kinds), computed once for all its checks."""
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
     def guarded(self, fn: Callable[[], T], phase: str) -> T | Fault:
         """Run `fn` (which talks to the child); a failure of the student's code becomes a Fault."""
         if self.dead:

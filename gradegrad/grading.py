@@ -9,13 +9,15 @@ from typing import Mapping
 
 import gradegrad
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.checks import CheckContext, Verdict, applies, registered
-from gradegrad.discovery import Match, match_all
+from gradegrad.checks import CheckContext, Verdict, applies, registered, skipped_on
+from gradegrad.discovery import Match
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
+from gradegrad.kinds import match_submission, noun
 from gradegrad.report import CheckResult, ExerciseResult, Report
 from gradegrad.options import Options
 from gradegrad.sandbox.remote import Loaded, Submission
+from gradegrad.variants import personalise, student_name
 
 
 def _result(cid: str, verdict: Verdict, max_points: float) -> CheckResult:
@@ -57,8 +59,9 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
     """
     ids = _rubric_checks(ex, item)
     if match.info is None:
-        missing = Verdict("failed", f"no class {ex.class_name} in the submission", "missing")
-        return _exercise_result(ex, item, None, "missing", {cid: missing for cid in ids}, match.hint)
+        missing = Verdict("failed", f"no {noun(ex)} {ex.class_name} in the submission", "missing")
+        verdicts = {cid: _unless_skipped(cid, options.device, missing) for cid in ids}
+        return _exercise_result(ex, item, None, "missing", verdicts, match.hint)
     limit = options.limits.timeout if budget is None else min(options.limits.timeout, budget)
     if limit <= 0:
         over = Verdict("error", f"not run: the submission's time limit "
@@ -66,7 +69,7 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
         return _exercise_result(ex, item, match.info.name, "timeout", {cid: over for cid in ids})
     runner = Runner(sub, ex, match.info.name, options.seed, limit)
     ctx = CheckContext(ex, match.info, runner, options.device)
-    checks = registered()
+    checks = registered(ex.kind)
     found = checks["found"](ctx)
     verdicts: dict[str, Verdict] = {}
     for cid in ids:
@@ -74,7 +77,18 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
             verdicts[cid] = found if cid == "found" else Verdict("failed", "not run: " + found.message)
         else:
             verdicts[cid] = _run_check(checks[cid], ctx, cid)
+    verdicts = _unfinished(verdicts)
     return _exercise_result(ex, item, match.info.name, _status(verdicts, item), verdicts)
+
+
+def _unfinished(verdicts: dict[str, Verdict]) -> dict[str, Verdict]:
+    """An untouched stub of `gradegrad template` (every check raised NotImplementedError) scores 0."""
+    ran = [v for cid, v in verdicts.items() if cid != "found" and v.status != "skipped"]
+    if not ran or verdicts.get("found", Verdict("failed")).status != "passed" \
+            or not all(v.status == "error" and "NotImplementedError" in v.message for v in ran):
+        return verdicts
+    stub = Verdict("failed", "not implemented yet: it still raises NotImplementedError", "not_implemented")
+    return {**verdicts, "found": stub}
 
 
 def _run_check(check, ctx: CheckContext, cid: str) -> Verdict:
@@ -89,10 +103,16 @@ def _run_check(check, ctx: CheckContext, cid: str) -> Verdict:
                        "please report it with this submission", traceback=trace)
 
 
-def _load_failure(ex: Exercise, item: RubricItem, loaded: Loaded) -> ExerciseResult:
+def _unless_skipped(cid: str, device: str, verdict: Verdict) -> Verdict:
+    """`verdict`, or skipped for a check that never runs on this device (so maxima agree)."""
+    why = skipped_on(cid, device)
+    return Verdict("skipped", why) if why else verdict
+
+
+def _load_failure(ex: Exercise, item: RubricItem, loaded: Loaded, device: str) -> ExerciseResult:
     timed_out = loaded.error.get("kind") == "timeout"
     verdict = Verdict("error", "not run: the submission could not be imported", timed_out=timed_out)
-    verdicts = {cid: verdict for cid in _rubric_checks(ex, item)}
+    verdicts = {cid: _unless_skipped(cid, device, verdict) for cid in _rubric_checks(ex, item)}
     return _exercise_result(ex, item, None, "timeout" if timed_out else "error", verdicts)
 
 
@@ -115,8 +135,13 @@ def check_path(path: Path) -> Path:
     return path
 
 
-def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options) -> Report:
-    """Grade `path` against `rubric`; student code runs only in child processes."""
+def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options,
+          student: str | None = None) -> Report:
+    """Grade `path` against `rubric`; student code runs only in child processes.
+
+    `student` picks the per-student variants of a rubric with `variants: true` (default: the
+    submission's file name).
+    """
     check_path(path)
     sub = Submission(path, options.device, options.limits)
     results: list[ExerciseResult] = []
@@ -125,12 +150,15 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
     try:
         loaded = sub.load()
         exercises = [(catalog[it.exercise], it) for it in rubric.items]
+        if rubric.variants:
+            exercises, options, note = personalise(exercises, student or student_name(path), options)
+            notes.append(note)
         if loaded.error:
             error, trace = _load_message(loaded.error), loaded.error.get("traceback") or None
             if not rubric.only_found:
-                results = [_load_failure(ex, it, loaded) for ex, it in exercises]
+                results = [_load_failure(ex, it, loaded, options.device) for ex, it in exercises]
         else:
-            matches = match_all([ex for ex, _ in exercises], loaded.classes)
+            matches = match_submission([ex for ex, _ in exercises], loaded)
             deadline = time.monotonic() + options.limits.submission_timeout
             for ex, it in exercises:
                 m = matches[ex.id]
@@ -147,6 +175,7 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
 
 
 def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) -> str:
+    catalog = {k: ex for k, ex in catalog.items() if ex.kind != "formula"}  # graded by `gradegrad formula`
     found = [r for r in results if r.status != "missing"]
     if not found:
         names = ", ".join(ex.class_name for ex in list(catalog.values())[:6])

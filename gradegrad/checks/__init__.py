@@ -69,17 +69,35 @@ def check(check_id: str) -> Callable[[Check], Check]:
     return register
 
 
+def skipped_on(check_id: str, device: str) -> str | None:
+    """Why a check is skipped on this device whatever the submission (it then counts 0 of 0)."""
+    return "runs with --device cuda" if check_id == "device" and device == "cpu" else None
+
+
 def applies(check_id: str, ex: Exercise) -> bool:
     """Whether a check means anything for an exercise (else its rubric points do not count)."""
+    if ex.kind != "function":  # module, vjp, chain: the kind's own checks (gradegrad.kinds)
+        from gradegrad.kinds import kind_checks
+
+        return check_id in kind_checks(ex.kind)
+    if check_id in ("wraps_function", "training"):  # only the module and chain kinds have these
+        return False
     if check_id == "stability":
         return any(c.stability for c in ex.cases)
     if check_id == "needs_input_grad":
         return len(ex.differentiable) >= 2
+    if check_id == "efficiency":
+        return ex.efficiency is not None
     return True
 
 
-def registered() -> dict[str, Check]:
-    """Every check, in the order of CHECK_IDS (importing the modules registers them)."""
-    from gradegrad.checks import authorship, found, gradcheck, grad_mask, hygiene, values  # noqa: F401
+def registered(kind: str = "function") -> dict[str, Check]:
+    """Every check of an exercise kind, in the order of CHECK_IDS (importing the modules registers them)."""
+    if kind != "function":
+        from gradegrad.kinds import kind_checks
 
-    return {cid: REGISTRY[cid] for cid in CHECK_IDS}
+        return kind_checks(kind)
+    from gradegrad.checks import authorship, found, gradcheck, grad_mask, hygiene, values  # noqa: F401
+    from gradegrad.checks import efficiency, higher_order  # noqa: F401
+
+    return {cid: REGISTRY[cid] for cid in CHECK_IDS if cid in REGISTRY}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gradegrad.checks import CheckContext, Verdict, check
+from gradegrad.checks import CheckContext, Verdict, check, skipped_on
 from gradegrad.checks.values import ordinary_cases
 
 
@@ -34,8 +34,9 @@ def inputs_unchanged(ctx: CheckContext) -> Verdict:
 
 @check("device")
 def device(ctx: CheckContext) -> Verdict:
-    if ctx.device == "cpu":
-        return Verdict("skipped", "runs with --device cuda")
+    why = skipped_on("device", ctx.device)
+    if why:
+        return Verdict("skipped", why)
     ev = ctx.runner.evaluate(ordinary_cases(ctx)[0])
     if ev.fault:
         return Verdict.fault(ev.fault)

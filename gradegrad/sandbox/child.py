@@ -13,12 +13,14 @@ import sys
 import traceback
 from collections import OrderedDict
 from pathlib import Path
+from types import FunctionType
 from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gradegrad.sandbox.confine import confine
+from gradegrad.sandbox.measure import forward_tangent, has_jvp, measure_bytes, second_order
 from gradegrad.sandbox.protocol import Channel, Message, encode_value
 
 MODULE_NAME = "submission"
@@ -72,18 +74,23 @@ class Evaluator:
             op = msg.header.get("op")
             if op == "exit":
                 return
-            handler = getattr(self, f"op_{op}", None)
-            tensors: list[torch.Tensor] = []
-            self.rejected = False
-            try:
-                if handler is None:
-                    raise ValueError(f"unknown request {op!r}")
-                torch.set_grad_enabled(True)
-                reply = handler(msg, tensors)
-            except BaseException as exc:  # the student's exception, SystemExit included
-                tensors = []
-                reply = {"ok": False, "error": self.describe(exc)}
-            self.channel.send(reply, tensors)
+            self.channel.send(*self.handle(msg))
+
+    def handle(self, msg: Message) -> tuple[dict[str, Any], list[torch.Tensor]]:
+        """Answer one request: the reply header and its tensors; an exception becomes data."""
+        op = msg.header.get("op")
+        handler = getattr(self, f"op_{op}", None)
+        tensors: list[torch.Tensor] = []
+        self.rejected = False
+        try:
+            if handler is None:
+                raise ValueError(f"unknown request {op!r}")
+            torch.set_grad_enabled(True)
+            reply = handler(msg, tensors)
+        except BaseException as exc:  # the student's exception, SystemExit included
+            tensors = []
+            reply = {"ok": False, "error": self.describe(exc)}
+        return reply, tensors
 
     def op_confine(self, msg: Message, tensors: list) -> dict:
         """Set up the device and the kernel protections, before any student code runs."""
@@ -103,7 +110,7 @@ class Evaluator:
         sys.modules[MODULE_NAME] = module
         spec.loader.exec_module(module)
         self.module = module
-        return {"ok": True, "classes": self.classes()}
+        return {"ok": True, "classes": self.classes(), "functions": self.functions()}
 
     def op_forward(self, msg: Message, tensors: list) -> dict:
         cls = self.find(msg.header["class"])
@@ -147,6 +154,60 @@ class Evaluator:
             self.handles.pop(handle, None)
         return {"ok": True}
 
+    def op_measure(self, msg: Message, tensors: list) -> dict:
+        """Bytes allocated by forward and by the raw backward (facts for the `efficiency` check)."""
+        cls, args = self.find(msg.header["class"]), self.arguments(msg)
+        return {"ok": True, **measure_bytes(cls, args, msg.value(msg.header["grad_output"]), self.raw_backward)}
+
+    def op_second_order(self, msg: Message, tensors: list) -> dict:
+        """Second derivatives through the student's backward (facts for `double_backward`)."""
+        cls, args = self.find(msg.header["class"]), self.arguments(msg)
+        self.rejected = True
+        connected, second = second_order(cls, args, msg.value(msg.header["grad_output"]),
+                                         msg.value(msg.header["directions"]))
+        self.rejected = False
+        return {"ok": True, "connected": connected, "second": encode_value(second, tensors)}
+
+    def op_tangent(self, msg: Message, tensors: list) -> dict:
+        """The output's tangent from the student's `jvp` (facts for the `jvp` check)."""
+        cls, args = self.find(msg.header["class"]), self.arguments(msg)
+        if not has_jvp(cls):
+            return {"ok": True, "has_jvp": False}
+        tangent = forward_tangent(cls, args, msg.value(msg.header["tangents"]))
+        return {"ok": True, "has_jvp": True, "tangent": encode_value(tangent, tensors)}
+
+    def arguments(self, msg: Message) -> list[Any]:
+        return [self.prepare(a, rg) for a, rg in zip(msg.value(msg.header["args"]), msg.header["requires_grad"])]
+
+    def op_module(self, msg: Message, tensors: list) -> dict:
+        """Build the student's nn.Module from the `init` arguments and call it (kind `module`)."""
+        cls = self.find(msg.header["class"])
+        args = [self.prepare(a, rg) for a, rg in zip(msg.value(msg.header["args"]), msg.header["requires_grad"])]
+        init = [bool(i) for i in msg.header["init"]]
+        out = cls(*[a for a, i in zip(args, init) if i])(*[a for a, i in zip(args, init) if not i])
+        reply = {"ok": True, "output": encode_value(out, tensors), "meta": self.meta(out), "root": _root(out)}
+        if isinstance(out, torch.Tensor) and out.grad_fn is not None:
+            reply["handle"] = self.keep(out, args, cls)
+        return reply
+
+    def op_numpy(self, msg: Message, tensors: list) -> dict:
+        """f(x, p), or f.make_vjp(x, p)(u), of a student's NumPy function (kind `vjp`)."""
+        from gradegrad.kinds.numpy_side import call
+
+        fn = self.find_function(msg.header["function"])
+        u = msg.value(msg.header.get("u")) if msg.header.get("vjp") else None
+        value = call(fn, msg.value(msg.header["args"]), bool(msg.header.get("vjp")), u)
+        return {"ok": True, "value": encode_value(value, tensors)}
+
+    def op_chain(self, msg: Message, tensors: list) -> dict:
+        """A few SGD steps driven by the student's backward_diff_chain (kind `chain`)."""
+        from gradegrad.kinds.numpy_side import train
+
+        fn = self.find_function(msg.header["function"])
+        x, y, w, b = msg.value(msg.header["args"])
+        losses, grads = train(fn, x, y, w, b, int(msg.header["steps"]), float(msg.header["lr"]))
+        return {"ok": True, "losses": encode_value(losses, tensors), "grads": encode_value(grads, tensors)}
+
     # ------------------------------------------------------------------ helpers
 
     def classes(self) -> list[dict[str, Any]]:
@@ -161,8 +222,23 @@ class Evaluator:
                 "forward": callable(getattr(obj, "forward", None)) and getattr(obj, "forward", None) is not base.forward,
                 "backward": callable(getattr(obj, "backward", None)) and getattr(obj, "backward", None) is not base.backward,
                 "bases": [b.__name__[:100] for b in obj.__mro__[1:4]],
+                "module": issubclass(obj, torch.nn.Module),
             })
         return found
+
+    def functions(self) -> list[dict[str, Any]]:
+        """The plain functions the submission defines (kinds `vjp` and `chain`)."""
+        found = []
+        for name, obj in vars(self.module).items():
+            if isinstance(obj, FunctionType) and getattr(obj, "__module__", None) == MODULE_NAME:
+                found.append({"name": name[:200], "make_vjp": callable(getattr(obj, "make_vjp", None))})
+        return found[:1000]
+
+    def find_function(self, name: str) -> Any:
+        fn = getattr(self.module, name, None)
+        if not callable(fn):
+            raise LookupError(f"function {name} not found")
+        return fn
 
     def find(self, name: str) -> type:
         cls = getattr(self.module, name, None)
@@ -226,6 +302,17 @@ class Evaluator:
             kind = "rejected"  # autograd refused what the student's backward returned
         return {"kind": kind, "type": type(exc).__name__[:200], "message": message,
                 "traceback": text, "line": mine[-1].lineno if mine else None}
+
+
+def _root(out: Any) -> dict[str, Any] | None:
+    """The output's grad_fn: its class name and, for a custom Function, that Function's name and module."""
+    node = getattr(out, "grad_fn", None) if isinstance(out, torch.Tensor) else None
+    if node is None:
+        return None
+    fn = getattr(node, "_forward_cls", None)
+    name, module = getattr(fn, "__name__", None), getattr(fn, "__module__", None)
+    return {"node": type(node).__name__[:200], "function": None if fn is None else str(name)[:200],
+            "module": None if fn is None else str(module)[:200]}
 
 
 def _detached(value: Any) -> Any:

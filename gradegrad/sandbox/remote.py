@@ -29,6 +29,8 @@ class ClassInfo:
     has_forward: bool
     has_backward: bool
     bases: tuple[str, ...] = ()
+    is_module: bool = False  # a torch.nn.Module subclass (kind `module`)
+    has_make_vjp: bool = False  # for a function (Loaded.functions): it has a callable `make_vjp` (kind `vjp`)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Loaded:
 
     classes: tuple[ClassInfo, ...] = ()
     error: dict[str, Any] | None = None  # StudentRaised.error, or {"kind": "timeout"/"crash", ...}
+    functions: tuple[ClassInfo, ...] = ()  # plain functions it defines (kinds `vjp`, `chain`)
 
 
 @dataclass
@@ -57,6 +60,25 @@ class BackwardResult:
     echo: list[Any] | None
     ops: tuple[str, ...] = ()  # aten ops the student's backward ran (raw mode)
     autograd: bool = False  # backward ran autograd's engine (torch.autograd.grad, .backward())
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Bytes the student's forward and raw backward allocated on one input (facts, not verdicts)."""
+
+    forward_bytes: int
+    backward_bytes: int | None  # None when backward was not run, see `problem`
+    ctx_tensors: tuple[str, ...] = ()  # attributes of ctx holding tensors
+    problem: str = ""  # "no_grad_fn", or "shape" when forward's output has another shape
+    shape: tuple[int, ...] = ()  # forward's output shape, with problem "shape"
+
+
+@dataclass(frozen=True)
+class SecondOrder:
+    """Second derivatives through the student's backward (facts, not verdicts)."""
+
+    connected: tuple[bool, ...]  # per argument: the gradient backward returned is differentiable
+    second: tuple[Any, ...]  # per argument, then for grad_output: a tensor, or None when unused
 
 
 @dataclass
@@ -89,7 +111,9 @@ class Submission:
         classes = reply.header.get("classes")
         if not isinstance(classes, list):
             return Loaded(error={"kind": "protocol", "message": "invalid class list", "traceback": ""})
-        return Loaded(classes=tuple(_class_info(c) for c in classes if isinstance(c, dict)))
+        functions = reply.header.get("functions") if isinstance(reply.header.get("functions"), list) else []
+        return Loaded(classes=tuple(_class_info(c) for c in classes if isinstance(c, dict)),
+                      functions=tuple(_class_info(c) for c in functions[:1000] if isinstance(c, dict)))
 
     def ensure(self) -> None:
         """Start a fresh child if the last one was killed (after a timeout or a crash)."""
@@ -125,6 +149,49 @@ class Submission:
         return BackwardResult(grads, [d if isinstance(d, str) else None for d in devices], _echo(reply),
                               *_ops(reply))
 
+    def measure(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
+                grad_output: torch.Tensor, *, timeout: float) -> Measured:
+        """Run forward then backward once, counting the bytes each allocates."""
+        tensors: list[torch.Tensor] = []
+        header = {"op": "measure", "class": class_name, "args": encode_value(list(args), tensors),
+                  "requires_grad": list(requires_grad), "grad_output": encode_value(grad_output, tensors)}
+        h = self._request(header, tensors, timeout).header
+        names = h.get("ctx_tensors") if isinstance(h.get("ctx_tensors"), list) else []
+        shape = h.get("shape") if isinstance(h.get("shape"), list) else []
+        return Measured(_count(h.get("forward_bytes")) or 0, _count(h.get("backward_bytes")),
+                        tuple(str(n)[:100] for n in names[:20]), str(h.get("problem") or "")[:20],
+                        tuple(int(d) for d in shape[:16] if _count(d) is not None))
+
+    def second_order(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
+                     grad_output: torch.Tensor, directions: Sequence[torch.Tensor | None], *,
+                     timeout: float) -> SecondOrder:
+        """Differentiate the student's backward along `directions` (one per argument)."""
+        tensors: list[torch.Tensor] = []
+        header = {"op": "second_order", "class": class_name, "args": encode_value(list(args), tensors),
+                  "requires_grad": list(requires_grad), "grad_output": encode_value(grad_output, tensors),
+                  "directions": encode_value(list(directions), tensors)}
+        reply = self._request(header, tensors, timeout)
+        connected = reply.header.get("connected")
+        second = reply.value(reply.header.get("second"))
+        if not isinstance(connected, list) or not isinstance(second, list) or len(second) != len(args) + 1:
+            raise ChildFault("protocol", "invalid second-order reply")
+        return SecondOrder(tuple(c is True for c in connected), tuple(second))
+
+    def tangent(self, class_name: str, args: Sequence[Any], tangents: Sequence[torch.Tensor | None], *,
+                timeout: float) -> tuple[bool, Any]:
+        """(whether the class defines jvp, the output's tangent in forward-mode AD or None)."""
+        tensors: list[torch.Tensor] = []
+        header = {"op": "tangent", "class": class_name, "args": encode_value(list(args), tensors),
+                  "requires_grad": [False] * len(args), "tangents": encode_value(list(tangents), tensors)}
+        reply = self._request(header, tensors, timeout)
+        if reply.header.get("has_jvp") is not True:
+            return False, None
+        return True, reply.value(reply.header.get("tangent"))
+
+    def ask(self, header: dict[str, Any], tensors: list[torch.Tensor], *, timeout: float) -> Message:
+        """A request of an exercise kind (gradegrad.kinds); the caller decodes the reply as data."""
+        return self._request(header, tensors, timeout)
+
     def _request(self, header: dict[str, Any], tensors: list[torch.Tensor], timeout: float) -> Message:
         self.ensure()
         return self.child.request(header, tensors, timeout=timeout)
@@ -151,13 +218,19 @@ class Submission:
 def _class_info(c: dict[str, Any]) -> ClassInfo:
     bases = c.get("bases") if isinstance(c.get("bases"), list) else []
     return ClassInfo(str(c.get("name", ""))[:200], c.get("is_function") is True, c.get("forward") is True,
-                     c.get("backward") is True, tuple(str(b)[:100] for b in bases))
+                     c.get("backward") is True, tuple(str(b)[:100] for b in bases), c.get("module") is True,
+                     c.get("make_vjp") is True)
 
 
 def _ops(reply: Message) -> tuple[tuple[str, ...], bool]:
     ops = reply.header.get("ops")
     ops = tuple(str(o)[:100] for o in ops[:500]) if isinstance(ops, list) else ()
     return ops, reply.header.get("autograd") is True
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative integer from the child, or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _echo(reply: Message) -> list[Any] | None:

@@ -16,6 +16,7 @@ four pipe ends (requests, replies, stdout, stderr) passed as file descriptors.
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import shutil
@@ -108,6 +109,7 @@ def warm_up() -> None:
     import torch
 
     from gradegrad.sandbox.child import OpRecorder, encode_value
+    from gradegrad.sandbox.measure import ByteCounter
 
     class _Probe(torch.autograd.Function):
         @staticmethod
@@ -125,17 +127,24 @@ def warm_up() -> None:
         out = _Probe.apply(x)
     with OpRecorder(), torch.no_grad():
         _Probe.backward(out.grad_fn, torch.ones(3, dtype=torch.float64))
+    with ByteCounter():
+        _Probe.apply(x)
     torch.autograd.grad(out, [x], torch.ones(3, dtype=torch.float64))
     encode_value([out], [])
 
 
 def main(sock_fd: int) -> None:
+    from gradegrad.sandbox.environment import limit_malloc_arenas
+
+    limit_malloc_arenas()
     import torch  # noqa: F401  (the point of the zygote: pay this once)
 
     import gradegrad.sandbox.child  # noqa: F401
     import gradegrad.sandbox.confine  # noqa: F401
 
     warm_up()
+    gc.collect()
+    gc.freeze()  # evaluators share the zygote's pages: keep the collector from touching (copying) them
     serve(sock_fd)
 
 

@@ -1,0 +1,83 @@
+"""Exercise kinds beyond autograd Functions: what a student hands in, how it is found and checked.
+
+| kind       | the student writes                                           | looked up among |
+|------------|--------------------------------------------------------------|-----------------|
+| `function` | a `torch.autograd.Function` (checks in `gradegrad.checks`)    | classes         |
+| `module`   | an `nn.Module` whose forward calls their own Function         | classes         |
+| `vjp`      | NumPy `f(x, p)` with `f.make_vjp(x, p)` returning `vjp(u)`    | functions       |
+| `chain`    | `backward_diff_chain(x, funcs, params)`                       | functions       |
+| `formula`  | nothing to run: ∇f at a point, in a YAML/JSON file (`gradegrad.formula`) | -    |
+
+Each kind registers its checks here under the ids of `catalog.CHECK_IDS`; `checks.applies` and
+`checks.registered` ask this registry for every kind but `function`. The child only runs the
+student's code and returns data; every comparison is made in the grader.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from gradegrad.catalog import CHECK_IDS, Exercise
+from gradegrad.discovery import Match, match_all
+from gradegrad.sandbox.remote import ClassInfo, Loaded
+
+if TYPE_CHECKING:
+    from gradegrad.checks import Check
+
+FUNCTION_KINDS = ("vjp", "chain")  # kinds whose answer is a plain function, not a class
+KIND_CHECKS: dict[str, dict[str, "Check"]] = {}
+
+
+def kind_check(kind: str, check_id: str) -> Callable[["Check"], "Check"]:
+    """Register a kind's check under a rubric check id."""
+    assert check_id in CHECK_IDS, check_id
+
+    def register(fn: "Check") -> "Check":
+        KIND_CHECKS.setdefault(kind, {})[check_id] = fn
+        return fn
+
+    return register
+
+
+def kind_checks(kind: str) -> dict[str, "Check"]:
+    """The checks of a kind, in CHECK_IDS order (importing the modules registers them)."""
+    from gradegrad.kinds import chain, module, vjp  # noqa: F401
+
+    table = KIND_CHECKS.get(kind, {})
+    return {cid: table[cid] for cid in CHECK_IDS if cid in table}
+
+
+def noun(ex: Exercise) -> str:
+    """How messages name what the student defines."""
+    return "function" if ex.kind in FUNCTION_KINDS else "class"
+
+
+def _fits(kind: str, info: ClassInfo) -> bool:
+    if kind == "module":
+        return info.is_module
+    if kind in FUNCTION_KINDS:
+        return True
+    return info.is_function
+
+
+def match_submission(exercises: Sequence[Exercise], loaded: Loaded) -> dict[str, Match]:
+    """Match each exercise to a class (or, for vjp and chain, a function) of the submission.
+
+    Names that fit the exercise's kind come first: with the seed's `ParamReLU_Fun` (a Function)
+    and `ParamReLU` (a Module), the Function exercise gets the first and the Module one the second.
+    What is left is matched as before, for "derives from X" and "did you mean" diagnostics.
+    """
+    result: dict[str, Match] = {}
+    for functions in (False, True):
+        group = [ex for ex in exercises if (ex.kind in FUNCTION_KINDS) == functions]
+        pool = loaded.functions if functions else loaded.classes
+        fitting: dict[str, Match] = {}
+        for kind in dict.fromkeys(ex.kind for ex in group):
+            same = [ex for ex in group if ex.kind == kind]
+            found = match_all(same, [c for c in pool if _fits(kind, c)])
+            fitting.update({ex_id: m for ex_id, m in found.items() if m.info is not None})
+        taken = {m.info.name for m in fitting.values()}
+        rest = [ex for ex in group if ex.id not in fitting]
+        result.update(fitting)
+        result.update(match_all(rest, [c for c in pool if c.name not in taken]))
+    return result

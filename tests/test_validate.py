@@ -1,0 +1,75 @@
+"""`validate`: every problem as file:line: field: what is wrong; references pass their own checks."""
+
+import yaml
+
+from conftest import FIXTURES
+from gradegrad.validate import line_of, validate
+
+BROKEN = FIXTURES / "instructor" / "broken"
+COURSE = FIXTURES / "instructor" / "course"
+
+
+def lines(result):
+    return [str(p).replace(str(BROKEN) + "/", "") for p in result.problems]
+
+
+def test_every_builtin_manifest_and_rubric_is_valid_and_every_reference_passes():
+    result = validate()
+    assert result.ok, lines(result)
+    assert {"sigmoid", "param_relu_module", "vjp_dot", "backward_diff_chain", "backprop_formula"} <= set(result.exercises)
+    assert {"all", "lab1", "modules", "autodiff"} <= set(result.rubrics)
+    assert result.references == len(result.exercises) - 1  # all but the formula, which runs no code
+
+
+def test_problems_name_file_line_and_field():
+    result = validate([BROKEN], run=False)
+    assert not result.ok
+    assert lines(result) == [
+        "not_yaml.yaml:3: not valid YAML: expected ',' or ']', but got '<stream end>'",
+        "rubric.yaml:2: points.stablity: unknown field (did you mean 'stability'?)",
+        "rubric.yaml:4: exercises[0].id: unknown exercise 'sigmoidd' (did you mean 'sigmoid'?)",
+        "rubric.yaml:6: exercises[1].points.stability: stability does not apply to matvec (it has no stability "
+        "case): these points are not counted",
+        "rubric.yaml:7: exercises[2].points.backward: points must not be negative",
+        "rubric.yaml:8: exercises[3].id: backprop_formula is a formula exercise: it is graded by "
+        "`gradegrad formula`, not by a rubric",
+        "rubric.yaml:9: total: the exercises' points add up to 6, not 20 (matvec 6)",
+        "tanh_typos.yaml:2: clas: unknown field (did you mean 'class'?)",
+        "tanh_typos.yaml:4: refrence: unknown field (did you mean 'reference'?)",
+        "tanh_typos.yaml:8: inputs[0].domian: unknown field (did you mean 'domain'?)",
+        "wrong_types.yaml:7: inputs[0].shape: expected a list of non-negative integers, e.g. [3, 4], got 'four'",
+    ]
+
+
+def test_a_reference_that_fails_its_own_checks_is_a_problem():
+    result = validate([BROKEN / "random_reference.yaml"])
+    assert result.references == 1
+    assert all(p.field == "reference" and p.line == 4 for p in result.problems)
+    assert "the reference answer fails its own forward check" in result.problems[0].message
+
+
+def test_a_course_folder_validates_with_its_rubric():
+    result = validate([COURSE / "exercises", COURSE / "rubrics"])
+    assert result.ok, lines(result)
+    assert result.exercises == ("tanh",) and result.rubrics == ("course",)
+
+
+def test_line_of_maps_a_field_path_to_its_line():
+    root = yaml.compose("id: a\ninputs:\n  - name: x\n    shape: [1]\n  - name: y\n    domain: {kind: normal}\n")
+    assert line_of(root, "inputs[1].domain.kind") == 6
+    assert line_of(root, "inputs[0].shape") == 4
+    assert line_of(root, "inputs[0].missing") == 3  # the deepest part that exists
+    assert line_of(root, "top level") == 1 and line_of(root, "line 9") == 9
+
+
+def test_the_rubric_example_of_the_docs_is_valid_and_adds_up(tmp_path):
+    text = (FIXTURES.parent.parent / "docs" / "rubrics.md").read_text()
+    example = text.split("```yaml\n")[1].split("```")[0]
+    (tmp_path / "lab3.yaml").write_text(example)
+    result = validate([tmp_path / "lab3.yaml"], exercise_folders=[COURSE / "exercises"], run=False)
+    assert result.ok, lines(result)
+
+
+def test_the_catalog_doc_lists_every_builtin_exercise(catalog):
+    text = (FIXTURES.parent.parent / "docs" / "catalog.md").read_text()
+    assert [ex_id for ex_id in catalog if f"| `{ex_id}` |" not in text] == []
