@@ -181,7 +181,8 @@ def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) 
         names = ", ".join(ex.class_name for ex in list(catalog.values())[:6])
         return f"no exercise class found (expected names such as {names}); see `gradegrad check --help`"
     graded = {r.id for r in results}
-    absent = [f"{ex.class_name}" for ex in catalog.values() if ex.id not in graded]
+    absent = [ex.class_name if ex.kind == "function" else f"{ex.class_name} ({ex.kind} {ex.id})"
+              for ex in catalog.values() if ex.id not in graded]
     more = f"; not found: {', '.join(absent)}" if absent else ""
     return (f"graded the {len(found)} exercise(s) whose class was found, out of {len(catalog)} in the "
             f"catalog{more}. Pass --rubric to grade a fixed set.")
