@@ -53,14 +53,15 @@ def _no_backward(ev: Evaluation) -> Finding:
                    "(did you return a detached tensor or call .apply on something else?)")
 
 
-def _per_case(ctx: CheckContext, cases: Iterable[Case], judge, dtype: str = "float64",
-              forward_only: bool = False) -> Verdict:
+def per_case(ctx: CheckContext, cases: Iterable[Case], judge, dtype: str = "float64",
+             forward_only: bool = False, evaluate=None) -> Verdict:
     """Run `judge(ctx, ev)` on every case; the first fault or finding decides.
 
     With `forward_only`, a fault in backward does not stop judging the output forward returned.
+    `evaluate(case)` gives the evaluation of a case (default: the runner's, in `dtype`).
     """
     for case in cases:
-        ev = ctx.runner.evaluate(case, dtype)
+        ev = evaluate(case) if evaluate else ctx.runner.evaluate(case, dtype)
         if ev.fault and not (forward_only and ev.phase == "backward"):
             return Verdict.fault(ev.fault)
         finding = judge(ctx, ev)
@@ -72,12 +73,12 @@ def _per_case(ctx: CheckContext, cases: Iterable[Case], judge, dtype: str = "flo
 
 @check("forward")
 def forward(ctx: CheckContext) -> Verdict:
-    return _per_case(ctx, ordinary_cases(ctx), output_finding, forward_only=True)
+    return per_case(ctx, ordinary_cases(ctx), output_finding, forward_only=True)
 
 
 @check("backward")
 def backward(ctx: CheckContext) -> Verdict:
-    return _per_case(ctx, ordinary_cases(ctx), gradient_finding)
+    return per_case(ctx, ordinary_cases(ctx), gradient_finding)
 
 
 def _float32_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
@@ -93,7 +94,7 @@ def _float32_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
 
 @check("float32")
 def float32(ctx: CheckContext) -> Verdict:
-    return _per_case(ctx, ordinary_cases(ctx)[:1], _float32_finding, "float32")
+    return per_case(ctx, ordinary_cases(ctx)[:1], _float32_finding, "float32")
 
 
 def _stable_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
@@ -103,4 +104,4 @@ def _stable_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
 @check("stability")
 def stability(ctx: CheckContext) -> Verdict:
     cases = [c for c in ctx.exercise.cases if c.stability]
-    return _per_case(ctx, cases, _stable_finding)
+    return per_case(ctx, cases, _stable_finding)

@@ -16,6 +16,7 @@ import torch
 from gradegrad.cases import make_grad_output
 from gradegrad.catalog import Case
 from gradegrad.checks import CheckContext, Verdict
+from gradegrad.checks.values import per_case
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Fault
 from gradegrad.kinds import kind_check
@@ -84,18 +85,6 @@ def _ordinary(ctx: CheckContext) -> list[Case]:
     return [c for c in ctx.exercise.cases if not c.stability]
 
 
-def _per_case(ctx: CheckContext, judge, forward_only: bool = False) -> Verdict:
-    for case in _ordinary(ctx):
-        ev = run(ctx, case)
-        if ev.fault and not (forward_only and ev.phase == "backward"):
-            return Verdict.fault(ev.fault)
-        finding = judge(ctx, ev)
-        if finding:
-            where = f"case '{case.name}': " if case.name != ctx.exercise.cases[0].name else ""
-            return Verdict.failed(finding, where)
-    return Verdict.passed()
-
-
 @kind_check("module", "found")
 def found(ctx: CheckContext) -> Verdict:
     info = ctx.info
@@ -123,12 +112,12 @@ def _gradient_finding(ctx: CheckContext, ev: ModuleRun) -> Finding | None:
 
 @kind_check("module", "forward")
 def forward(ctx: CheckContext) -> Verdict:
-    return _per_case(ctx, _output_finding, forward_only=True)
+    return per_case(ctx, _ordinary(ctx), _output_finding, forward_only=True, evaluate=lambda c: run(ctx, c))
 
 
 @kind_check("module", "backward")
 def backward(ctx: CheckContext) -> Verdict:
-    return _per_case(ctx, _gradient_finding)
+    return per_case(ctx, _ordinary(ctx), _gradient_finding, evaluate=lambda c: run(ctx, c))
 
 
 @kind_check("module", "wraps_function")
