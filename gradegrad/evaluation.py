@@ -13,7 +13,7 @@ from typing import Any, Callable, TypeVar
 
 import torch
 
-from gradegrad.cases import make_grad_output, make_inputs
+from gradegrad.cases import DTYPES, make_grad_output, make_inputs
 from gradegrad.catalog import Case, Exercise
 from gradegrad.reference import reference_output
 from gradegrad.sandbox.process import ChildFault, StudentRaised
@@ -110,25 +110,30 @@ class Runner:
         if self.dead:
             ev.fault = self.dead
             return ev
+        like = reference_output(self.ex, ev.args).detach().to(DTYPES[dtype])  # the true output's shape
+        ev.grad_output = make_grad_output(like, self.seed, self.ex.id, case.name, dtype)
         try:
-            ev.phase = "forward"
-            res = self.sub.forward(self.class_name, ev.args, mask, timeout=self.remaining(), echo=True)
-            ev.output, ev.meta, ev.echo_forward, ev.versions = res.output, res.meta, res.echo, res.versions
-            ev.forward_ops, ev.used_autograd = res.ops, "forward" if res.autograd else ""
-            if not isinstance(ev.output, torch.Tensor) or res.handle is None:
-                return ev  # nothing to differentiate; the checks explain why
-            ev.phase = "backward"
-            like = reference_output(self.ex, ev.args).detach().to(ev.output.dtype)  # the true output's shape
-            ev.grad_output = make_grad_output(like, self.seed, self.ex.id, case.name, dtype)
-            back = self.sub.backward(res.handle, ev.grad_output, timeout=self.remaining(), mode=mode,
-                                     echo=True, release=True)
+            ev.phase = "forward or backward"
+            res, back, error = self.sub.call(self.class_name, ev.args, mask, ev.grad_output,
+                                             timeout=self.remaining(), mode=mode)
+        except (StudentRaised, ChildFault) as exc:
+            ev.phase = "forward" if isinstance(exc, StudentRaised) else ev.phase
+            ev.fault = self._record(fault_from(exc, ev.phase, self.timeout))
+            return ev
+        ev.output, ev.meta, ev.echo_forward, ev.versions = res.output, res.meta, res.echo, res.versions
+        ev.forward_ops, ev.used_autograd = res.ops, "forward" if res.autograd else ""
+        ev.phase = "backward"
+        if error is not None:
+            ev.fault = self._record(fault_from(StudentRaised(error), ev.phase, self.timeout))
+        elif back is not None:
             ev.grads, ev.grad_devices, ev.echo_backward = back.grads, back.devices, back.echo
             ev.backward_ops = back.ops
             if back.autograd and mode == "raw":
                 ev.used_autograd = ev.used_autograd or "backward"
             ev.phase = ""
-        except (StudentRaised, ChildFault) as exc:
-            ev.fault = self._record(fault_from(exc, ev.phase, self.timeout))
+        else:
+            ev.grad_output = None  # forward gave nothing to differentiate; the checks explain why
+            ev.phase = ""
         return ev
 
     def memo(self, key: tuple, compute: Callable[[], T]) -> T:

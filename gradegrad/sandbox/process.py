@@ -138,7 +138,7 @@ class Child:
                 return self.returncode
             if time.monotonic() >= deadline:
                 return None
-            time.sleep(0.005)
+            time.sleep(0.001)
 
     def request(self, header: dict[str, Any], tensors: list[torch.Tensor] = (), *,
                 timeout: float, expect_ready: bool = False) -> Message:

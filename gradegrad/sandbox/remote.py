@@ -125,7 +125,10 @@ class Submission:
         tensors: list[torch.Tensor] = []
         header = {"op": "forward", "class": class_name, "args": encode_value(list(args), tensors),
                   "requires_grad": list(requires_grad), "keep": keep, "echo": echo}
-        reply = self._request(header, tensors, timeout)
+        return self._forward_result(self._request(header, tensors, timeout))
+
+    @staticmethod
+    def _forward_result(reply: Message) -> ForwardResult:
         handle = reply.header.get("handle")
         meta = reply.header.get("meta") if isinstance(reply.header.get("meta"), dict) else {}
         versions = reply.header.get("versions")
@@ -134,12 +137,30 @@ class Submission:
                              handle if isinstance(handle, int) else None, _echo(reply), versions,
                              *_ops(reply))
 
+    def call(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool], grad_output: torch.Tensor,
+             *, timeout: float, mode: str = "raw") -> tuple[ForwardResult, BackwardResult | None, dict | None]:
+        """forward then backward in one round trip: (forward, backward or None, backward's error or None)."""
+        tensors: list[torch.Tensor] = []
+        header = {"op": "call", "class": class_name, "args": encode_value(list(args), tensors),
+                  "requires_grad": list(requires_grad), "keep": True, "echo": True,
+                  "grad_output": encode_value(grad_output, tensors), "mode": mode}
+        reply = self._request(header, tensors, timeout)
+        parts = [reply.header.get(k) for k in ("forward", "backward", "backward_error")]
+        if not isinstance(parts[0], dict):
+            raise ChildFault("protocol", "the evaluator sent an invalid reply (no forward result)")
+        forward = self._forward_result(Message(parts[0], reply.tensors))
+        backward = self._backward_result(Message(parts[1], reply.tensors)) if isinstance(parts[1], dict) else None
+        return forward, backward, parts[2] if isinstance(parts[2], dict) else None
+
     def backward(self, handle: int, grad_output: torch.Tensor, *, timeout: float, mode: str = "raw",
                  echo: bool = False, release: bool = False) -> BackwardResult:
         tensors: list[torch.Tensor] = []
         header = {"op": "backward", "handle": handle, "grad_output": encode_value(grad_output, tensors),
                   "mode": mode, "echo": echo, "release": release}
-        reply = self._request(header, tensors, timeout)
+        return self._backward_result(self._request(header, tensors, timeout))
+
+    @staticmethod
+    def _backward_result(reply: Message) -> BackwardResult:
         grads = reply.value(reply.header.get("grads"))
         devices = reply.header.get("devices")
         if not isinstance(grads, list):
