@@ -18,6 +18,9 @@ def main() -> None:
 
     try:
         cli_main()
+    except KeyboardInterrupt:  # Ctrl-C: the children were stopped on the way out (finally blocks)
+        sys.stderr.write("gradegrad: interrupted\n")
+        _fast_exit(130)
     except SystemExit as exc:
         if not grading:
             raise
