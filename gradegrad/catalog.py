@@ -19,7 +19,14 @@ import yaml
 
 from gradegrad.errors import ManifestError, UsageError
 
-DATA_ROOT = Path(__file__).resolve().parent.parent
+def _data_root() -> Path:
+    """The repository (a checkout or an editable install), or the data packaged in the wheel."""
+    package = Path(__file__).resolve().parent
+    packaged = package / "data"
+    return packaged if (packaged / "exercises").is_dir() else package.parent
+
+
+DATA_ROOT = _data_root()
 BUILTIN_EXERCISES = DATA_ROOT / "exercises"
 BUILTIN_RUBRICS = DATA_ROOT / "rubrics"
 EXERCISES_ENV = "GRADEGRAD_EXERCISES"
