@@ -15,7 +15,7 @@ import torch
 
 from gradegrad.cases import DTYPES, make_grad_output, make_inputs
 from gradegrad.catalog import Case, Exercise
-from gradegrad.reference import reference_output
+from gradegrad.reference import memo, reference_output
 from gradegrad.sandbox.process import ChildFault, StudentRaised
 from gradegrad.sandbox.remote import Submission, WrongOutput, remote_function
 
@@ -110,12 +110,15 @@ class Runner:
         if self.dead:
             ev.fault = self.dead
             return ev
-        like = reference_output(self.ex, ev.args).detach().to(DTYPES[dtype])  # the true output's shape
+        like = memo(("like", self.ex, case.name, dtype, self.seed),  # the true output's shape and dtype
+                    lambda: reference_output(self.ex, ev.args).detach().to(DTYPES[dtype]))
         ev.grad_output = make_grad_output(like, self.seed, self.ex.id, case.name, dtype)
         try:
             ev.phase = "forward or backward"
+            # the inputs come back (for `inputs_unchanged`) only for the evaluation that check reads
+            echo = case is self.ex.cases[0] and dtype == "float64" and mode == "raw"
             res, back, error = self.sub.call(self.class_name, ev.args, mask, ev.grad_output,
-                                             timeout=self.remaining(), mode=mode)
+                                             timeout=self.remaining(), mode=mode, echo=echo)
         except (StudentRaised, ChildFault) as exc:
             ev.phase = "forward" if isinstance(exc, StudentRaised) else ev.phase
             ev.fault = self._record(fault_from(exc, ev.phase, self.timeout))

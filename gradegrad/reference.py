@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from types import CodeType
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,22 @@ from gradegrad.errors import ManifestError
 @lru_cache(maxsize=None)
 def _compiled(expr: str, path: str) -> CodeType:
     return compile(expr, f"{path}:reference", "eval")
+
+
+_MEMO: dict[tuple, Any] = {}
+MEMO_SIZE = 4096
+
+
+def memo(key: tuple, compute: Callable[[], Any]) -> Any:
+    """A reference result by key. Inputs and upstream gradients are seeded, so a key of
+    (exercise, case, dtype, mask, seed, ...) fixes the result: every submission of a batch shares
+    it. Callers must not modify what they get."""
+    hit = _MEMO.get(key)
+    if hit is None:
+        if len(_MEMO) >= MEMO_SIZE:
+            _MEMO.clear()
+        hit = _MEMO[key] = compute()
+    return hit
 
 
 def reference_output(ex: Exercise, args: Sequence[Any]) -> torch.Tensor:

@@ -10,7 +10,7 @@ from gradegrad.catalog import Case
 from gradegrad.checks import CheckContext, Verdict, check
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Evaluation
-from gradegrad.reference import reference_gradients, reference_output
+from gradegrad.reference import memo, reference_gradients, reference_output
 
 
 def ordinary_cases(ctx: CheckContext) -> Iterable[Case]:
@@ -28,11 +28,13 @@ def output_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     return diagnose_output(ev.output, expected.to(dtype), tol)
 
 
-def _reference(ctx: CheckContext, ev: Evaluation, upstream: torch.Tensor | None = None):
-    grad_output = ev.grad_output if upstream is None else upstream
-    if grad_output is None:
-        return reference_output(ctx.exercise, reference_args(ev)).detach(), None
-    return reference_gradients(ctx.exercise, reference_args(ev), ev.mask, grad_output.double())
+def _reference(ctx: CheckContext, ev: Evaluation, ones: bool = False):
+    """(output, gradients) of the reference for `ev`'s inputs and upstream gradient (or all ones)."""
+    key = ("values", ctx.exercise, ev.case.name, ev.dtype, tuple(ev.mask), ctx.runner.seed, ones)
+    if ev.grad_output is None:
+        return memo(key, lambda: (reference_output(ctx.exercise, reference_args(ev)).detach(), None))
+    upstream = torch.ones_like(ev.grad_output) if ones else ev.grad_output
+    return memo(key, lambda: reference_gradients(ctx.exercise, reference_args(ev), ev.mask, upstream.double()))
 
 
 def gradient_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
@@ -40,7 +42,7 @@ def gradient_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     if ev.grads is None:
         return _no_backward(ev)
     _, expected = _reference(ctx, ev)
-    _, ones = _reference(ctx, ev, torch.ones_like(ev.grad_output))
+    _, ones = _reference(ctx, ev, ones=True)
     spec = ev.case.inputs
     return diagnose_gradients(ev.grads, expected, ones, [s.name for s in spec], [s.is_tensor for s in spec],
                               ctx.exercise.tolerance(ev.dtype))

@@ -138,11 +138,12 @@ class Submission:
                              *_ops(reply))
 
     def call(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool], grad_output: torch.Tensor,
-             *, timeout: float, mode: str = "raw") -> tuple[ForwardResult, BackwardResult | None, dict | None]:
+             *, timeout: float, mode: str = "raw",
+             echo: bool = True) -> tuple[ForwardResult, BackwardResult | None, dict | None]:
         """forward then backward in one round trip: (forward, backward or None, backward's error or None)."""
         tensors: list[torch.Tensor] = []
         header = {"op": "call", "class": class_name, "args": encode_value(list(args), tensors),
-                  "requires_grad": list(requires_grad), "keep": True, "echo": True,
+                  "requires_grad": list(requires_grad), "keep": True, "echo": echo,
                   "grad_output": encode_value(grad_output, tensors), "mode": mode}
         reply = self._request(header, tensors, timeout)
         parts = [reply.header.get(k) for k in ("forward", "backward", "backward_error")]
