@@ -41,6 +41,9 @@ class InProcessChild:
             raise StudentRaised(reply.get("error", {}))
         return Message(reply, out)
 
+    def speculate(self, header: dict[str, Any], tensors: list[torch.Tensor], *, timeout: float) -> int:
+        return 0  # no run-ahead: every call is already a plain function call here
+
     def close(self) -> StudentOutput:
         return StudentOutput()
 

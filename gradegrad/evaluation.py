@@ -154,6 +154,10 @@ class Runner:
         except (StudentRaised, ChildFault, WrongOutput) as exc:
             return self._record(fault_from(exc, phase, self.timeout))
 
+    def speculate_gradcheck(self, args: tuple[Any, ...], options: dict[str, Any]) -> None:
+        """Let the child run gradcheck(**options) on `args` ahead (`Submission.speculate_gradcheck`)."""
+        self.sub.speculate_gradcheck(self.class_name, args, options, timeout=self.remaining())
+
     def function(self) -> Callable[..., torch.Tensor]:
         """The student's Function as a local callable (for gradcheck)."""
         return remote_function(self.sub, self.class_name, self.deadline)

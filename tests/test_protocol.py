@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gradegrad.sandbox.protocol import (PREFIX, Channel, ChannelTimeout, Other, ProtocolError, decode_frame,
-                                        encode_frame, encode_value)
+                                        encode_frame, encode_value, frame_tensor, parse_frame, tensor_frame)
 
 
 def roundtrip(header, tensors=()):
@@ -70,6 +70,42 @@ def test_channel_refuses_oversized_frames_and_times_out():
         with pytest.raises(ChannelTimeout):
             import time
             Channel(r, w).recv(deadline=time.monotonic() + 0.1)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_frames_travel_inside_frames():
+    frame = encode_frame({"op": "forward", "args": [{"$tensor": 0}]}, [torch.arange(4.0)])
+    carried = roundtrip({"n": 1}, [frame_tensor(frame)])
+    inner = parse_frame(tensor_frame(carried.tensors[0]))
+    assert inner.header["op"] == "forward" and torch.equal(inner.tensors[0], torch.arange(4.0))
+    for broken in (frame[:5], frame[:-1], frame + b"\0"):
+        with pytest.raises(ProtocolError):
+            parse_frame(broken)
+    with pytest.raises(ProtocolError):
+        tensor_frame(torch.zeros(2, 2, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.bool, torch.int64, torch.complex64])
+def test_every_dtype_roundtrips(dtype):
+    x = (torch.arange(6) % 3).to(dtype).reshape(2, 3)
+    msg = roundtrip({}, [x.t()])
+    assert msg.tensors[0].dtype == dtype and torch.equal(msg.tensors[0], x.t())
+
+
+def test_channel_reads_frames_however_the_bytes_arrive():
+    """Two frames in one write, then one frame a few bytes at a time: each read back whole."""
+    r, w = os.pipe()
+    try:
+        frames = [encode_frame({"i": i}, [torch.full((3,), float(i))]) for i in range(3)]
+        os.write(w, frames[0] + frames[1])
+        channel = Channel(r, w)
+        assert [channel.recv(deadline=None).header["i"] for _ in range(2)] == [0, 1]
+        for k in range(0, len(frames[2]), 7):
+            os.write(w, frames[2][k:k + 7])
+        msg = channel.recv(deadline=None)
+        assert msg.header["i"] == 2 and torch.equal(msg.tensors[0], torch.full((3,), 2.0))
     finally:
         os.close(r)
         os.close(w)

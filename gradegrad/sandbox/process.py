@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -26,7 +27,8 @@ from gradegrad.report import StudentOutput
 from gradegrad.sandbox import reaper
 from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
 from gradegrad.sandbox.zygote import zygote_server
-from gradegrad.sandbox.protocol import Channel, ChannelClosed, ChannelTimeout, Message, ProtocolError
+from gradegrad.sandbox.protocol import (Channel, ChannelClosed, ChannelTimeout, Message, ProtocolError, encode_frame,
+                                       parse_frame, tensor_frame)
 
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
         "from gradegrad.sandbox.child import main; main(int(sys.argv[2]), int(sys.argv[3]))")
@@ -78,6 +80,14 @@ class _Drain(threading.Thread):
         return self.kept.decode("utf-8", errors="replace")
 
 
+def raise_for_error(reply: Message) -> Message:
+    """The reply, or StudentRaised when it reports the student's exception."""
+    if not reply.header.get("ok"):
+        error = reply.header.get("error")
+        raise StudentRaised(error if isinstance(error, dict) else {"message": "unknown error"})
+    return reply
+
+
 class Child:
     """One evaluator process for one submission."""
 
@@ -114,6 +124,7 @@ class Child:
         self.stdout.start()
         self.stderr.start()
         self.alive = True
+        self.ahead: dict[bytes, deque[bytes]] = {}  # request frame -> replies the child sent ahead
         self.request({}, timeout=STARTUP_TIMEOUT, expect_ready=True)
 
     def wait(self, timeout: float) -> int | None:
@@ -142,13 +153,22 @@ class Child:
 
     def request(self, header: dict[str, Any], tensors: list[torch.Tensor] = (), *,
                 timeout: float, expect_ready: bool = False) -> Message:
-        """Send one request and wait for its answer; a student exception raises StudentRaised."""
+        """Send one request and wait for its answer; a student exception raises StudentRaised.
+
+        A request the child already answered ahead (see `speculate`) takes that answer, with no
+        round trip: the very same bytes were asked, so the same answer stands.
+        """
+        frame = None
+        if self.ahead and not expect_ready:
+            frame = encode_frame(header, list(tensors))
+            if replies := self.ahead.get(frame):
+                return raise_for_error(parse_frame(replies.popleft()))
         if not self.alive:
             raise ChildFault("crash", "the evaluator is no longer running")
         deadline = time.monotonic() + max(timeout, 0.0)
         try:
             if not expect_ready:
-                self.channel.send(header, tensors, deadline)
+                self.channel.send_frame(frame or encode_frame(header, list(tensors)), deadline)
             reply = self.channel.recv(deadline)
         except ChannelTimeout:
             self.kill()
@@ -158,10 +178,20 @@ class Child:
         except (ProtocolError, OSError) as exc:
             self.kill()
             raise ChildFault("protocol", f"the evaluator sent an invalid reply ({exc})") from None
-        if not reply.header.get("ok"):
-            error = reply.header.get("error")
-            raise StudentRaised(error if isinstance(error, dict) else {"message": "unknown error"})
-        return reply
+        return raise_for_error(reply)
+
+    def speculate(self, header: dict[str, Any], tensors: list[torch.Tensor], *, timeout: float) -> int:
+        """Ask the child to run ahead the requests the grader is about to make (see the child's
+        `op_speculate`) and keep its (request, reply) pairs; how many came back."""
+        reply = self.request(header, tensors, timeout=timeout)
+        count = reply.header.get("pairs")
+        if type(count) is not int or count < 0 or 2 * count != len(reply.tensors):
+            self.kill()
+            raise ChildFault("protocol", "the evaluator sent an invalid reply (run-ahead pairs)")
+        self.ahead.clear()  # what an earlier run-ahead left unused will not be asked any more
+        for request, answer in zip(reply.tensors[0::2], reply.tensors[1::2]):
+            self.ahead.setdefault(tensor_frame(request), deque()).append(tensor_frame(answer))
+        return count
 
     def death(self) -> str:
         """Why the child is gone, in a student's terms."""

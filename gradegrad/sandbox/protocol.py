@@ -23,6 +23,7 @@ PREFIX = struct.Struct(">IQ")
 MAX_HEADER = 1 << 20  # 1 MiB of JSON
 MAX_PAYLOAD = 512 << 20  # 512 MiB of tensor bytes in one frame
 MAX_TEXT = 16 << 10  # longest string kept from a child (a traceback, a type name)
+READ_CHUNK = 1 << 16
 
 DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.complex64, torch.complex128,
@@ -94,18 +95,29 @@ class Other:
 # --------------------------------------------------------------------------- framing
 
 
+NAMES = {d: name for name, d in DTYPES.items()}
+ITEMSIZE = {name: torch.empty((), dtype=d).element_size() for name, d in DTYPES.items()}
+_NUMPY = {d for d in DTYPES.values() if d is not torch.bfloat16}  # numpy has no bfloat16
+
+
 def _tensor_bytes(t: torch.Tensor) -> bytes:
-    flat = t.detach().to("cpu").contiguous().reshape(-1)
+    flat = t.detach()
+    if flat.device.type != "cpu":
+        flat = flat.cpu()
+    if not flat.is_contiguous():
+        flat = flat.contiguous()
     if flat.numel() == 0:
         return b""
-    return flat.view(torch.uint8).numpy().tobytes()
+    if flat.dtype not in _NUMPY:
+        flat = flat.reshape(-1).view(torch.uint8)
+    return flat.numpy().tobytes()
 
 
 def encode_frame(header: dict[str, Any], tensors: list[torch.Tensor] = ()) -> bytes:
     metas, chunks, offset = [], [], 0
     for t in tensors:
         data = _tensor_bytes(t)
-        metas.append({"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
+        metas.append({"dtype": NAMES.get(t.dtype) or str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
                       "device": str(t.device), "offset": offset, "nbytes": len(data)})
         chunks.append(data)
         offset += len(data)
@@ -116,21 +128,41 @@ def encode_frame(header: dict[str, Any], tensors: list[torch.Tensor] = ()) -> by
 
 
 def _decode_tensor(meta: Any, payload: memoryview) -> torch.Tensor:
-    if not isinstance(meta, dict) or meta.get("dtype") not in DTYPES:
+    name = meta.get("dtype") if isinstance(meta, dict) else None
+    if name not in ITEMSIZE:
         raise ProtocolError(f"bad tensor description: {str(meta)[:80]}")
-    dtype, shape = DTYPES[meta["dtype"]], meta.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape) or len(shape) > 16:
+    shape, offset, nbytes = meta.get("shape"), meta.get("offset"), meta.get("nbytes")
+    if type(shape) is not list or len(shape) > 16 or not all(type(n) is int and n >= 0 for n in shape):
         raise ProtocolError("bad tensor shape")
-    offset, nbytes = meta.get("offset"), meta.get("nbytes")
-    itemsize = torch.empty((), dtype=dtype).element_size()
     numel = math.prod(shape)
-    if not isinstance(offset, int) or not isinstance(nbytes, int) or nbytes != numel * itemsize \
+    if type(offset) is not int or type(nbytes) is not int or nbytes != numel * ITEMSIZE[name] \
             or offset < 0 or offset + nbytes > len(payload):
         raise ProtocolError("tensor bytes do not match its shape and dtype")
     if numel == 0:
-        return torch.empty(shape, dtype=dtype)
-    raw = bytearray(payload[offset:offset + nbytes])
-    return torch.frombuffer(raw, dtype=torch.uint8).view(dtype).reshape(shape)
+        return torch.empty(shape, dtype=DTYPES[name])
+    return torch.frombuffer(bytearray(payload[offset:offset + nbytes]), dtype=DTYPES[name]).reshape(shape)
+
+
+def frame_tensor(frame: bytes) -> torch.Tensor:
+    """A whole frame as a uint8 tensor, to travel inside another frame."""
+    return torch.frombuffer(bytearray(frame), dtype=torch.uint8) if frame else torch.empty(0, dtype=torch.uint8)
+
+
+def tensor_frame(t: Any) -> bytes:
+    """The bytes of a frame that travelled as `frame_tensor` (unchecked: parse them with `parse_frame`)."""
+    if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8 or t.dim() != 1:
+        raise ProtocolError("a frame must travel as a 1-D uint8 tensor")
+    return _tensor_bytes(t)
+
+
+def parse_frame(frame: bytes) -> Message:
+    """Decode a complete frame held in memory, with the same checks as a frame read from a channel."""
+    if len(frame) < PREFIX.size:
+        raise ProtocolError("truncated frame")
+    head_len, payload_len = PREFIX.unpack_from(frame)
+    if head_len > MAX_HEADER or payload_len > MAX_PAYLOAD or PREFIX.size + head_len + payload_len != len(frame):
+        raise ProtocolError("frame lengths do not match its size")
+    return decode_frame(frame[PREFIX.size:PREFIX.size + head_len], frame[PREFIX.size + head_len:])
 
 
 def decode_frame(head: bytes, payload: bytes) -> Message:
@@ -153,10 +185,14 @@ class Channel:
 
     def __init__(self, read_fd: int, write_fd: int, max_payload: int = MAX_PAYLOAD) -> None:
         self.read_fd, self.write_fd, self.max_payload = read_fd, write_fd, max_payload
+        self.buffer = bytearray()  # bytes read beyond the last frame returned
 
     def send(self, header: dict[str, Any], tensors: list[torch.Tensor] = (),
              deadline: float | None = None) -> None:
-        data = memoryview(encode_frame(header, list(tensors)))
+        self.send_frame(encode_frame(header, list(tensors)), deadline)
+
+    def send_frame(self, frame: bytes, deadline: float | None = None) -> None:
+        data = memoryview(frame)
         while data:
             self._wait(self.write_fd, deadline, write=True)
             try:
@@ -173,15 +209,18 @@ class Channel:
         return decode_frame(head, self._read(payload_len, deadline))
 
     def _read(self, n: int, deadline: float | None) -> bytes:
-        chunks, left = [], n
-        while left:
+        """n bytes: what the last read brought beyond its frame first, then reads of at least a
+        chunk (so that a small frame usually comes in a single read)."""
+        while len(self.buffer) < n:
             self._wait(self.read_fd, deadline)
-            chunk = os.read(self.read_fd, min(left, 1 << 20))
+            chunk = os.read(self.read_fd, min(max(n - len(self.buffer), READ_CHUNK), 1 << 20))
             if not chunk:
                 raise ChannelClosed("the other side closed the channel")
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+            self.buffer += chunk
+        with memoryview(self.buffer) as view:
+            data = bytes(view[:n])
+        del self.buffer[:n]
+        return data
 
     @staticmethod
     def _wait(fd: int, deadline: float | None, write: bool = False) -> None:

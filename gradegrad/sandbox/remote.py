@@ -16,8 +16,9 @@ from typing import Any, Callable, Sequence
 import torch
 
 from gradegrad.report import StudentOutput
-from gradegrad.sandbox.process import OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, ChildFault, Limits, StudentRaised
-from gradegrad.sandbox.protocol import Message, Other, encode_value
+from gradegrad.sandbox.process import (OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, ChildFault, Limits, StudentRaised,
+                                      raise_for_error)
+from gradegrad.sandbox.protocol import Message, Other, encode_frame, encode_value, parse_frame
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,18 @@ class Submission:
             return False, None
         return True, reply.value(reply.header.get("tangent"))
 
+    def speculate_gradcheck(self, class_name: str, args: Sequence[Any], options: dict[str, Any], *,
+                            timeout: float) -> int:
+        """Let the child run `gradcheck(**options)` ahead on `args` through `remote_function`'s
+        proxy, so that the grader's own gradcheck finds the proxy's replies ready (`Child.speculate`)."""
+        self.ensure()
+        tensors: list[torch.Tensor] = []
+        header = {"op": "speculate", "class": class_name,
+                  "args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args], tensors),
+                  "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args],
+                  "gradcheck": options}
+        return self.child.speculate(header, tensors, timeout=timeout)
+
     def ask(self, header: dict[str, Any], tensors: list[torch.Tensor], *, timeout: float) -> Message:
         """A request of an exercise kind (gradegrad.kinds); the caller decodes the reply as data."""
         return self._request(header, tensors, timeout)
@@ -258,6 +271,24 @@ def _count(value: Any) -> int | None:
 def _echo(reply: Message) -> list[Any] | None:
     echo = reply.header.get("echo")
     return reply.value(echo) if echo is not None else None
+
+
+class Loopback(Submission):
+    """In the child, for a run-ahead: requests built exactly as the grader's `Submission` builds
+    them, answered by the child's own handler, and kept as (request frame, reply frame) pairs."""
+
+    def __init__(self, handle: Callable[[Message], tuple[dict[str, Any], list[torch.Tensor]]], limit: int) -> None:
+        super().__init__(Path("."))
+        self.handle, self.limit = handle, limit
+        self.pairs: list[tuple[bytes, bytes]] = []
+
+    def _request(self, header: dict[str, Any], tensors: list[torch.Tensor], timeout: float) -> Message:
+        if len(self.pairs) >= self.limit:
+            raise ChildFault("protocol", "run-ahead limit reached")
+        request = encode_frame(header, list(tensors))
+        reply = encode_frame(*self.handle(parse_frame(request)))
+        self.pairs.append((request, reply))
+        return raise_for_error(parse_frame(reply))
 
 
 class WrongOutput(Exception):
