@@ -12,13 +12,16 @@ Measured on this machine, in this run:
   its time divided by J (the cores);
 - `gradegrad check` of one complete submission against `python -c "import torch"`;
 - peak memory (PSS of the whole process tree) of the batch with --jobs 2 against one
-  `import torch` process.
+  `import torch` process;
+- what isolation itself costs here (benchmarks/isolation.py): a fresh evaluator that grades
+  nothing, and one request/reply round trip against the same call in-process.
 Prints a Markdown table; the README records one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -31,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETE = ROOT / "submissions_example" / "complete.py"
 INPROCESS = ROOT / "benchmarks" / "inprocess.py"
+ISOLATION = ROOT / "benchmarks" / "isolation.py"
 ENV = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
 
 
@@ -137,6 +141,8 @@ def main() -> None:
         mem_folder = copies(20, work / "mem")
         _, batch = peak_memory([sys.executable, "-m", "gradegrad", "grade", str(mem_folder), "--rubric", "all",
                                 "--jobs", "2", "--out", str(work / "memout"), "--no-cache"])
+        costs = json.loads(subprocess.run([sys.executable, str(ISOLATION)], capture_output=True, text=True,
+                                          env=ENV, cwd=ROOT, check=True).stdout)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -149,6 +155,9 @@ def main() -> None:
           f"(ratio {check / torch_import:.2f})")
     print(f"peak memory (PSS) of a 20-submission batch with --jobs 2: {batch / 2**20:.0f} MiB; one `import torch` "
           f"process (RSS): {one / 2**20:.0f} MiB (ratio {batch / max(one, 1):.2f})")
+    print(f"isolation: a fresh evaluator that grades nothing costs {costs['process_ms']:.0f} ms of CPU "
+          f"({costs['process_wall_ms']:.0f} ms wall); a request/reply round trip {costs['round_trip_us']} us of CPU, "
+          f"against {costs['in_process_us']} us for the same call in-process")
 
 
 if __name__ == "__main__":

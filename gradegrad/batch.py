@@ -26,6 +26,7 @@ from gradegrad.grading import grade
 from gradegrad.options import Options
 from gradegrad.report import CheckResult, ExerciseResult, Report
 from gradegrad.submissions import Discovery, Skipped, SubmissionSource, identical, relabel_traceback
+from gradegrad.workers import JOBS_PER_PROCESS, grade_in_processes, processes_for
 
 StudentStatus = Literal["passed", "failed", "error", "timeout", "invalid"]
 GRADER_ERROR = "gradegrad could not grade this submission"
@@ -182,10 +183,27 @@ def _timed(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exerc
     return report, keep, time.monotonic() - start
 
 
+def _grade_in_threads(todo: list[SubmissionSource], grade_one, jobs: int, record) -> None:
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="gradegrad") as pool:
+        running: dict[Future, SubmissionSource] = {pool.submit(grade_one, s): s for s in todo}
+        try:
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    record(running.pop(future), *future.result())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: start nothing new
+            raise
+
+
 def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options,
                  jobs: int, cache: ResultCache | None = None,
-                 on_progress: OnProgress | None = None) -> BatchResult:
-    """Grade every source of `found`, `jobs` at a time, reusing cached reports."""
+                 on_progress: OnProgress | None = None, processes: int | None = None) -> BatchResult:
+    """Grade every source of `found`, `jobs` at a time, reusing cached reports.
+
+    With a few jobs, threads of this process drive the children; with more, forked grading
+    processes share the batch (`workers.processes_for`; `processes` overrides how many).
+    """
     start = time.monotonic()
     cache = cache or ResultCache(None)
     notify = on_progress or (lambda event: None)
@@ -199,21 +217,24 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
             continue
         results[source.name] = _graded(source, replace(hit, submission=str(source.origin)), True, 0.0)
         notify(_event(len(results), total, results[source.name]))
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="gradegrad") as pool:
-        running: dict[Future, SubmissionSource] = {pool.submit(_timed, s, rubric, catalog, options): s for s in todo}
-        try:
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    source = running.pop(future)
-                    report, keep, seconds = future.result()
-                    if keep:
-                        cache.put(cache_key(source.digest, digest, source.name if rubric.variants else ""), report)
-                    results[source.name] = _graded(source, report, False, seconds)
-                    notify(_event(len(results), total, results[source.name]))
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: start nothing new
-            raise
+
+    def record(source: SubmissionSource, report: Report, keep: bool, seconds: float) -> None:
+        if keep:
+            cache.put(cache_key(source.digest, digest, source.name if rubric.variants else ""), report)
+        results[source.name] = _graded(source, report, False, seconds)
+        notify(_event(len(results), total, results[source.name]))
+
+    grade_one = lambda s: _timed(s, rubric, catalog, options)  # noqa: E731
+    processes = min(processes_for(jobs) if processes is None else processes, len(todo) // JOBS_PER_PROCESS)
+    if processes > 1 and hasattr(os, "fork"):
+        for done in grade_in_processes(todo, grade_one, processes, threads=-(-jobs // processes)):
+            if done.report is None:
+                record(done.source, unloaded_report(str(done.source.origin), rubric, catalog, options,
+                                                    f"{GRADER_ERROR}: its grading process ended first"), False, 0.0)
+            else:
+                record(done.source, done.report, done.keep, done.seconds)
+    else:
+        _grade_in_threads(todo, grade_one, jobs, record)
     graded = tuple(results[s.name] for s in found.sources)
     return BatchResult(str(found.folder), rubric.name, tuple(it.exercise for it in rubric.items), graded,
                        found.skipped, tuple(identical(found.sources)), time.monotonic() - start)

@@ -123,7 +123,8 @@ def grade_command(
     out: Path = typer.Option(Path("grades"), "--out", "-o", help="Where to write grades.csv, grades.json, "
                              "feedback/ and the cache."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Submissions graded at once. "
-                                       "Default: the number of CPU cores."),
+                                       "Default: the number of CPU cores. From 4 on, several grading "
+                                       "processes share the batch."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Grade every submission again, even unchanged ones."),
     gradescope: bool = typer.Option(False, "--gradescope", help="Also write gradescope/<student>/results.json."),
 ) -> None:

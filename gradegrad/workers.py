@@ -1,0 +1,181 @@
+"""Grading processes: a large batch split over several grader processes, each with its own zygote.
+
+One grader process spends about as much CPU per submission (references, gradcheck, comparing) as
+the submission's child does, and that work holds its GIL: however many cores there are, threads in
+one process grade at most a few submissions at once. With more jobs than `JOBS_PER_PROCESS`,
+`grade_folder` forks grading workers instead. A worker is a fork of this (trusted) process taken
+before any grading thread starts; it starts its own fork server (a fresh interpreter, so no
+evaluator ever holds the batch's data), becomes the subreaper of its own evaluators, grades its
+share with threads, and sends each report back as one JSON line (`Report.to_dict`) on a pipe.
+Workers never run student code themselves, and nothing they send is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+from gradegrad.report import Report
+from gradegrad.submissions import SubmissionSource
+
+JOBS_PER_PROCESS = 2  # submissions one grader process keeps busy (its CPU ~ that of their children)
+READ_SIZE = 1 << 16
+EXIT_GRACE = 10.0  # seconds a worker that sent everything may take to stop its fork server
+
+Grade = Callable[[SubmissionSource], tuple[Report, bool, float]]  # (report, worth caching, seconds)
+
+
+@dataclass(frozen=True)
+class Done:
+    """One submission graded by a worker, or lost with it (`report` None)."""
+
+    source: SubmissionSource
+    report: Report | None
+    keep: bool = False
+    seconds: float = 0.0
+
+
+def processes_for(jobs: int) -> int:
+    """How many grading processes `jobs` submissions at once need (1: grade in this process)."""
+    return max(1, jobs // JOBS_PER_PROCESS) if jobs >= 2 * JOBS_PER_PROCESS else 1
+
+
+def _share(sources: Sequence[SubmissionSource], processes: int) -> list[list[int]]:
+    """Indices of `sources` per worker, dealt round-robin so that each gets a similar mix."""
+    shares = [list(range(k, len(sources), processes)) for k in range(processes)]
+    return [s for s in shares if s]
+
+
+def _become_worker() -> None:
+    """In a freshly forked worker: forget the parent's fork server and child bookkeeping."""
+    from gradegrad.sandbox import reaper, zygote
+
+    if zygote._ZYGOTE is not None:
+        zygote._ZYGOTE.sock.close()  # the parent's zygote stays the parent's
+    zygote._ZYGOTE, zygote._ZYGOTE_FAILED = None, False
+    zygote._START_LOCK = threading.Lock()
+    reaper.LOCK, reaper.LIVE, reaper._enabled = threading.RLock(), set(), False
+    reaper.enable_subreaper()  # not inherited across fork: evaluators must come back to this worker
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent decides what an interrupt stops
+    # fresh stdio objects: the parent's progress thread may have held their locks at the fork
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    sys.stdin = sys.stdout = sys.stderr = open(devnull, "r+", closefd=False)
+
+
+def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, threads: int, out: int) -> None:
+    """A worker's life: grade its share, one JSON line per submission on `out`, then exit."""
+    lock = threading.Lock()
+
+    def one(index: int) -> None:
+        report, keep, seconds = grade(sources[index])
+        line = json.dumps({"index": index, "report": report.to_dict(), "keep": keep, "seconds": seconds},
+                          allow_nan=False, default=str).encode() + b"\n"
+        with lock:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(out, view):]
+
+    code = 0
+    try:
+        _become_worker()
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gradegrad") as pool:
+            list(pool.map(one, share))
+    except BaseException:  # noqa: BLE001 - the parent reports what this worker did not send
+        code = 1
+    finally:
+        from gradegrad.sandbox import zygote
+
+        zygote.shutdown()
+        os._exit(code)
+
+
+def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, processes: int,
+                       threads: int) -> Iterator[Done]:
+    """Grade `sources` in `processes` forked workers of `threads` threads each; yield each result
+    as it arrives, then a `Done` without report for every submission a dead worker did not send."""
+    from gradegrad.sandbox import zygote
+
+    zygote.shutdown()  # this process grades nothing itself now: its fork server would only wait
+    workers: dict[int, tuple[int, list[int]]] = {}  # read fd -> (pid, its share)
+    grace = 0.0  # how long a worker may take to exit before it is killed
+    try:
+        for share in _share(sources, processes):
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_fd)
+                _work(sources, share, grade, threads, write_fd)
+            os.close(write_fd)
+            workers[read_fd] = (pid, share)
+        yield from _collect(sources, workers)
+        grace = EXIT_GRACE  # all sent: they are stopping their fork servers
+    finally:
+        deadline = time.monotonic() + grace
+        for pid, _ in workers.values():
+            _stop(pid, deadline)
+        for read_fd in workers:
+            os.close(read_fd)
+        from gradegrad.sandbox import reaper
+
+        reaper.sweep("", -1)  # what a killed or interrupted worker left is now ours (we are its subreaper)
+
+
+def _collect(sources: Sequence[SubmissionSource], workers: dict[int, tuple[int, list[int]]]) -> Iterator[Done]:
+    pending = {fd: set(share) for fd, (_, share) in workers.items()}
+    buffers = {fd: bytearray() for fd in workers}
+    with selectors.DefaultSelector() as selector:
+        for fd in workers:
+            selector.register(fd, selectors.EVENT_READ)
+        while pending:
+            for key, _ in selector.select():
+                fd = key.fd
+                chunk = os.read(fd, READ_SIZE)
+                if not chunk:  # the worker is gone: whatever it did not send is lost with it
+                    selector.unregister(fd)
+                    for index in sorted(pending.pop(fd)):
+                        yield Done(sources[index], None)
+                    continue
+                buffers[fd] += chunk
+                while (end := buffers[fd].find(b"\n")) >= 0:
+                    line = bytes(buffers[fd][:end])
+                    del buffers[fd][:end + 1]
+                    done = _parse(sources, line)
+                    if done is not None and done[0] in pending[fd]:
+                        pending[fd].discard(done[0])
+                        yield done[1]
+                if not pending[fd]:
+                    selector.unregister(fd)
+                    del pending[fd]
+
+
+def _parse(sources: Sequence[SubmissionSource], line: bytes) -> tuple[int, Done] | None:
+    try:
+        data = json.loads(line)
+        index = data["index"]
+        return index, Done(sources[index], Report.from_dict(data["report"]), data["keep"] is True,
+                           float(data["seconds"]))
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _stop(pid: int, deadline: float) -> None:
+    """Reap a worker, killing it if it has not exited by `deadline`."""
+    try:
+        while not os.waitpid(pid, os.WNOHANG)[0]:
+            if time.monotonic() >= deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.01)
+    except (ChildProcessError, ProcessLookupError):
+        pass
