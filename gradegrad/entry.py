@@ -1,12 +1,14 @@
 """The console script: start the fork server first, so that its `import torch` runs while this
-process imports its own (the grader needs torch for references and gradcheck), and skip the
-interpreter's slow teardown of torch at the end."""
+process imports its own (the grader needs torch for references and gradcheck), keep the garbage
+collector off torch's objects, and skip the interpreter's slow teardown of torch at the end."""
 
+import gc
 import os
 import sys
 
 
 def main() -> None:
+    gc.disable()  # importing torch would run several full collections over its own objects
     grading = len(sys.argv) > 1 and sys.argv[1] in ("check", "grade", "gradescope", "validate")
     if grading:
         from gradegrad.sandbox.environment import limit_malloc_arenas
@@ -15,6 +17,9 @@ def main() -> None:
         limit_malloc_arenas()
         prestart()
     from gradegrad.cli import main as cli_main
+
+    gc.freeze()  # what is imported lives as long as the process: later collections skip it
+    gc.enable()
 
     try:
         cli_main()

@@ -134,6 +134,7 @@ def warm_up() -> None:
 
 
 def main(sock_fd: int) -> None:
+    gc.disable()  # no collection over torch's objects while importing: one, below, before freezing
     from gradegrad.sandbox.environment import limit_malloc_arenas
 
     limit_malloc_arenas()
@@ -146,6 +147,7 @@ def main(sock_fd: int) -> None:
     warm_up()
     gc.collect()
     gc.freeze()  # evaluators share the zygote's pages: keep the collector from touching (copying) them
+    gc.enable()
     serve(sock_fd)
 
 
