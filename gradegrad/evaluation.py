@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, ContextManager, TypeVar
 
 import torch
 
@@ -154,9 +154,9 @@ class Runner:
         except (StudentRaised, ChildFault, WrongOutput) as exc:
             return self._record(fault_from(exc, phase, self.timeout))
 
-    def speculate_gradcheck(self, args: tuple[Any, ...], options: dict[str, Any]) -> None:
-        """Let the child run gradcheck(**options) on `args` ahead (`Submission.speculate_gradcheck`)."""
-        self.sub.speculate_gradcheck(self.class_name, args, options, timeout=self.remaining())
+    def gradcheck_ahead(self, args: tuple[Any, ...], options: dict[str, Any]) -> ContextManager[int]:
+        """The child runs gradcheck(**options) on `args` ahead (`Submission.gradcheck_ahead`)."""
+        return self.sub.gradcheck_ahead(self.class_name, args, options, timeout=self.remaining())
 
     def function(self) -> Callable[..., torch.Tensor]:
         """The student's Function as a local callable (for gradcheck)."""

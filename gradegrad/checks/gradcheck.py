@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from contextlib import nullcontext
 
 import torch
 from torch.autograd.gradcheck import GradcheckError
@@ -57,12 +58,11 @@ def gradcheck(ctx: CheckContext) -> Verdict:
     def checked(ahead: bool, **mode: bool) -> bool | Exception:
         """gradcheck here, on the proxy; with `ahead`, after the child ran the same gradcheck ahead,
         so that the proxy's calls find their replies ready instead of costing a round trip each."""
-        if ahead:
-            ctx.runner.speculate_gradcheck(args, {**options, **mode})
-        try:
-            return torch.autograd.gradcheck(fn, args, **options, **mode)
-        except GradcheckError as exc:
-            return exc
+        with ctx.runner.gradcheck_ahead(args, {**options, **mode}) if ahead else nullcontext():
+            try:
+                return torch.autograd.gradcheck(fn, args, **options, **mode)
+            except GradcheckError as exc:
+                return exc
 
     def run() -> bool | Exception:
         """fast_mode decides in a few calls. When it fails, torch recomputes the failing Jacobian

@@ -9,9 +9,10 @@ keeps everything the submission printed. `RemoteFunction` wraps a student's clas
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -211,17 +212,22 @@ class Submission:
             return False, None
         return True, reply.value(reply.header.get("tangent"))
 
-    def speculate_gradcheck(self, class_name: str, args: Sequence[Any], options: dict[str, Any], *,
-                            timeout: float) -> int:
-        """Let the child run `gradcheck(**options)` ahead on `args` through `remote_function`'s
-        proxy, so that the grader's own gradcheck finds the proxy's replies ready (`Child.speculate`)."""
+    @contextmanager
+    def gradcheck_ahead(self, class_name: str, args: Sequence[Any], options: dict[str, Any], *,
+                        timeout: float) -> Iterator[int]:
+        """While open, the replies of the child's run-ahead of `gradcheck(**options)` on `args`,
+        through `remote_function`'s proxy, answer the grader's own gradcheck (`Child.speculate`);
+        on exit, those left unused are dropped. Yields how many came back."""
         self.ensure()
-        tensors: list[torch.Tensor] = []
+        child, tensors = self.child, []
         header = {"op": "speculate", "class": class_name,
                   "args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args], tensors),
                   "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args],
                   "gradcheck": options}
-        return self.child.speculate(header, tensors, timeout=timeout)
+        try:
+            yield child.speculate(header, tensors, timeout=timeout)
+        finally:
+            child.ahead.clear()
 
     def ask(self, header: dict[str, Any], tensors: list[torch.Tensor], *, timeout: float) -> Message:
         """A request of an exercise kind (gradegrad.kinds); the caller decodes the reply as data."""
