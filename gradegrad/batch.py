@@ -159,14 +159,6 @@ def _grade_safely(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str
 # --------------------------------------------------------------------------- the pool
 
 
-def default_jobs() -> int:
-    """The CPU cores this process may use (a container's share, not the machine's)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _graded(source: SubmissionSource, report: Report, cached: bool, seconds: float) -> Graded:
     return Graded(source.name, source.kind, report, student_status(report, source.problem is not None),
                   cached, seconds)

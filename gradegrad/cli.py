@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from gradegrad import __version__
-from gradegrad.batch import default_jobs, grade_folder, grade_source
+from gradegrad.batch import grade_folder, grade_source
 from gradegrad.cache import ResultCache
 from gradegrad.catalog import Rubric, exercise_dirs, load_catalog, resolve_rubric, rubric_dirs, select_exercises
 from gradegrad.errors import ExitCode, GradegradError
@@ -25,6 +25,7 @@ from gradegrad.render.scorecard import make_console, render_scorecard
 from gradegrad.render.summary import render_summary
 from gradegrad.stats import summarize
 from gradegrad.submissions import discover, method_locations, source_for
+from gradegrad.workers import default_jobs
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   rich_markup_mode=None, help="Grade hand-written backward passes (custom torch.autograd.Function).")

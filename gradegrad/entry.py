@@ -15,7 +15,8 @@ def main() -> None:
         from gradegrad.sandbox.zygote import prestart
 
         limit_malloc_arenas()
-        prestart()
+        if not _grading_processes(sys.argv[1:]):
+            prestart()
     from gradegrad.cli import main as cli_main
 
     gc.freeze()  # what is imported lives as long as the process: later collections skip it
@@ -31,6 +32,22 @@ def main() -> None:
             raise
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         _fast_exit(code)
+
+
+def _grading_processes(args: list[str]) -> bool:
+    """Whether `grade` will share the batch among grading processes, each starting its own fork
+    server (then one started here would go unused)."""
+    if not args or args[0] != "grade":
+        return False
+    from gradegrad.workers import default_jobs, processes_for  # no torch: the fork server starts first
+
+    jobs = default_jobs()
+    for i, arg in enumerate(args):
+        value = arg.split("=", 1)[1] if arg.startswith("--jobs=") else \
+            args[i + 1] if arg in ("--jobs", "-j") and i + 1 < len(args) else None
+        if value is not None and value.isdigit():
+            jobs = int(value)
+    return processes_for(jobs) > 1
 
 
 def _fast_exit(code: int) -> None:

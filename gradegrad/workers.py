@@ -43,6 +43,14 @@ class Done:
     seconds: float = 0.0
 
 
+def default_jobs() -> int:
+    """The CPU cores this process may use (a container's share, not the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def processes_for(jobs: int) -> int:
     """How many grading processes `jobs` submissions at once need (1: grade in this process)."""
     return max(1, jobs // JOBS_PER_PROCESS) if jobs >= 2 * JOBS_PER_PROCESS else 1

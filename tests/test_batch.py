@@ -19,13 +19,14 @@ import typer
 from typer.testing import CliRunner
 
 from conftest import FIXTURES, ROOT
-from gradegrad.batch import GRADER_ERROR, default_jobs, grade_folder
+from gradegrad.batch import GRADER_ERROR, grade_folder
 from gradegrad.cache import ResultCache
 from gradegrad.catalog import resolve_rubric, select_exercises
 from gradegrad.cli import app
 from gradegrad.options import Options
 from gradegrad.report import Report
 from gradegrad.submissions import discover
+from gradegrad.workers import default_jobs
 
 BATCH = FIXTURES / "batch"
 ARGS = ["--rubric", "lab1", "-e", "sigmoid", "-e", "matvec", "--timeout", "4", "--jobs", "2"]
