@@ -156,7 +156,7 @@ class Child:
         """Send one request and wait for its answer; a student exception raises StudentRaised.
 
         A request the child already answered ahead (see `speculate`) takes that answer, with no
-        round trip: the very same bytes were asked, so the same answer stands.
+        round trip: the very same bytes were asked, during the same gradcheck, so the answer stands.
         """
         frame = None
         if self.ahead and not expect_ready:
@@ -188,7 +188,7 @@ class Child:
         if type(count) is not int or count < 0 or 2 * count != len(reply.tensors):
             self.kill()
             raise ChildFault("protocol", "the evaluator sent an invalid reply (run-ahead pairs)")
-        self.ahead.clear()  # what an earlier run-ahead left unused will not be asked any more
+        self.ahead.clear()  # one run-ahead at a time (`Submission.gradcheck_ahead` also drops it after use)
         for request, answer in zip(reply.tensors[0::2], reply.tensors[1::2]):
             self.ahead.setdefault(tensor_frame(request), deque()).append(tensor_frame(answer))
         return count
