@@ -1,6 +1,6 @@
 """JUnit XML for CI test reporters: one testcase per check, and `check --junit`.
 
-The XML is validated against tests/xunit2.xsd: the common xunit layout pytest writes with
+The XML is validated against tests/schemas/xunit2.xsd: the common xunit layout pytest writes with
 junit_family=xunit2, as a schema written for these tests from the rules of Jenkins' junit-10.xsd.
 """
 
@@ -16,7 +16,7 @@ from gradegrad.cli import app
 from gradegrad.render.junit import to_junit
 from render_samples import load_error_report, partial_report, passed_report
 
-XSD = Path(__file__).resolve().parent / "xunit2.xsd"
+XSD = Path(__file__).resolve().parent / "schemas" / "xunit2.xsd"
 
 
 def valid(xml: str) -> None:

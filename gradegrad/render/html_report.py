@@ -41,6 +41,7 @@ th { background: var(--bg); font-weight: 600; }
 td.num, th.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .passed { color: var(--ok); } .failed, .invalid { color: var(--bad); } .error { color: var(--err); }
 .timeout { color: var(--warn); } .missing, .skipped, .absent { color: var(--dim); }
+.status { white-space: nowrap; }
 .rate { display: inline-block; height: 10px; background: var(--bar); border-radius: 2px; vertical-align: middle; }
 .track { display: inline-block; width: 120px; background: var(--bg); border: 1px solid var(--line); border-radius: 3px;
          margin-right: 6px; line-height: 0; }
@@ -81,7 +82,7 @@ def _pts(x: float) -> str:
 
 
 def _status(status: str) -> str:
-    return f'<span class="{_e(status)}">{MARKS.get(status, "")} {_e(status)}</span>'
+    return f'<span class="status {_e(status)}">{MARKS.get(status, "")} {_e(status)}</span>'
 
 
 def _page(title: str, body: Sequence[str]) -> str:

@@ -7,7 +7,7 @@ a check that does not apply here (device on cpu) or a failed flag worth no point
 The layout is pytest's `junit_family=xunit2`, which the common xunit schema (Jenkins' junit-10.xsd)
 accepts: a testcase has only `classname`, `name` and `time` (no `file`), `<testsuites>` has no
 `skipped`, times are seconds with three decimals (what each check took in the grader). The
-submission's path and the score are properties of the suite. tests/xunit2.xsd checks it.
+submission's path and the score are properties of the suite. tests/schemas/xunit2.xsd checks it.
 """
 
 from __future__ import annotations
