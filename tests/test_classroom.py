@@ -33,7 +33,7 @@ def test_the_workflow_and_the_autograding_config_parse():
     for test in autograding_tests():
         assert set(test) == KEYS and test["comparison"] in ("included", "exact", "regex")
         assert isinstance(test["points"], int) and test["timeout"] > 0 and test["run"].startswith("gradegrad check ")
-    assert "--index-url https://download.pytorch.org/whl/cpu" in autograding_autograding_tests()[0]["setup"]
+    assert "--index-url https://download.pytorch.org/whl/cpu" in autograding_tests()[0]["setup"]
 
 
 def test_each_test_is_worth_its_exercise_s_points_in_gradegrad_list():
@@ -52,7 +52,7 @@ def test_the_commands_work_in_a_student_repository(tmp_path, monkeypatch):
     starter = run("check")  # the template, untouched: every exercise 0, named
     assert starter.exit_code == 1 and "not implemented yet" in starter.output and f"Total 0/{total}" in starter.output
     shutil.copy(EXAMPLES / "complete.py", repo / "lab2.py")
-    for test in autograding_autograding_tests()[:3]:
+    for test in autograding_tests()[:3]:
         result = run(*shlex.split(test["run"])[1:])
         assert result.exit_code == 0, (test["run"], result.output)
         assert f"Total {test['points']}/{test['points']}" in result.output
