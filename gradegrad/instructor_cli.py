@@ -2,7 +2,8 @@
 
 Registered on `gradegrad.cli.app` (imported at the end of cli.py). Each command parses its
 options, calls one core function and prints plain text; `GradegradError` is caught here as in
-cli.py: one line on stderr, exit code 2.
+cli.py: one line on stderr, exit code 2. The course's folders of the project config
+(`exercises`, `rubrics`) count here too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from gradegrad import describe
 from gradegrad.catalog import (Exercise, Rubric, exercise_dirs, load_catalog, resolve_rubric, rubric_dirs,
                                select_exercises)
 from gradegrad.cli import _fail, app
+from gradegrad.config import settings
 from gradegrad.errors import ExitCode, GradegradError, UsageError
 from gradegrad.kinds import noun
 from gradegrad.kinds.source import describe_input
@@ -37,8 +39,15 @@ def _width() -> int:
     return max(80, shutil.get_terminal_size((110, 24)).columns)
 
 
+def _folders(folders: List[Path], rubric_folders: List[Path]) -> tuple[list[Path], list[Path]]:
+    """The course's folders: the project config's (gradegrad.toml), then the command line's."""
+    s = settings({"exercises": folders, "rubrics": rubric_folders})
+    return list(s.exercises), list(s.rubrics)
+
+
 def _load(folders: List[Path], rubric: Optional[str],
           rubric_folders: List[Path]) -> tuple[dict[str, Exercise], Rubric]:
+    folders, rubric_folders = _folders(folders, rubric_folders)
     catalog = load_catalog(exercise_dirs(folders))
     return catalog, resolve_rubric(rubric, catalog, rubric_dirs(rubric_folders))
 
@@ -215,7 +224,7 @@ def validate(
 ) -> None:
     """Check manifests and rubrics, and that each exercise's reference passes its own checks."""
     try:
-        result = validate_paths(paths or [], exercises, rubrics, run=run)
+        result = validate_paths(paths or [], *_folders(exercises, rubrics), run=run)
     except GradegradError as exc:
         raise _fail(exc)
     for problem in result.problems:
@@ -272,7 +281,7 @@ def formula(
     from gradegrad.variants import normalize
 
     try:
-        ex = _formula_exercise(load_catalog(exercise_dirs(exercises)), exercise)
+        ex = _formula_exercise(load_catalog(exercise_dirs(_folders(exercises, [])[0])), exercise)
         given = read_answer(answer, ex.spec.variables) if answer is not None else None
         name = student or (given.student if given else None)
         if not name:

@@ -109,3 +109,14 @@ def test_without_a_submission_anywhere_it_says_what_to_give(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     result = run("check")
     assert result.exit_code == 2 and "give the submission to grade, or set `submission`" in result.output
+
+
+def test_instructor_commands_read_the_course_folders_of_the_config(tmp_path, monkeypatch):
+    from conftest import FIXTURES
+
+    course = FIXTURES / "instructor" / "course"
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "gradegrad.toml").write_text(f'exercises = ["{course / "exercises"}"]\nrubrics = ["{course / "rubrics"}"]\n')
+    monkeypatch.chdir(tmp_path)
+    listed = run("list")
+    assert listed.exit_code == 0 and any(line.startswith("tanh ") for line in listed.output.splitlines())
