@@ -20,10 +20,11 @@ from typing import Callable, Literal, Mapping
 import gradegrad
 from gradegrad.cache import ResultCache, cache_key, grading_digest
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.checks import applies, skipped_on
+from gradegrad.checks import skipped_on
 from gradegrad.errors import GradegradError
 from gradegrad.grading import grade
 from gradegrad.options import Options
+from gradegrad.points import applicable
 from gradegrad.report import CheckResult, ExerciseResult, Report
 from gradegrad.submissions import Discovery, Skipped, SubmissionSource, identical, relabel_traceback
 from gradegrad.workers import JOBS_PER_PROCESS, grade_in_processes, processes_for
@@ -98,7 +99,7 @@ def student_status(report: Report, invalid: bool = False) -> StudentStatus:
 def _not_run(ex: Exercise, item: RubricItem, message: str, device: str) -> ExerciseResult:
     checks = tuple(CheckResult(cid, "skipped", 0.0, 0.0, skipped_on(cid, device)) if skipped_on(cid, device)
                    else CheckResult(cid, "error", 0.0, points, f"not run: {message}")
-                   for cid, points in item.points if applies(cid, ex))
+                   for cid, points in applicable(ex, item))
     return ExerciseResult(ex.id, None, "error", 0.0, sum(c.max_points for c in checks), checks, ex.teaches)
 
 

@@ -165,10 +165,14 @@ class Exercise:
         return self.tolerance32 if dtype == "float32" else self.tolerance64
 
 
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")  # Gradescope's words
+
+
 @dataclass(frozen=True)
 class RubricItem:
     exercise: str
     points: tuple[tuple[str, float], ...]  # (check id, points), in CHECK_IDS order
+    visibility: tuple[tuple[str, str], ...] = ()  # Gradescope: check id (or "default") -> one of VISIBILITIES
 
     def points_for(self, check: str) -> float:
         return dict(self.points).get(check, 0.0)
@@ -184,6 +188,8 @@ class Rubric:
     only_found: bool = False  # the implicit rubric of `check` without --rubric: grade what is found
     total: float | None = None  # the points the exercises must add up to (checked by `gradegrad validate`)
     variants: bool = False  # derive each student's variant of the exercises from the student's name
+    visibility: tuple[tuple[str, str], ...] = ()  # Gradescope: check id (or "default") -> one of VISIBILITIES
+    stdout_visibility: str = "hidden"  # Gradescope: whether students see what the autograder printed
 
 
 # --------------------------------------------------------------------------- YAML helpers
@@ -570,13 +576,20 @@ def _points(path: Path, where: str, data: Any) -> dict[str, float]:
     return points
 
 
+def _visibility(path: Path, where: str, data: Any) -> tuple[tuple[str, str], ...]:
+    """`visibility: {default: visible, efficiency: after_due_date}`: who sees each check on Gradescope."""
+    f = _Fields(path, where, data, ("default", *CHECK_IDS))
+    return tuple((k, f.choice(k, VISIBILITIES)) for k in ("default", *CHECK_IDS) if k in data)
+
+
 def load_rubric(path: Path, catalog: Mapping[str, Exercise]) -> Rubric:
     return rubric_from_data(path, _read_yaml(path), catalog)
 
 
 def rubric_from_data(path: Path, data: Any, catalog: Mapping[str, Exercise]) -> Rubric:
     """A rubric from parsed YAML (`gradegrad validate` runs it again on corrected data)."""
-    f = _Fields(path, "", data, ("name", "title", "points", "exercises", "total", "variants"))
+    f = _Fields(path, "", data, ("name", "title", "points", "exercises", "total", "variants", "visibility",
+                                 "stdout_visibility"))
     defaults = _points(path, "points", f.get("points", dict, what="a mapping from check id to points"))
     entries = f.get("exercises", list, what="a list of exercise ids")
     items = []
@@ -584,7 +597,7 @@ def rubric_from_data(path: Path, data: Any, catalog: Mapping[str, Exercise]) -> 
         where = f"exercises[{i}]"
         if isinstance(entry, str):
             entry = {"id": entry}
-        e = _Fields(path, where, entry, ("id", "points"))
+        e = _Fields(path, where, entry, ("id", "points", "visibility"))
         ex_id = e.text("id")
         if ex_id not in catalog:
             close = difflib.get_close_matches(ex_id, list(catalog), n=1)
@@ -593,15 +606,18 @@ def rubric_from_data(path: Path, data: Any, catalog: Mapping[str, Exercise]) -> 
         if catalog[ex_id].kind == "formula":
             raise e.error("id", f"{ex_id} is a formula exercise: it is graded by `gradegrad formula`, not by a rubric")
         points = {**defaults, **_points(path, f"{where}.points", e.get("points", dict, {}))}
-        items.append(RubricItem(ex_id, tuple((c, float(points[c])) for c in CHECK_IDS if c in points)))
+        seen = _visibility(path, f"{where}.visibility", entry["visibility"]) if entry.get("visibility") else ()
+        items.append(RubricItem(ex_id, tuple((c, float(points[c])) for c in CHECK_IDS if c in points), seen))
     if len({it.exercise for it in items}) != len(items):
         raise f.error("exercises", "an exercise is listed twice")
     name = f.text("name", path.stem)
     ordered = tuple((c, float(defaults[c])) for c in CHECK_IDS if c in defaults)
     total = f.number("total", None)
+    visibility = _visibility(path, "visibility", data["visibility"]) if data.get("visibility") else ()
     return Rubric(name, f.text("title", name), tuple(items), str(path), ordered,
                   total=None if total is None else float(total),
-                  variants=f.get("variants", bool, False, "true or false"))
+                  variants=f.get("variants", bool, False, "true or false"), visibility=visibility,
+                  stdout_visibility=f.choice("stdout_visibility", VISIBILITIES, "hidden"))
 
 
 def rubric_names(dirs: Iterable[Path] | None = None) -> list[str]:

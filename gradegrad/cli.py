@@ -1,4 +1,8 @@
-"""The command line: parse options, call one core function, render, exit with a code."""
+"""The command line: parse options, call one core function, render, exit with a code.
+
+Grading options left out on the command line come from the project's configuration
+(`gradegrad.toml` or `[tool.gradegrad]`, see `config.py`), then from the defaults.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +11,55 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typer.core import TyperArgument, TyperGroup
 
 from gradegrad import __version__
-from gradegrad.batch import grade_folder, grade_source
+from gradegrad.adjustments import read_adjustments
+from gradegrad.batch import grade_source
 from gradegrad.cache import ResultCache
 from gradegrad.catalog import Rubric, exercise_dirs, load_catalog, resolve_rubric, rubric_dirs, select_exercises
-from gradegrad.errors import ExitCode, GradegradError
-from gradegrad.options import make_options
-from gradegrad.render.files import make_folder
+from gradegrad.config import Settings, settings
+from gradegrad.course import grade_course
+from gradegrad.errors import ExitCode, GradegradError, UsageError
+from gradegrad.options import Options, make_options
+from gradegrad.render.files import make_folder, write_text_atomic
 from gradegrad.render.github import publish
-from gradegrad.render.gradebook import write_gradebook
-from gradegrad.render.gradescope import write_gradescope
+from gradegrad.render.gradebook import roster_notes, write_gradebook
+from gradegrad.render.gradescope import visibility_of, write_gradescope
+from gradegrad.render.html_report import report_page
 from gradegrad.render.json_report import write_json
 from gradegrad.render.junit import write_junit
 from gradegrad.render.progress import progress_reporter
 from gradegrad.render.scorecard import make_console, render_scorecard
 from gradegrad.render.summary import render_summary
+from gradegrad.roster import read_roster
 from gradegrad.stats import summarize
 from gradegrad.submissions import discover, method_locations, source_for
 from gradegrad.workers import default_jobs
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+
+class _PlainArgument(TyperArgument):
+    """An argument shown by its metavar alone: recent typer adds its Python type (`<path>`) and braces."""
+
+    def display_type_rich(self, ctx):  # noqa: ANN001, ANN201 - typer's signature
+        return None
+
+    def _usage_display_name(self) -> str:
+        return self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+
+
+class CleanGroup(TyperGroup):
+    """Help without Python types: every option has a metavar, and arguments show theirs alone."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            for param in command.params:
+                if type(param) is TyperArgument and param.metavar:
+                    param.__class__ = _PlainArgument
+
+
+app = typer.Typer(cls=CleanGroup, add_completion=True, pretty_exceptions_enable=False, no_args_is_help=True,
                   rich_markup_mode=None, help="Grade hand-written backward passes (custom torch.autograd.Function).")
 
 
@@ -49,59 +81,81 @@ def _fail(exc: GradegradError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
-def _chosen(rubric: Optional[str], exercise: List[str], exercises: List[Path],
-            rubrics: List[Path]) -> tuple[dict, Rubric]:
+def _chosen(s: Settings, default: Optional[str] = None) -> tuple[dict, Rubric]:
     """The catalog (built-in plus course folders) and the rubric restricted to `--exercise`."""
-    catalog = load_catalog(exercise_dirs(exercises))
-    return catalog, select_exercises(resolve_rubric(rubric, catalog, rubric_dirs(rubrics)), exercise, catalog)
+    catalog = load_catalog(exercise_dirs(s.exercises))
+    rubric = resolve_rubric(s.rubric or default, catalog, rubric_dirs(s.rubrics))
+    return catalog, select_exercises(rubric, s.exercise, catalog)
 
 
-EXERCISE = typer.Option([], "--exercise", "-e", help="Grade only this exercise id (repeatable).")
-DEVICE = typer.Option("cpu", "--device", help="cpu, cuda or auto.")
-SEED = typer.Option(0, "--seed", help="Seed for inputs and upstream gradients.")
-TIMEOUT = typer.Option(30.0, "--timeout", help="Seconds allowed per exercise.")
-MEMORY = typer.Option("4G", "--memory", help="Memory limit of the student's process (CPU), or 'none'.")
-SUBMISSION_TIMEOUT = typer.Option(600.0, "--submission-timeout", help="Seconds allowed for all the exercises "
-                                  "of one submission.")
-EXERCISES = typer.Option([], "--exercises", help="Another folder of exercise manifests (repeatable); also "
-                         "$GRADEGRAD_EXERCISES.")
-RUBRICS = typer.Option([], "--rubrics", help="Another folder of rubrics, for --rubric NAME (repeatable); also "
-                       "$GRADEGRAD_RUBRICS.")
-MODULE = typer.Option(None, "--module", "-m", help="In a folder submission, the file to grade (e.g. lab2.py). "
-                      "Default: the only top-level module, else all of them.")
-FIXED_RUBRIC = typer.Option(None, "--rubric", "-r", help="Rubric name (see rubrics/) or YAML path. Default: all "
-                            "(the whole catalog, so that every student is graded on the same exercises).")
+def _options(s: Settings) -> Options:
+    return make_options(s.seed, s.device, s.timeout, s.memory, s.submission_timeout)
+
+
+def _given(path: Optional[Path], what: str, key: str) -> Path:
+    if path is None:
+        raise UsageError(f"give the {what}, or set `{key}` in the project's gradegrad.toml "
+                         "(or [tool.gradegrad] in pyproject.toml)")
+    return path
+
+
+CONFIGURED = " Default: the project's config, else "
+EXERCISE = typer.Option([], "--exercise", "-e", metavar="ID", help="Grade only this exercise id (repeatable).")
+DEVICE = typer.Option(None, "--device", metavar="DEVICE", help="cpu, cuda or auto." + CONFIGURED + "cpu.")
+SEED = typer.Option(None, "--seed", metavar="N", help="Seed for inputs and upstream gradients." + CONFIGURED + "0.")
+TIMEOUT = typer.Option(None, "--timeout", metavar="SECONDS", help="Seconds allowed per exercise." + CONFIGURED
+                       + "30.")
+MEMORY = typer.Option(None, "--memory", metavar="SIZE", help="Memory limit of the student's process (CPU), "
+                      "e.g. 4G, or 'none'." + CONFIGURED + "4G.")
+SUBMISSION_TIMEOUT = typer.Option(None, "--submission-timeout", metavar="SECONDS", help="Seconds allowed for all "
+                                  "the exercises of one submission." + CONFIGURED + "600.")
+EXERCISES = typer.Option([], "--exercises", metavar="DIR", help="Another folder of exercise manifests "
+                         "(repeatable); also $GRADEGRAD_EXERCISES and the config's `exercises`.")
+RUBRICS = typer.Option([], "--rubrics", metavar="DIR", help="Another folder of rubrics, for --rubric NAME "
+                       "(repeatable); also $GRADEGRAD_RUBRICS and the config's `rubrics`.")
+MODULE = typer.Option(None, "--module", "-m", metavar="FILE", help="In a folder submission, the file to grade "
+                      "(e.g. lab2.py); the folder's other modules stay importable. Default: the only top-level "
+                      "module, else all of them.")
+FIXED_RUBRIC = typer.Option(None, "--rubric", "-r", metavar="RUBRIC", help="Rubric name (see rubrics/) or YAML "
+                            "path." + CONFIGURED + "all (the whole catalog, so that every student is graded on "
+                            "the same exercises).")
 
 
 @app.command()
 def check(
-    submission: Path = typer.Argument(..., help="The student's .py file, .ipynb notebook or folder."),
-    rubric: Optional[str] = typer.Option(None, "--rubric", "-r", help="Rubric name (see rubrics/) or YAML path. "
-                                         "Default: every exercise whose class is found."),
+    submission: Optional[Path] = typer.Argument(None, metavar="SUBMISSION", help="The student's .py file, .ipynb "
+                                                "notebook or folder. Default: the config's `submission`."),
+    rubric: Optional[str] = typer.Option(None, "--rubric", "-r", metavar="RUBRIC", help="Rubric name (see "
+                                         "rubrics/) or YAML path." + CONFIGURED + "every exercise whose class is "
+                                         "found (the report names those not graded)."),
     exercise: List[str] = EXERCISE,
-    device: str = DEVICE,
-    seed: int = SEED,
-    timeout: float = TIMEOUT,
-    memory: str = MEMORY,
-    submission_timeout: float = SUBMISSION_TIMEOUT,
+    device: Optional[str] = DEVICE,
+    seed: Optional[int] = SEED,
+    timeout: Optional[float] = TIMEOUT,
+    memory: Optional[str] = MEMORY,
+    submission_timeout: Optional[float] = SUBMISSION_TIMEOUT,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON to this file."),
-    junit_path: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report (one testcase "
-                                              "per check) for CI test reporters."),
+    json_path: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Also write the report as JSON "
+                                             "to this file."),
+    junit_path: Optional[Path] = typer.Option(None, "--junit", metavar="FILE", help="Also write a JUnit XML report "
+                                              "(xunit2: one testcase per check) for CI test reporters."),
+    html_path: Optional[Path] = typer.Option(None, "--html", metavar="FILE", help="Also write the report as one "
+                                             "self-contained web page."),
     module: Optional[str] = MODULE,
 ) -> None:
     """Grade one submission and print its scorecard (in GitHub Actions: annotations and a job summary too)."""
     try:
-        catalog, chosen = _chosen(rubric, exercise, exercises, rubrics)
-        source = source_for(submission, module)
-        report = grade_source(source, chosen, catalog, make_options(seed, device, timeout, memory, submission_timeout))
+        s = settings(locals())
+        catalog, chosen = _chosen(s)
+        source = source_for(_given(s.submission, "submission to grade", "submission"), s.module)
+        report = grade_source(source, chosen, catalog, _options(s))
         render_scorecard(report, make_console())
-        if json_path is not None:
-            write_json(report, json_path)
-        if junit_path is not None:
-            write_junit(report, junit_path)
-        publish(report, method_locations(source), str(submission), sys.stdout)
+        for path, write in ((json_path, write_json), (junit_path, write_junit),
+                            (html_path, lambda r, p: write_text_atomic(p, report_page(r)))):
+            if path is not None:
+                write(report, path)
+        publish(report, method_locations(source), str(s.submission), sys.stdout)
     except GradegradError as exc:
         raise _fail(exc)
     raise typer.Exit(ExitCode.OK if report.passed else ExitCode.FAILED)
@@ -109,75 +163,56 @@ def check(
 
 @app.command("grade")
 def grade_command(
-    folder: Path = typer.Argument(..., help="The folder with one submission per student: .py files, "
-                                  ".ipynb notebooks or folders."),
+    submissions: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="The folder with one submission per "
+                                                 "student: .py files, .ipynb notebooks or folders. Default: the "
+                                                 "config's `submissions`."),
     rubric: Optional[str] = FIXED_RUBRIC,
     exercise: List[str] = EXERCISE,
-    device: str = DEVICE,
-    seed: int = SEED,
-    timeout: float = TIMEOUT,
-    memory: str = MEMORY,
-    submission_timeout: float = SUBMISSION_TIMEOUT,
+    device: Optional[str] = DEVICE,
+    seed: Optional[int] = SEED,
+    timeout: Optional[float] = TIMEOUT,
+    memory: Optional[str] = MEMORY,
+    submission_timeout: Optional[float] = SUBMISSION_TIMEOUT,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
     module: Optional[str] = MODULE,
-    out: Path = typer.Option(Path("grades"), "--out", "-o", help="Where to write grades.csv, grades.json, "
-                             "feedback/ and the cache."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Submissions graded at once. "
-                                       "Default: the number of CPU cores. From 4 on, several grading "
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Where to write grades.csv, "
+                                       "grades.json, report.html, feedback/ and the cache." + CONFIGURED + "grades."),
+    roster: Optional[Path] = typer.Option(None, "--roster", metavar="CSV", help="The class roster (id, name, "
+                                          "email, section): maps submissions to students and writes canvas.csv "
+                                          "and moodle.csv."),
+    adjustments: Optional[Path] = typer.Option(None, "--adjustments", metavar="CSV", help="Manual adjustments "
+                                               "(student, exercise, points, comment), applied to every output."),
+    assignment: Optional[str] = typer.Option(None, "--assignment", metavar="NAME", help="The gradebook column "
+                                             "in canvas.csv and moodle.csv, e.g. 'Lab 2 (4242)' as in Canvas's "
+                                             "export. Default: the rubric's title."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N", help="Submissions graded at "
+                                       "once. Default: the number of CPU cores. From 4 on, several grading "
                                        "processes share the batch."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Grade every submission again, even unchanged ones."),
     gradescope: bool = typer.Option(False, "--gradescope", help="Also write gradescope/<student>/results.json."),
 ) -> None:
-    """Grade a folder of submissions: a gradebook, feedback per student, and a summary."""
+    """Grade a folder of submissions: a gradebook, feedback per student, a web page and a summary."""
     try:
-        catalog, chosen = _chosen(rubric or "all", exercise, exercises, rubrics)
-        options = make_options(seed, device, timeout, memory, submission_timeout)
-        found = discover(folder, module, exclude=[out])
-        cache = ResultCache(make_folder(out) / ".cache", read=not no_cache)
+        s = settings(locals())
+        catalog, chosen = _chosen(s, "all")
+        found = discover(_given(s.submissions, "folder of submissions", "submissions"), s.module, exclude=[s.out])
+        students = read_roster(s.roster) if s.roster else None
+        rows = read_adjustments(s.adjustments, [it.exercise for it in chosen.items]) if s.adjustments else ()
+        cache = ResultCache(make_folder(s.out) / ".cache", read=not no_cache)
         with progress_reporter(make_console(stderr=True), len(found.sources)) as on_progress:
-            result = grade_folder(found, chosen, catalog, options, jobs or default_jobs(), cache, on_progress)
-        written = write_gradebook(result, out, gradescope)
-        render_summary(result, summarize(result), written, make_console())
+            book = grade_course(found, chosen, catalog, _options(s), s.jobs or default_jobs(), cache, on_progress,
+                                students, rows, str(s.adjustments), s.assignment)
+        written = write_gradebook(book, s.out, gradescope, visibility_of(chosen))
+        render_summary(book.batch, summarize(book.batch), written, make_console(), roster_notes(book))
     except GradegradError as exc:
         raise _fail(exc)
-    raise typer.Exit(ExitCode.OK if result.passed else ExitCode.FAILED)
+    raise typer.Exit(ExitCode.OK if book.batch.passed else ExitCode.FAILED)
 
 
-@app.command("gradescope")
-def gradescope_command(
-    rubric: Optional[str] = FIXED_RUBRIC,
-    exercise: List[str] = EXERCISE,
-    device: str = DEVICE,
-    seed: int = SEED,
-    timeout: float = TIMEOUT,
-    memory: str = MEMORY,
-    submission_timeout: float = SUBMISSION_TIMEOUT,
-    exercises: List[Path] = EXERCISES,
-    rubrics: List[Path] = RUBRICS,
-    module: Optional[str] = MODULE,
-    submission: Path = typer.Option(Path("/autograder/submission"), "--submission",
-                                    help="The student's upload (a folder, a .py or a .ipynb)."),
-    results: Path = typer.Option(Path("/autograder/results/results.json"), "--results",
-                                 help="Where Gradescope reads the results."),
-) -> None:
-    """Grade inside Gradescope's autograder container (run_autograder): write results.json.
-
-    Exits 0 once results.json is written, whatever the score: the score is in the file.
-    """
-    try:
-        catalog, chosen = _chosen(rubric or "all", exercise, exercises, rubrics)
-        report = grade_source(source_for(submission, module), chosen, catalog,
-                              make_options(seed, device, timeout, memory, submission_timeout))
-        write_gradescope(report, results)
-        render_scorecard(report, make_console())
-    except GradegradError as exc:
-        raise _fail(exc)
-    raise typer.Exit(ExitCode.OK)
+from gradegrad import gradescope_cli  # noqa: E402,F401  (registers gradescope [run|bundle])
+from gradegrad import instructor_cli  # noqa: E402,F401  (registers list, show, template, validate, formula)
 
 
 def main() -> None:
     app(prog_name="gradegrad")
-
-
-from gradegrad import instructor_cli  # noqa: E402,F401  (registers list, show, template, validate, formula)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.checks import applies
+from gradegrad.points import applicable, maximum, rubric_maximum
 
 CHECK_MEANINGS = {
     "found": "the class (or function) exists and has the right kind",
@@ -43,13 +43,14 @@ class Row:
 
 def checks_of(ex: Exercise, item: RubricItem | None) -> list[tuple[str, float]]:
     """The checks a rubric runs on an exercise, with their points (those that apply)."""
+    return [] if item is None else list(applicable(ex, item))
+
+
+def points(ex: Exercise, item: RubricItem | None, device: str | None = None) -> float | None:
+    """The exercise's maximum on `device` (as graded there); None: every check that applies."""
     if item is None:
-        return []
-    return [(cid, p) for cid, p in item.points if applies(cid, ex)]
-
-
-def points(ex: Exercise, item: RubricItem | None) -> float | None:
-    return None if item is None else sum(p for _, p in checks_of(ex, item))
+        return None
+    return sum(p for _, p in checks_of(ex, item)) if device is None else maximum(ex, item, device)
 
 
 def names(ex: Exercise) -> str:
@@ -58,12 +59,30 @@ def names(ex: Exercise) -> str:
     return ex.class_name + (f" ({', '.join(ex.aliases)})" if ex.aliases else "")
 
 
-def rows(catalog: Mapping[str, Exercise], rubric: Rubric) -> list[Row]:
-    """Every exercise the rubric names; with the implicit rubric, the whole catalog."""
+def rows(catalog: Mapping[str, Exercise], rubric: Rubric, device: str = "cpu") -> list[Row]:
+    """Every exercise the rubric names; with the implicit rubric, the whole catalog. Points are the
+    maxima grading gives on `device`."""
     items = {it.exercise: it for it in rubric.items}
     ids = list(catalog) if rubric.only_found else [it.exercise for it in rubric.items]
-    return [Row(i, catalog[i].kind, names(catalog[i]), catalog[i].teaches, points(catalog[i], items.get(i)))
-            for i in ids]
+    return [Row(i, catalog[i].kind, names(catalog[i]), catalog[i].teaches,
+                points(catalog[i], items.get(i), device)) for i in ids]
+
+
+@dataclass(frozen=True)
+class Total:
+    """What `list --rubric` says under its rows: the rubric's maximum on this device and elsewhere."""
+
+    device: str
+    points: float
+    other_device: str
+    other_points: float
+
+
+def total(catalog: Mapping[str, Exercise], rubric: Rubric, device: str) -> Total | None:
+    if rubric.only_found:
+        return None
+    other = "cuda" if device == "cpu" else "cpu"
+    return Total(device, rubric_maximum(rubric, catalog, device), other, rubric_maximum(rubric, catalog, other))
 
 
 def item_for(rubric: Rubric, ex_id: str) -> RubricItem | None:

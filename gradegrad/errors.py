@@ -37,3 +37,8 @@ class UsageError(GradegradError):
 
 class SubmissionError(GradegradError):
     """The submission path itself cannot be graded (missing, not a file, not readable)."""
+
+
+class ConfigError(GradegradError):
+    """A project configuration file (gradegrad.toml, [tool.gradegrad]), a roster or an adjustments
+    file is malformed; the message names the file and the key, row or column."""

@@ -9,23 +9,24 @@ from typing import Mapping
 
 import gradegrad
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.checks import CheckContext, Verdict, applies, registered, skipped_on
+from gradegrad.checks import CheckContext, Verdict, registered, skipped_on
 from gradegrad.discovery import Match
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
 from gradegrad.kinds import match_submission, noun
 from gradegrad.report import CheckResult, ExerciseResult, Report
 from gradegrad.options import Options
+from gradegrad.points import applicable
 from gradegrad.sandbox.remote import Loaded, Submission
 from gradegrad.variants import personalise, student_name
 
 
-def _result(cid: str, verdict: Verdict, max_points: float) -> CheckResult:
+def _result(cid: str, verdict: Verdict, max_points: float, seconds: float = 0.0) -> CheckResult:
     if verdict.status == "skipped":
-        return CheckResult(cid, "skipped", 0.0, 0.0, verdict.message)
+        return CheckResult(cid, "skipped", 0.0, 0.0, verdict.message, seconds=seconds)
     points = max_points if verdict.status == "passed" else 0.0
     return CheckResult(cid, verdict.status, points, max_points, verdict.message, verdict.diagnosis,
-                       verdict.worst, verdict.traceback)
+                       verdict.worst, verdict.traceback, seconds)
 
 
 def _status(verdicts: dict[str, Verdict], item: RubricItem) -> str:
@@ -40,14 +41,19 @@ def _status(verdicts: dict[str, Verdict], item: RubricItem) -> str:
 
 
 def _exercise_result(ex: Exercise, item: RubricItem, class_name: str | None, status: str,
-                     verdicts: dict[str, Verdict], hint: str = "") -> ExerciseResult:
-    checks = tuple(_result(cid, v, item.points_for(cid)) for cid, v in verdicts.items())
+                     verdicts: dict[str, Verdict], device: str, hint: str = "",
+                     seconds: Mapping[str, float] | None = None) -> ExerciseResult:
+    """The exercise's results; a check that never runs on `device` counts 0 of 0 whatever happened
+    (so that its maximum is `points.maximum`, the one `list` and `show` print)."""
+    took = seconds or {}
+    checks = tuple(_result(cid, _unless_skipped(cid, device, v), item.points_for(cid), took.get(cid, 0.0))
+                   for cid, v in verdicts.items())
     return ExerciseResult(ex.id, class_name, status, sum(c.points for c in checks),
                           sum(c.max_points for c in checks), checks, ex.teaches, hint)
 
 
 def _rubric_checks(ex: Exercise, item: RubricItem) -> list[str]:
-    return [cid for cid, _ in item.points if applies(cid, ex)]
+    return [cid for cid, _ in applicable(ex, item)]
 
 
 def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match, options: Options,
@@ -60,25 +66,30 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
     ids = _rubric_checks(ex, item)
     if match.info is None:
         missing = Verdict("failed", f"no {noun(ex)} {ex.class_name} in the submission", "missing")
-        verdicts = {cid: _unless_skipped(cid, options.device, missing) for cid in ids}
-        return _exercise_result(ex, item, None, "missing", verdicts, match.hint)
+        verdicts = {cid: missing for cid in ids}
+        return _exercise_result(ex, item, None, "missing", verdicts, options.device, match.hint)
     limit = options.limits.timeout if budget is None else min(options.limits.timeout, budget)
     if limit <= 0:
         over = Verdict("error", f"not run: the submission's time limit "
                        f"({options.limits.submission_timeout:g} s) was reached", timed_out=True)
-        return _exercise_result(ex, item, match.info.name, "timeout", {cid: over for cid in ids})
+        return _exercise_result(ex, item, match.info.name, "timeout", {cid: over for cid in ids}, options.device)
     runner = Runner(sub, ex, match.info.name, options.seed, limit)
     ctx = CheckContext(ex, match.info, runner, options.device)
     checks = registered(ex.kind)
+    start = time.perf_counter()
     found = checks["found"](ctx)
+    seconds = {"found": time.perf_counter() - start}
     verdicts: dict[str, Verdict] = {}
     for cid in ids:
         if cid == "found" or found.status != "passed":
             verdicts[cid] = found if cid == "found" else Verdict("failed", "not run: " + found.message)
         else:
+            start = time.perf_counter()
             verdicts[cid] = _run_check(checks[cid], ctx, cid)
+            seconds[cid] = time.perf_counter() - start
     verdicts = _unfinished(verdicts)
-    return _exercise_result(ex, item, match.info.name, _status(verdicts, item), verdicts)
+    return _exercise_result(ex, item, match.info.name, _status(verdicts, item), verdicts, options.device,
+                            seconds=seconds)
 
 
 def _unfinished(verdicts: dict[str, Verdict]) -> dict[str, Verdict]:
@@ -112,8 +123,8 @@ def _unless_skipped(cid: str, device: str, verdict: Verdict) -> Verdict:
 def _load_failure(ex: Exercise, item: RubricItem, loaded: Loaded, device: str) -> ExerciseResult:
     timed_out = loaded.error.get("kind") == "timeout"
     verdict = Verdict("error", "not run: the submission could not be imported", timed_out=timed_out)
-    verdicts = {cid: _unless_skipped(cid, device, verdict) for cid in _rubric_checks(ex, item)}
-    return _exercise_result(ex, item, None, "timeout" if timed_out else "error", verdicts)
+    verdicts = {cid: verdict for cid in _rubric_checks(ex, item)}
+    return _exercise_result(ex, item, None, "timeout" if timed_out else "error", verdicts, device)
 
 
 def _load_message(error: dict) -> str:
@@ -147,6 +158,7 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
     results: list[ExerciseResult] = []
     notes: list[str] = []
     error = trace = None
+    not_graded: list[str] = []
     try:
         loaded = sub.load()
         exercises = [(catalog[it.exercise], it) for it in rubric.items]
@@ -163,6 +175,7 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
             for ex, it in exercises:
                 m = matches[ex.id]
                 if m.info is None and rubric.only_found and not m.hint:
+                    not_graded.append(ex.id)
                     continue
                 results.append(grade_exercise(sub, ex, it, m, options, deadline - time.monotonic()))
             if rubric.only_found:
@@ -171,7 +184,8 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
         output = sub.close()
     return Report(str(path), options.device, options.seed, rubric.name,
                   sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
-                  output, tuple(notes), error, trace, sub.protections, gradegrad.__version__)
+                  output, tuple(notes), error, trace, sub.protections, gradegrad.__version__,
+                  not_graded=tuple(not_graded))
 
 
 def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) -> str:

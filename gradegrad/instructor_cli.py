@@ -2,7 +2,8 @@
 
 Registered on `gradegrad.cli.app` (imported at the end of cli.py). Each command parses its
 options, calls one core function and prints plain text; `GradegradError` is caught here as in
-cli.py: one line on stderr, exit code 2.
+cli.py: one line on stderr, exit code 2. The course's folders of the project config
+(`exercises`, `rubrics`) count here too.
 """
 
 from __future__ import annotations
@@ -19,28 +20,47 @@ from gradegrad import describe
 from gradegrad.catalog import (Exercise, Rubric, exercise_dirs, load_catalog, resolve_rubric, rubric_dirs,
                                select_exercises)
 from gradegrad.cli import _fail, app
+from gradegrad.config import settings
 from gradegrad.errors import ExitCode, GradegradError, UsageError
 from gradegrad.kinds import noun
 from gradegrad.kinds.source import describe_input
+from gradegrad.points import listing_device, skipped_here
 from gradegrad.template import starter
 from gradegrad.validate import validate as validate_paths
 from gradegrad.variants import pick
 
 EXERCISES_HELP = "Another folder of exercise manifests (repeatable); also $GRADEGRAD_EXERCISES."
 RUBRICS_HELP = "Another folder of rubrics, for --rubric NAME (repeatable); also $GRADEGRAD_RUBRICS."
+LISTING_DEVICE = typer.Option("cpu", "--device", metavar="DEVICE", help="The points as graded on this device: "
+                              "cpu (the device check is skipped there and counts 0), cuda, or auto (this machine's).")
 
 
 def _width() -> int:
     return max(80, shutil.get_terminal_size((110, 24)).columns)
 
 
+def _folders(folders: List[Path], rubric_folders: List[Path]) -> tuple[list[Path], list[Path]]:
+    """The course's folders: the project config's (gradegrad.toml), then the command line's."""
+    s = settings({"exercises": folders, "rubrics": rubric_folders})
+    return list(s.exercises), list(s.rubrics)
+
+
 def _load(folders: List[Path], rubric: Optional[str],
           rubric_folders: List[Path]) -> tuple[dict[str, Exercise], Rubric]:
+    folders, rubric_folders = _folders(folders, rubric_folders)
     catalog = load_catalog(exercise_dirs(folders))
     return catalog, resolve_rubric(rubric, catalog, rubric_dirs(rubric_folders))
 
 
 # --------------------------------------------------------------------------- list
+
+
+def _print_total(total: describe.Total | None) -> None:
+    if total is None:
+        return
+    typer.echo(f"total {total.points:g} points on {total.device}" + (
+        f" ({total.other_points:g} on {total.other_device}: `gradegrad list --device {total.other_device}`)"
+        if total.other_points != total.points else ""))
 
 
 def _print_rows(rows: list[describe.Row]) -> None:
@@ -55,17 +75,22 @@ def _print_rows(rows: list[describe.Row]) -> None:
 
 @app.command("list")
 def list_exercises(
-    rubric: Optional[str] = typer.Option(None, "--rubric", "-r", help="Only this rubric's exercises, with its points."),
-    exercises: List[Path] = typer.Option([], "--exercises", help=EXERCISES_HELP),
-    rubrics: List[Path] = typer.Option([], "--rubrics", help=RUBRICS_HELP),
+    rubric: Optional[str] = typer.Option(None, "--rubric", "-r", metavar="RUBRIC",
+                                         help="Only this rubric's exercises, with its points."),
+    device: str = LISTING_DEVICE,
+    exercises: List[Path] = typer.Option([], "--exercises", metavar="DIR", help=EXERCISES_HELP),
+    rubrics: List[Path] = typer.Option([], "--rubrics", metavar="DIR", help=RUBRICS_HELP),
 ) -> None:
-    """List the exercises: id, kind, class, points and what each teaches."""
+    """List the exercises: id, kind, class, points (the maxima grading gives) and what each teaches."""
     try:
         catalog, chosen = _load(exercises, rubric, rubrics)
-        rows = describe.rows(catalog, chosen)
+        where = listing_device(device)
+        rows = describe.rows(catalog, chosen, where)
+        total = describe.total(catalog, chosen, where) if rubric else None
     except GradegradError as exc:
         raise _fail(exc)
     _print_rows(rows)
+    _print_total(total)
 
 
 # --------------------------------------------------------------------------- show
@@ -84,7 +109,7 @@ def _case_changes(ex: Exercise) -> list[str]:
     return lines
 
 
-def _show(ex: Exercise, rubric: Rubric, variant: str) -> None:
+def _show(ex: Exercise, rubric: Rubric, variant: str, device: str) -> None:
     who = f"{noun(ex)} {describe.names(ex)}" if ex.class_name else "no code: an answer file"
     typer.echo(f"{ex.id}  ({ex.kind}; {who})")
     typer.echo(textwrap.fill(ex.teaches, _width() - 2, initial_indent="  ", subsequent_indent="  ") + "\n")
@@ -100,9 +125,13 @@ def _show(ex: Exercise, rubric: Rubric, variant: str) -> None:
     checks = describe.checks_of(ex, item)
     if checks:
         label = "all" if rubric.only_found else rubric.name
-        typer.echo(f"checks     (rubric {label}; {describe.points(ex, item):g} points)")
+        skipped = {cid: why for cid, _, why in skipped_here(ex, item, device)}
+        typer.echo(f"checks     (rubric {label}; {describe.points(ex, item, device):g} points on {device})")
         for cid, p in checks:
-            typer.echo(f"  {cid:<17}{p:>4g}  {describe.CHECK_MEANINGS.get(cid, '')}")
+            shown = f"({p:g})" if cid in skipped else f"{p:g}"
+            meaning = f"skipped on {device} ({skipped[cid]}): counts 0" if cid in skipped else \
+                describe.CHECK_MEANINGS.get(cid, '')
+            typer.echo(f"  {cid:<17}{shown:>4}  {meaning}")
     typer.echo(f"file       {ex.path}")
 
 
@@ -134,11 +163,13 @@ def _show_code(ex: Exercise, variant: str) -> None:
 
 @app.command()
 def show(
-    exercise: str = typer.Argument(..., help="The exercise id (see `gradegrad list`)."),
-    rubric: Optional[str] = typer.Option(None, "--rubric", "-r", help="Show this rubric's points (default: all)."),
-    student: Optional[str] = typer.Option(None, "--student", help="Show the variant this student gets."),
-    exercises: List[Path] = typer.Option([], "--exercises", help=EXERCISES_HELP),
-    rubrics: List[Path] = typer.Option([], "--rubrics", help=RUBRICS_HELP),
+    exercise: str = typer.Argument(..., metavar="EXERCISE", help="The exercise id (see `gradegrad list`)."),
+    rubric: Optional[str] = typer.Option(None, "--rubric", "-r", metavar="RUBRIC",
+                                         help="Show this rubric's points (default: all)."),
+    device: str = LISTING_DEVICE,
+    student: Optional[str] = typer.Option(None, "--student", metavar="NAME", help="Show the variant this student gets."),
+    exercises: List[Path] = typer.Option([], "--exercises", metavar="DIR", help=EXERCISES_HELP),
+    rubrics: List[Path] = typer.Option([], "--rubrics", metavar="DIR", help=RUBRICS_HELP),
 ) -> None:
     """Show an exercise: statement, formula, inputs, cases and checks."""
     try:
@@ -146,9 +177,10 @@ def show(
         if exercise not in catalog:
             select_exercises(chosen, [exercise], catalog)  # raises with "did you mean"
         ex, variant = pick(catalog[exercise], student) if student else (catalog[exercise], "")
+        where = listing_device(device)
     except GradegradError as exc:
         raise _fail(exc)
-    _show(ex, chosen, f"student {student}: {variant}" if student and variant else "")
+    _show(ex, chosen, f"student {student}: {variant}" if student and variant else "", where)
 
 
 # --------------------------------------------------------------------------- template
@@ -156,11 +188,12 @@ def show(
 
 @app.command()
 def template(
-    rubric: str = typer.Option(..., "--rubric", "-r", help="Rubric name or YAML path."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (default: print)."),
+    rubric: str = typer.Option(..., "--rubric", "-r", metavar="RUBRIC", help="Rubric name or YAML path."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE",
+                                          help="Write to this file (default: print)."),
     force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
-    exercises: List[Path] = typer.Option([], "--exercises", help=EXERCISES_HELP),
-    rubrics: List[Path] = typer.Option([], "--rubrics", help=RUBRICS_HELP),
+    exercises: List[Path] = typer.Option([], "--exercises", metavar="DIR", help=EXERCISES_HELP),
+    rubrics: List[Path] = typer.Option([], "--rubrics", metavar="DIR", help=RUBRICS_HELP),
 ) -> None:
     """Write a starter .py for a rubric: a stub per exercise that imports cleanly and scores 0."""
     try:
@@ -183,15 +216,15 @@ def template(
 
 @app.command()
 def validate(
-    paths: Optional[List[Path]] = typer.Argument(None, help="Manifests, rubrics or folders (default: every folder "
-                                                 "gradegrad reads)."),
+    paths: Optional[List[Path]] = typer.Argument(None, metavar="PATH...", help="Manifests, rubrics or folders "
+                                                 "(default: every folder gradegrad reads)."),
     run: bool = typer.Option(True, "--run/--no-run", help="Grade each exercise's reference answer (a few seconds)."),
-    exercises: List[Path] = typer.Option([], "--exercises", help=EXERCISES_HELP),
-    rubrics: List[Path] = typer.Option([], "--rubrics", help=RUBRICS_HELP),
+    exercises: List[Path] = typer.Option([], "--exercises", metavar="DIR", help=EXERCISES_HELP),
+    rubrics: List[Path] = typer.Option([], "--rubrics", metavar="DIR", help=RUBRICS_HELP),
 ) -> None:
     """Check manifests and rubrics, and that each exercise's reference passes its own checks."""
     try:
-        result = validate_paths(paths or [], exercises, rubrics, run=run)
+        result = validate_paths(paths or [], *_folders(exercises, rubrics), run=run)
     except GradegradError as exc:
         raise _fail(exc)
     for problem in result.problems:
@@ -233,21 +266,22 @@ def _print_formula(formula, ex: Exercise) -> None:
 
 @app.command()
 def formula(
-    student: Optional[str] = typer.Option(None, "--student", "-s", help="The student's name (the formula "
-                                          "depends on it)."),
-    answer: Optional[Path] = typer.Option(None, "--answer", "-a", help="Grade this YAML/JSON answer "
+    student: Optional[str] = typer.Option(None, "--student", "-s", metavar="NAME", help="The student's name (the "
+                                          "formula depends on it)."),
+    answer: Optional[Path] = typer.Option(None, "--answer", "-a", metavar="FILE", help="Grade this YAML/JSON answer "
                                           "(gradient: [...])."),
-    exercise: Optional[str] = typer.Option(None, "--exercise", "-e", help="The formula exercise (when there are "
-                                           "several)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the graded report as JSON."),
-    exercises: List[Path] = typer.Option([], "--exercises", help=EXERCISES_HELP),
+    exercise: Optional[str] = typer.Option(None, "--exercise", "-e", metavar="ID", help="The formula exercise "
+                                           "(when there are several)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Also write the graded report "
+                                             "as JSON."),
+    exercises: List[Path] = typer.Option([], "--exercises", metavar="DIR", help=EXERCISES_HELP),
 ) -> None:
     """Print a student's own random formula and point, or grade their gradient (--answer)."""
     from gradegrad.formula import grade_answer, make_formula, read_answer
     from gradegrad.variants import normalize
 
     try:
-        ex = _formula_exercise(load_catalog(exercise_dirs(exercises)), exercise)
+        ex = _formula_exercise(load_catalog(exercise_dirs(_folders(exercises, [])[0])), exercise)
         given = read_answer(answer, ex.spec.variables) if answer is not None else None
         name = student or (given.student if given else None)
         if not name:

@@ -39,12 +39,15 @@ class CheckResult:
     diagnosis: str | None = None  # a code such as "sign_error", see gradegrad.diagnosis
     worst: Worst | None = None
     traceback: str | None = None  # the student's own frames, when their code raised
+    # Wall-clock time the check took in the grader (JUnit's `time`): the one field that differs
+    # between two runs of the same grading, so equality ignores it.
+    seconds: float = field(default=0.0, compare=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CheckResult":
         worst = Worst.from_dict(d["worst"]) if d.get("worst") else None
         return cls(d["id"], d["status"], d["points"], d["max_points"], d.get("message", ""),
-                   d.get("diagnosis"), worst, d.get("traceback"))
+                   d.get("diagnosis"), worst, d.get("traceback"), float(d.get("seconds", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,19 @@ class StudentOutput:
 
 
 @dataclass(frozen=True)
+class Adjustment:
+    """A TA's manual change to a score (adjustments.csv), applied after grading, never cached."""
+
+    exercise: str | None  # None: the whole submission
+    points: float  # added to the score (negative: a deduction)
+    comment: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Adjustment":
+        return cls(d.get("exercise"), float(d["points"]), d.get("comment", ""))
+
+
+@dataclass(frozen=True)
 class Report:
     submission: str
     device: str
@@ -99,6 +115,8 @@ class Report:
     protections: tuple[str, ...] = ()  # kernel protections active in the student's process
     gradegrad_version: str = ""
     schema_version: int = SCHEMA_VERSION
+    not_graded: tuple[str, ...] = ()  # without a rubric: the catalog's exercises whose class was not found
+    adjustments: tuple[Adjustment, ...] = ()  # included in `score` (and in the exercise's score)
 
     @property
     def passed(self) -> bool:
@@ -119,4 +137,6 @@ class Report:
             protections=tuple(d.get("protections", ())),
             gradegrad_version=d.get("gradegrad_version", ""),
             schema_version=d.get("schema_version", SCHEMA_VERSION),
+            not_graded=tuple(d.get("not_graded", ())),
+            adjustments=tuple(Adjustment.from_dict(a) for a in d.get("adjustments", ())),
         )

@@ -47,7 +47,7 @@ def batch(tmp_path_factory):
 
 
 def rows(out):
-    return {r["name"]: r for r in csv.DictReader(io.StringIO((out / "grades.csv").read_text()))}
+    return {r["name"]: r for r in csv.DictReader(io.StringIO((out / "grades.csv").read_text(encoding="utf-8-sig")))}
 
 
 def test_exit_code_1_when_some_student_failed(batch):
@@ -58,7 +58,7 @@ def test_exit_code_1_when_some_student_failed(batch):
 
 def test_csv_has_one_row_per_student_with_scores_and_status(batch):
     _, _, out = batch
-    header = (out / "grades.csv").read_text().split("\n")[0]
+    header = (out / "grades.csv").read_text(encoding="utf-8-sig").split("\n")[0]
     assert header == "name,total,max,sigmoid,matvec,status,detail"
     r = rows(out)
     assert list(r) == ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan"]

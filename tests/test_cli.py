@@ -1,6 +1,7 @@
 """The command line as a user meets it: words on screen, exit codes, the JSON report."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import EXAMPLES, ROOT, SUBMISSIONS
+from gradegrad.catalog import load_catalog
 from gradegrad.cli import app
 
 runner = CliRunner()
@@ -67,3 +69,81 @@ def test_import_error_shows_student_traceback():
 def test_console_script_and_module_entry_points():
     result = subprocess.run([sys.executable, "-m", "gradegrad", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and result.stdout.startswith("gradegrad ")
+
+
+HALF_LAB = '''\
+import torch
+
+
+class Sigmoid(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = 1 / (1 + torch.exp(-x))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y * (1 - y)
+'''
+
+
+def test_without_a_rubric_the_report_names_what_it_did_not_grade(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no project config here
+    (tmp_path / "half.py").write_text(HALF_LAB)
+    result = run("check", "half.py", "--json", "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert result.exit_code == 0, result.output  # 0: every graded check passed (not: the lab is complete)
+    others = [i for i, ex in load_catalog().items() if ex.kind != "formula" and i != "sigmoid"]
+    assert f"all graded checks passed; {len(others)} exercise(s) not graded (class not found)" in result.output
+    assert "all checks passed" not in result.output.replace("all graded checks passed", "")
+    assert [e["id"] for e in data["exercises"]] == ["sigmoid"] and set(data["not_graded"]) == set(others)
+    graded = run("check", "half.py", "--rubric", "lab1")
+    assert graded.exit_code == 1 and "some checks did not pass" in graded.output
+
+
+def test_nothing_that_matters_is_cut_on_a_narrow_console():
+    result = runner.invoke(app, ["check", str(EXAMPLES / "partial.py"), "-e", "sigmoid", "-e", "matvec"],
+                           env={"NO_COLOR": "1", "COLUMNS": "60"})
+    assert result.exit_code == 1
+    assert "[sign_error]" in result.output and "[swapped_gradients]" in result.output and "…" not in result.output
+    assert all(len(line) <= 60 for line in result.output.splitlines())
+    assert "Total 9/23  some checks did not pass" in result.output
+
+
+def commands(group=None, prefix=()):
+    import click
+    from typer.main import get_command
+
+    group = group or get_command(app)
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize("argv", [(), *commands()], ids=lambda argv: " ".join(argv) or "gradegrad")
+def test_help_of_every_command_is_clean(argv):
+    result = runner.invoke(app, [*argv, "--help"], prog_name="gradegrad", env={"COLUMNS": "100"})
+    assert result.exit_code == 0 and "Usage: gradegrad" in result.output
+    types = re.findall(r"<(?:str|int|float|path|bool|list|tuple|text|choice)\b[^>]*>|list\[|\{\w+\}|PosixPath|"
+                       r"NoneType|Optional", result.output)
+    assert not types, (argv, types, result.output)
+
+
+def test_shell_completion_prints_a_script_and_completes():
+    script = runner.invoke(app, ["--show-completion", "bash"], prog_name="gradegrad")
+    assert script.exit_code == 0 and "_GRADEGRAD_COMPLETE" in script.output and "complete" in script.output
+    env = {"_GRADEGRAD_COMPLETE": "complete_bash", "COMP_WORDS": "gradegrad gra", "COMP_CWORD": "1"}
+    result = subprocess.run([sys.executable, "-m", "gradegrad"], capture_output=True, text=True, cwd=ROOT,
+                            env={**__import__("os").environ, **env})
+    assert "grade" in result.stdout.split() and "gradescope" in result.stdout.split()
+
+
+def test_check_html_writes_the_students_page(tmp_path):
+    page = tmp_path / "me.html"
+    result = run("check", EXAMPLES / "partial.py", "-e", "sigmoid", "--html", page)
+    assert result.exit_code == 1
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "sign_error" in html and "<script src" not in html

@@ -1,13 +1,27 @@
-"""JUnit XML for CI test reporters: one testcase per check, and `check --junit`."""
+"""JUnit XML for CI test reporters: one testcase per check, and `check --junit`.
+
+The XML is validated against tests/schemas/xunit2.xsd: the common xunit layout pytest writes with
+junit_family=xunit2, as a schema written for these tests from the rules of Jenkins' junit-10.xsd.
+"""
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from conftest import EXAMPLES
 from gradegrad.cli import app
 from gradegrad.render.junit import to_junit
 from render_samples import load_error_report, partial_report, passed_report
+
+XSD = Path(__file__).resolve().parent / "schemas" / "xunit2.xsd"
+
+
+def valid(xml: str) -> None:
+    xmlschema = pytest.importorskip("xmlschema")
+    xmlschema.XMLSchema(str(XSD)).validate(xml)
 
 
 def cases(xml: str):
@@ -18,7 +32,9 @@ def cases(xml: str):
 def test_one_testcase_per_check_with_failures_errors_and_skips():
     root, by_id = cases(to_junit(partial_report()))
     assert len(by_id) == 10 and root.get("tests") == "10"
-    assert (root.get("failures"), root.get("errors"), root.get("skipped")) == ("3", "1", "2")
+    suite = root.find("testsuite")
+    assert (suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("3", "1", "2")
+    assert (root.get("failures"), root.get("errors"), root.get("skipped")) == ("3", "1", None)  # xunit2
     failure = by_id[("gradegrad.sigmoid", "backward")].find("failure")
     assert failure.get("type") == "sign_error"
     assert failure.get("message") == "0/4 points: the gradient of `x` has the wrong sign"
@@ -30,7 +46,9 @@ def test_one_testcase_per_check_with_failures_errors_and_skips():
     assert flag.get("message").startswith("flag, worth no points")
     assert by_id[("gradegrad.conv1d", "found")].find("failure").get("type") == "missing"
     assert by_id[("gradegrad.sigmoid", "found")].find("*") is None  # passed: an empty testcase
-    assert by_id[("gradegrad.sigmoid", "found")].get("file") == "subs/lab.py"
+    assert set(by_id[("gradegrad.sigmoid", "found")].attrib) == {"classname", "name", "time"}  # no `file`
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["submission"] == "subs/lab.py"
 
 
 def test_score_is_a_suite_property_and_a_passing_report_has_no_failures():
@@ -41,10 +59,38 @@ def test_score_is_a_suite_property_and_a_passing_report_has_no_failures():
 
 
 def test_a_load_error_is_one_error_testcase_and_control_characters_are_dropped():
-    root, by_id = cases(to_junit(load_error_report()))  # parses although the traceback held \x00 and colours
+    xml = to_junit(load_error_report())  # parses although the traceback held \x00 and colours
+    valid(xml)
+    root, by_id = cases(xml)
     load = by_id[("gradegrad", "load")].find("error")
     assert load.get("type") == "load" and "RuntimeError: nope" in load.text and "\x1b" not in load.text
     assert root.get("errors") == "3"
+
+
+@pytest.mark.parametrize("report", [partial_report(), passed_report(), load_error_report()])
+def test_every_report_validates_against_the_xunit2_schema(report):
+    valid(to_junit(report))
+
+
+def test_times_are_the_checks_own_with_three_decimals():
+    sigmoid = partial_report().exercises[0]
+    timed = replace(sigmoid, checks=tuple(replace(c, seconds=0.25 * (i + 1) + 0.00041)
+                                          for i, c in enumerate(sigmoid.checks)))
+    xml = to_junit(replace(partial_report(), exercises=(timed,)))
+    valid(xml)
+    root, by_id = cases(xml)
+    assert by_id[("gradegrad.sigmoid", "forward")].get("time") == "0.500"
+    assert root.find("testsuite").get("time") == root.get("time") == "3.752"
+
+
+def test_the_schema_refuses_what_xunit2_does_not_allow():
+    xmlschema = pytest.importorskip("xmlschema")
+    schema = xmlschema.XMLSchema(str(XSD))
+    bad_file = '<testsuites><testsuite name="s" tests="1" failures="0" errors="0"><testcase name="t" file="x.py" time="0"/></testsuite></testsuites>'
+    bad_skipped = '<testsuites skipped="0"><testsuite name="s" tests="0" failures="0" errors="0"/></testsuites>'
+    bad_time = '<testsuites><testsuite name="s" tests="1" failures="0" errors="0"><testcase name="t" time="0.12345"/></testsuite></testsuites>'
+    for xml in (bad_file, bad_skipped, bad_time):
+        assert not schema.is_valid(xml), xml
 
 
 def test_check_junit_writes_the_report(tmp_path):
@@ -52,7 +98,9 @@ def test_check_junit_writes_the_report(tmp_path):
     result = CliRunner().invoke(app, ["check", str(EXAMPLES / "partial.py"), "-e", "sigmoid", "-e", "conv1d",
                                       "--rubric", "all", "--junit", str(path)], env={"NO_COLOR": "1"})
     assert result.exit_code == 1, result.output
+    valid(path.read_text())
     root, by_id = cases(path.read_text())
+    assert any(float(c.get("time")) > 0 for c in by_id.values())  # real times, recorded where checks run
     assert by_id[("gradegrad.sigmoid", "backward")].find("failure").get("type") == "sign_error"
     assert by_id[("gradegrad.conv1d", "found")].find("failure").get("message").endswith("no class Conv1d in the submission")
     assert int(root.get("tests")) == len(by_id) > 10

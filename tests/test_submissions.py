@@ -79,8 +79,13 @@ def test_module_option_picks_the_file_and_falls_back_with_a_note(tmp_path):
     (tmp_path / "st").mkdir()
     for name in ("lab2.py", "scratch.py"):
         (tmp_path / "st" / name).write_text("x = 1\n")
-    assert source_for(tmp_path / "st", "lab2.py").load == tmp_path / "st" / "lab2.py"
-    assert source_for(tmp_path / "st", "LAB2").load == tmp_path / "st" / "lab2.py"
+    for module in ("lab2.py", "LAB2"):  # graded alone, its sibling importable (`from scratch import x`)
+        chosen = source_for(tmp_path / "st", module)
+        assert chosen.code is not None and "_GG_GRADED = ['lab2']" in chosen.code and "#|> scratch" in chosen.code
+        assert chosen.notes == ("graded st/lab2.py (its sibling modules importable)",)
+    (tmp_path / "st" / "scratch.py").unlink()
+    assert source_for(tmp_path / "st", "lab2.py").load == tmp_path / "st" / "lab2.py"  # alone: loaded directly
+    (tmp_path / "st" / "scratch.py").write_text("x = 1\n")
     missing = source_for(tmp_path / "st", "lab3.py")
     assert missing.code is not None and "lab3.py not found in st/: searched its top-level modules instead" in missing.notes
 

@@ -1,4 +1,11 @@
-"""`grades.csv`: one row per student, ready for a spreadsheet or an LMS gradebook import."""
+"""`grades.csv`: one row per student, ready for a spreadsheet (written UTF-8 with a BOM for Excel).
+
+Columns: `name` (the submission), with `--roster` the student's `id`, `student`, `email` and
+`section`, then `total`, `max`, one column per exercise, with adjustments an `adjustments` column
+(their sum, already in `total`), `status` and `detail`. With a roster, students without a
+submission get a row with status `absent`, and submissions that fit no student keep their row
+with the student's columns empty.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,11 @@ import csv
 import io
 
 from gradegrad.batch import BatchResult, Graded
+from gradegrad.render.text import one_line
+from gradegrad.roster import RosterMatch, Student
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
+ROSTER_COLUMNS = ("id", "student", "email", "section")
 
 
 def cell(text: str) -> str:
@@ -20,23 +30,44 @@ def _points(x: float) -> str:
 
 
 def _detail(g: Graded) -> str:
-    return (g.report.error or "").split("\n")[0][:300]
+    return one_line((g.report.error or "").split("\n")[0], 300)
 
 
-def header(result: BatchResult) -> list[str]:
-    return ["name", "total", "max", *result.exercises, "status", "detail"]
+def _adjusted(result: BatchResult) -> bool:
+    return any(g.report.adjustments for g in result.graded)
 
 
-def row(g: Graded, exercises: tuple[str, ...]) -> list[str]:
+def header(result: BatchResult, roster: RosterMatch | None = None) -> list[str]:
+    return ["name", *(ROSTER_COLUMNS if roster else ()), "total", "max", *result.exercises,
+            *(["adjustments"] if _adjusted(result) else []), "status", "detail"]
+
+
+def _person(student: Student | None) -> list[str]:
+    if student is None:
+        return ["", "", "", ""]
+    return [student.id, cell(student.name), student.email, cell(student.section)]
+
+
+def row(g: Graded, exercises: tuple[str, ...], roster: RosterMatch | None = None, adjusted: bool = False) -> list[str]:
     scores = {e.id: _points(e.score) for e in g.report.exercises}
-    return [cell(g.name), _points(g.report.score), _points(g.report.max_score),
-            *(scores.get(ex, "0") for ex in exercises), g.status, cell(_detail(g))]
+    person = _person(roster.student_of(g.name)) if roster else []
+    extra = [_points(sum(a.points for a in g.report.adjustments))] if adjusted else []
+    return [cell(g.name), *person, _points(g.report.score), _points(g.report.max_score),
+            *(scores.get(ex, "0") for ex in exercises), *extra, g.status, cell(_detail(g))]
 
 
-def to_csv(result: BatchResult) -> str:
+def absent_row(student: Student, result: BatchResult, maximum: float) -> list[str]:
+    return ["", *_person(student), "", _points(maximum), *("" for _ in result.exercises),
+            *([""] if _adjusted(result) else []), "absent", "no submission"]
+
+
+def to_csv(result: BatchResult, roster: RosterMatch | None = None, maximum: float | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header(result))
+    writer.writerow(header(result, roster))
+    adjusted = _adjusted(result)
     for g in result.graded:
-        writer.writerow(row(g, result.exercises))
+        writer.writerow(row(g, result.exercises, roster, adjusted))
+    for student in roster.absent if roster else ():
+        writer.writerow(absent_row(student, result, maximum or 0.0))
     return buffer.getvalue()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from gradegrad.errors import UsageError
+from gradegrad.render.files import write_text_atomic
 from gradegrad.report import Report
 
 
@@ -17,15 +15,4 @@ def to_json(report: Report) -> str:
 
 def write_json(report: Report, path: Path) -> None:
     """Write atomically: a reader never sees half a report."""
-    text = to_json(report)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, to_json(report))

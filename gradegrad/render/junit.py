@@ -3,12 +3,19 @@
 A failed check is a `<failure>`, a check the student's code crashed or hung in is an `<error>`,
 a check that does not apply here (device on cpu) or a failed flag worth no points is
 `<skipped>`: the XML agrees with the exit code, which only counts checks worth points.
+
+The layout is pytest's `junit_family=xunit2`, which the common xunit schema (Jenkins' junit-10.xsd)
+accepts: a testcase has only `classname`, `name` and `time` (no `file`), `<testsuites>` has no
+`skipped`, times are seconds with three decimals (what each check took in the grader). The
+submission's path and the score are properties of the suite. tests/schemas/xunit2.xsd checks it.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from pathlib import Path
 
 from gradegrad.render.files import write_text_atomic
@@ -47,8 +54,7 @@ def _details(ex: ExerciseResult, check: CheckResult) -> str:
 
 
 def _testcase(report: Report, ex: ExerciseResult, check: CheckResult) -> ET.Element:
-    case = ET.Element("testcase", classname=f"gradegrad.{ex.id}", name=check.id, file=xml_text(report.submission),
-                      time="0")
+    case = ET.Element("testcase", classname=f"gradegrad.{ex.id}", name=check.id, time=seconds(check.seconds))
     verdict = _verdict(check)
     if verdict is not None:
         kind, type_ = verdict
@@ -63,7 +69,7 @@ def _testcase(report: Report, ex: ExerciseResult, check: CheckResult) -> ET.Elem
 
 def _load_case(report: Report) -> ET.Element:
     """A submission that could not be loaded, shown as one failing testcase."""
-    case = ET.Element("testcase", classname="gradegrad", name="load", file=xml_text(report.submission), time="0")
+    case = ET.Element("testcase", classname="gradegrad", name="load", time=seconds(0.0))
     if report.error is not None:
         ET.SubElement(case, "error", message=xml_text(report.error)[:1000], type="load").text = \
             xml_text(report.error_traceback or report.error)
@@ -79,12 +85,23 @@ def _count(suite: ET.Element) -> None:
     suite.set("tests", str(len(cases)))
 
 
-def to_junit(report: Report) -> str:
-    suite = ET.Element("testsuite", name=xml_text(f"gradegrad {report.submission}"), time="0")
+def seconds(value: float) -> str:
+    """Seconds as the xunit schema wants them: a plain decimal with at most three digits after the point."""
+    return f"{max(0.0, value):.3f}"
+
+
+def to_junit(report: Report, timestamp: datetime | None = None, hostname: str | None = None) -> str:
+    took = seconds(sum(c.seconds for ex in report.exercises for c in ex.checks))
+    when = (timestamp or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    suite = ET.Element("testsuite", name=xml_text(f"gradegrad {report.submission}"), errors="0", failures="0",
+                       skipped="0", tests="0", time=took, timestamp=when,
+                       hostname=xml_text(hostname if hostname is not None else socket.gethostname()))
     props = ET.SubElement(suite, "properties")
-    for key, value in (("score", f"{report.score:g}"), ("max_score", f"{report.max_score:g}"),
-                       ("rubric", report.rubric), ("device", report.device), ("seed", str(report.seed))):
-        ET.SubElement(props, "property", name=key, value=xml_text(value))
+    for key, value in (("submission", report.submission), ("score", f"{report.score:g}"),
+                       ("max_score", f"{report.max_score:g}"), ("rubric", report.rubric), ("device", report.device),
+                       ("seed", str(report.seed)), ("not_graded", " ".join(report.not_graded))):
+        if value:
+            ET.SubElement(props, "property", name=key, value=xml_text(value))
     if report.error is not None or not report.exercises:
         suite.append(_load_case(report))
     for ex in report.exercises:
@@ -93,7 +110,7 @@ def to_junit(report: Report) -> str:
     _count(suite)
     root = ET.Element("testsuites", name="gradegrad")
     root.append(suite)
-    for attr in ("tests", "failures", "errors", "skipped"):
+    for attr in ("tests", "failures", "errors", "time"):
         root.set(attr, suite.get(attr))
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

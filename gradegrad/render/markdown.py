@@ -106,13 +106,31 @@ def _load_error(report: Report) -> list[str]:
     return lines
 
 
+def verdict(report: Report) -> str:
+    """The total's words; without a rubric, they say how many exercises were not graded."""
+    if report.passed and report.not_graded:
+        return f"all graded checks passed; {len(report.not_graded)} exercise(s) not graded (class not found)"
+    return "all checks passed" if report.passed else "some checks did not pass"
+
+
+def _adjustments(report: Report) -> list[str]:
+    if not report.adjustments:
+        return []
+    lines = ["", "**Adjusted by your teacher** (included in the total):", ""]
+    for a in report.adjustments:
+        where = f" on `{inline(a.exercise)}`" if a.exercise else ""
+        comment = f": {inline(a.comment)}" if a.comment else ""
+        lines.append(f"- {'+' if a.points >= 0 else ''}{_points(a.points)} point(s){where}{comment}")
+    return lines
+
+
 def to_markdown(report: Report, name: str | None = None) -> str:
     """The whole scorecard; `name` titles it (the student), else the submission's path."""
-    verdict = "all checks passed" if report.passed else "some checks did not pass"
     lines = [f"# gradegrad: {inline(name or report.submission)}", "",
-             f"**Total {_points(report.score)}/{_points(report.max_score)}**: {verdict}  ",
+             f"**Total {_points(report.score)}/{_points(report.max_score)}**: {verdict(report)}  ",
              f"rubric `{inline(report.rubric)}` · device {inline(report.device)} · seed {report.seed} · "
              f"gradegrad {inline(report.gradegrad_version)}"]
+    lines += _adjustments(report)
     lines += _load_error(report)
     if report.exercises:
         lines += ["", *_table(report)]

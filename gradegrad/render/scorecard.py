@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gradegrad.render.markdown import verdict
 from gradegrad.report import ExerciseResult, Report
 
 STYLES = {
@@ -20,6 +21,7 @@ STYLES = {
     "missing": "dim", "skipped": "dim",
 }
 MARKS = {"passed": "✓", "failed": "✗", "error": "!", "timeout": "⏱", "missing": "·"}
+NARROW = 100  # below this width the feedback goes under the table, at full width, so nothing is cut
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -51,18 +53,29 @@ def _feedback(ex: ExerciseResult) -> Text:
     return text
 
 
-def scorecard_table(report: Report) -> Table:
+def scorecard_table(report: Report, feedback: bool = True) -> Table:
     table = Table(show_edge=False, pad_edge=False, expand=False, header_style="bold")
     table.add_column("Exercise", no_wrap=True)
     table.add_column("Class", no_wrap=True)
     table.add_column("Status", no_wrap=True)
     table.add_column("Points", justify="right", no_wrap=True)
-    table.add_column("Feedback", ratio=1)
+    if feedback:
+        table.add_column("Feedback", ratio=1)
     for ex in report.exercises:
         status = Text(f"{MARKS.get(ex.status, '')} {ex.status}", STYLES.get(ex.status, ""))
-        table.add_row(ex.id, ex.class_name or "-", status, f"{_points(ex.score)}/{_points(ex.max_score)}",
-                      _feedback(ex))
+        cells = [ex.id, ex.class_name or "-", status, f"{_points(ex.score)}/{_points(ex.max_score)}"]
+        table.add_row(*cells, *([_feedback(ex)] if feedback else []))
     return table
+
+
+def _feedback_lines(report: Report) -> list[Text]:
+    """On a narrow console: each exercise's feedback under the table, as paragraphs that wrap whole words."""
+    lines = []
+    for ex in report.exercises:
+        text = _feedback(ex)
+        if text:
+            lines.append(Text.assemble((f"{ex.id}: ", "bold"), text))
+    return lines
 
 
 def _title(report: Report) -> Text:
@@ -72,9 +85,8 @@ def _title(report: Report) -> Text:
 
 def _total(report: Report) -> Text:
     style = "bold green" if report.passed else "bold red"
-    verdict = "all checks passed" if report.passed else "some checks did not pass"
     return Text.assemble(("Total ", "bold"), (f"{_points(report.score)}/{_points(report.max_score)}", style),
-                         f"  {verdict}")
+                         f"  {verdict(report)}")
 
 
 def _tracebacks(report: Report) -> list[Panel]:
@@ -108,13 +120,20 @@ def _output(report: Report) -> list[Panel]:
 def render_scorecard(report: Report, console: Console) -> None:
     console.print(_title(report))
     if report.exercises:
-        console.print(scorecard_table(report))
+        narrow = console.width < NARROW
+        console.print(scorecard_table(report, feedback=not narrow))
+        for line in _feedback_lines(report) if narrow else ():
+            console.print(line)
     for panel in _tracebacks(report):
         console.print(panel)
     for panel in _output(report):
         console.print(panel)
     for note in report.notes:
         console.print(Text(note, "dim"))
+    for a in report.adjustments:
+        where = f" on {a.exercise}" if a.exercise else ""
+        console.print(Text(f"adjusted by your teacher{where}: {'+' if a.points >= 0 else ''}{_points(a.points)}"
+                           f"{' (' + a.comment + ')' if a.comment else ''}", "yellow"))
     shield = ", ".join(report.protections) or "none available on this system"
     console.print(Text(f"sandbox: separate process; kernel protections: {shield}", "dim"))
     console.print(_total(report))

@@ -117,7 +117,13 @@ def _footer(result: BatchResult, written: Sequence[Path]) -> list[Text]:
     return lines
 
 
-def render_summary(result: BatchResult, summary: Summary, written: Sequence[Path], console: Console) -> None:
+def _notes(notes: Sequence[str]) -> list[Text]:
+    """Roster and adjustment remarks (course.Gradebook): what did not fit."""
+    return [Text("Roster and adjustments", "bold"), *(Text(f"  {n}", "yellow") for n in notes)] if notes else []
+
+
+def render_summary(result: BatchResult, summary: Summary, written: Sequence[Path], console: Console,
+                   notes: Sequence[str] = ()) -> None:
     console.print(_title(result, summary))
     if not result.graded:
         console.print(Text("no submission was graded", "bold red"))
@@ -126,7 +132,7 @@ def render_summary(result: BatchResult, summary: Summary, written: Sequence[Path
             console.print(line)
         console.print()
         console.print(_rates(summary))
-    for block in (_mistakes(summary), _troubles(summary), _skipped(result)):
+    for block in (_mistakes(summary), _troubles(summary), _skipped(result), _notes(notes)):
         if block:
             console.print()
             for line in block:
