@@ -184,6 +184,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gradegrad.kinds import solvers
+
 
 def _vjp(ref, inputs, needs, grad_output):
     create = torch.is_grad_enabled()  # double backward: keep the graph of the gradients

@@ -38,7 +38,7 @@ def replay(seed: int, epochs: int, lr: float) -> tuple[list[float], list[torch.T
         w, b = w.detach().requires_grad_(True), b.detach().requires_grad_(True)
         loss = ((x @ w + b - y) ** 2).sum()
         gw, gb = torch.autograd.grad(loss, [w, b])
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         first = first or [gw, gb]
         w, b = (w - lr * gw).detach(), (b - lr * gb).detach()
     return losses, first, [w, b]
@@ -84,7 +84,7 @@ def _match_leaves(got: list[Any], want: list[torch.Tensor]) -> list[Any]:
         hit = next((g for g in pool if tuple(g.shape) == tuple(w.shape)), None)
         out.append(hit if hit is not None else (got[len(out)] if len(got) > len(out) else None))
         if hit is not None:
-            pool.remove(hit)
+            pool = [g for g in pool if g is not hit]
     return out
 
 
