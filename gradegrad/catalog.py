@@ -120,6 +120,7 @@ class KindSpec:
 
     init: tuple[str, ...] = ()  # module: inputs passed to the constructor (e.g. alpha), not to forward
     wraps: bool = True  # module: the output must come from the student's own Function (wraps_function)
+    compose: bool = False  # function: a plain function composing the student's Functions also answers it
     upstream: str = "random"  # vjp: "random" u, or "none": vjp(None), a loss at the end of a chain
     steps: int = 3  # chain: SGD steps whose losses must match the reference run
     lr: float = 0.01  # chain: SGD learning rate
@@ -442,9 +443,9 @@ def exercise_from_data(path: Path, data: Any) -> Exercise:
 
 # --------------------------------------------------------------------------- kinds
 
-_KIND_FIELDS = ("kind", "init", "wraps", "upstream", "variants", "steps", "lr", "variables", "memory", "orientation",
+_KIND_FIELDS = ("kind", "init", "wraps", "compose", "upstream", "variants", "steps", "lr", "variables", "memory", "orientation",
                 "loop", "epochs", "times")
-_OWN_FIELDS = {"module": ("init", "wraps"), "vjp": ("upstream",), "chain": ("steps", "lr"),
+_OWN_FIELDS = {"function": ("compose",), "module": ("init", "wraps"), "vjp": ("upstream",), "chain": ("steps", "lr"),
                "formula": ("variables", "tolerance"), "jax_vjp": ("upstream",), "ode": ("memory",),
                "jacobian": ("orientation",), "training": ("loop", "epochs", "lr"),
                "ode_field": ("times",)}  # fields only these kinds take
@@ -485,6 +486,8 @@ def _with_kind(path: Path, f: _Fields, kind: str, base: tuple[InputSpec, ...], r
         if len(base) != 2 or not all(s.is_tensor for s in base) or not base[0].differentiable:
             raise f.error("inputs", "a vjp function takes two arrays f(x, p), and x must require grad")
         spec = replace(spec, upstream=f.choice("upstream", ("random", "none"), "random"))
+    if kind == "function":
+        spec = replace(spec, compose=f.get("compose", bool, False, "true or false"))
     if kind == "ode":
         spec = replace(spec, memory=_memory(f, base))
     if kind == "ode_field":

@@ -14,9 +14,9 @@
 | `jax_vjp`  | `f = jax.custom_vjp(f)` with `f.defvjp(fwd, bwd)`             | functions       |
 | `ode_field`| an `nn.Module` field f(t, y) for `torchdiffeq.odeint_adjoint` | classes         |
 
-A `function` exercise also accepts a plain function of its name that composes the student's own
-Functions (seed 001's hint: `def dot(x, y): return Sum.apply(mul(x, y))`); the child runs it
-through `kinds.compose_side`.
+A `function` exercise with `compose: true` also accepts a plain function of its name that composes
+the student's own Functions (seed 001's hint: `def dot(x, y): return Sum.apply(mul(x, y))`); the
+child runs it through `kinds.compose_side`.
 
 Each kind registers its checks here under the ids of `catalog.CHECK_IDS`; `checks.applies` and
 `checks.registered` ask this registry for every kind but `function`. The child only runs the
@@ -82,7 +82,7 @@ def _compositions(exercises: Sequence[Exercise], loaded: Loaded, matched: dict[s
     composes the student's own Functions (no `make_vjp`, not a JAX function)."""
     plain = [replace(f, is_function=True, has_forward=True, has_backward=True, bases=(COMPOSITION,))
              for f in loaded.functions if not f.has_make_vjp and "custom_vjp" not in f.bases]
-    wanted = [ex for ex in exercises if ex.kind == "function" and ex.id not in matched]
+    wanted = [ex for ex in exercises if ex.kind == "function" and ex.spec.compose and ex.id not in matched]
     found = match_all(wanted, plain)
     return {ex_id: m for ex_id, m in found.items() if m.info is not None}
 
@@ -112,5 +112,14 @@ def match_submission(exercises: Sequence[Exercise], loaded: Loaded) -> dict[str,
         taken = {m.info.name for m in fitting.values()}
         rest = [ex for ex in group if ex.id not in fitting]
         result.update(fitting)
-        result.update(match_all(rest, [c for c in pool if c.name not in taken]))
+        result.update(_quiet(match_all(rest, [c for c in pool if c.name not in taken]), group, taken))
     return result
+
+
+def _quiet(matches: dict[str, Match], group: Sequence[Exercise], taken: set[str]) -> dict[str, Match]:
+    """No "did you mean" for an exercise whose very name went to a sibling of another kind (the
+    seed's JAX `add` answers jax_add; `add_fwd` is no near miss of vjp_add)."""
+    names = {normalize(n) for n in taken}
+    by_id = {ex.id: ex for ex in group}
+    return {ex_id: (Match(None) if m.info is None and any(normalize(n) in names for n in by_id[ex_id].names) else m)
+            for ex_id, m in matches.items()}

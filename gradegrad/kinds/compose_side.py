@@ -41,9 +41,9 @@ def composition(fn: Callable[..., Any]) -> type:
     """A Function-like class around `fn`: apply(*args) = fn(*args), backward through the graph."""
     graphs: dict[int, tuple[Any, tuple[Any, ...]]] = {}
 
-    class Composition:
-        __name__ = getattr(fn, "__name__", "composition")
+    name = str(getattr(fn, "__name__", "composition"))[:100]
 
+    class Composition:
         @staticmethod
         def apply(*args: Any) -> Any:
             out = fn(*args)
@@ -58,10 +58,11 @@ def composition(fn: Callable[..., Any]) -> type:
             out, args = graphs[id(node)]
             builtin = builtin_nodes(out)
             if builtin:
-                raise CompositionError(f"{Composition.__name__} is built from {', '.join(builtin)}, built-in "
+                raise CompositionError(f"{name} is built from {', '.join(builtin)}, built-in "
                                        "operations: compose your own Functions (e.g. Sum.apply(mul(x, y)))")
             wanted = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
             got = iter(torch.autograd.grad(out, wanted, grad_output, retain_graph=True, allow_unused=True))
             return tuple(next(got) if isinstance(a, torch.Tensor) and a.requires_grad else None for a in args)
 
+    Composition.__name__ = Composition.__qualname__ = name
     return Composition
