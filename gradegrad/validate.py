@@ -191,7 +191,8 @@ def why_not(check_id: str, ex: Exercise) -> str:
         return f"a {ex.kind} exercise has no {check_id} check"
     reasons = {"stability": "it has no stability case", "needs_input_grad": "it has one differentiable input",
                "efficiency": "it has no efficiency block", "wraps_function": "only module exercises have it",
-               "training": "only chain exercises have it"}
+               "training": "only chain and training exercises have it",
+               "parameters": "only training exercises have it"}
     return reasons.get(check_id, "it does not apply")
 
 

@@ -83,7 +83,7 @@ def applies(check_id: str, ex: Exercise) -> bool:
         from gradegrad.kinds import kind_checks
 
         return check_id in kind_checks(ex.kind)
-    if check_id in ("wraps_function", "training"):  # only the module and chain kinds have these
+    if check_id in ("wraps_function", "training", "parameters"):  # only the module, chain and training kinds
         return False
     if check_id == "stability":
         return any(c.stability for c in ex.cases)
