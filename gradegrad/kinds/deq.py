@@ -4,8 +4,9 @@ Forward finds the fixed point; backward solves the implicit-function equation
 (I - J^T) g = v, J = ∂f/∂z at z*, for the vjp. Graded as a function against
 `solvers.deq_tanh` (the same fixed point, gradients from the linear solve; unrolling enough
 iterations gives the same to 1e-14), and the classic mistakes are named: the linear system
-without its transpose (or W where Wᵀ belongs), the one-step (Jacobian-free) gradient, a jvp
-where the vjp belongs, and a forward tolerance that leaks into the gradient. Inputs keep W's
+without its transpose, W where Wᵀ belongs (which is exactly the jvp (I - J)⁻¹ D v where the vjp
+belongs), the one-step (Jacobian-free) gradient, and a forward tolerance that leaks into the
+gradient. Inputs keep W's
 spectral norm well below 1 (a contraction), so the fixed point exists and is unique.
 """
 
@@ -29,10 +30,10 @@ share_function_checks("deq", ("found", "gradcheck", "needs_input_grad", "inputs_
 MISTAKES = {
     "untransposed": "backward solves (I - J) g = v where the vjp needs the transpose, (I - Jᵀ) g = v "
                     "(J = diag(1 - z*²) W)",
-    "w_not_transposed": "backward uses W where Wᵀ belongs: the vjp solves (I - Wᵀ D) g = v, D = diag(1 - z*²)",
+    "w_not_transposed": "backward uses W where Wᵀ belongs, which gives the jvp (I - J)⁻¹ D v instead of the "
+                        "vjp D (I - Jᵀ)⁻¹ v: the vjp solves (I - Wᵀ D) g = v, D = diag(1 - z*²)",
     "one_step": "backward is the one-step (Jacobian-free) gradient: it backpropagates through one "
                 "application of f and skips the solve with (I - Jᵀ)",
-    "jvp": "backward returns a jvp, (I - J)⁻¹ D v, where the vjp Dᵀ (I - Jᵀ)⁻¹ v belongs",
 }
 
 
@@ -54,9 +55,8 @@ def mistake(grads: list, x: torch.Tensor, W: torch.Tensor, v: torch.Tensor) -> s
     """The classic mistake whose gradients the student's match, if any (pure: unit-tested)."""
     got = [g.double() if isinstance(g, torch.Tensor) else None for g in grads[:2]]
     for name, expected in solvers.deq_mistakes(x.double(), W.double(), v.double()).items():
-        pairs = list(zip(got, expected))[:1] if name == "jvp" else list(zip(got, expected))
         if all(g is not None and g.shape == e.shape and torch.allclose(g, e, MISTAKE_RTOL, MISTAKE_ATOL)
-               for g, e in pairs):
+               for g, e in zip(got, expected)):
             return name
     return None
 

@@ -93,10 +93,9 @@ def deq_mistakes(x: torch.Tensor, W: torch.Tensor, v: torch.Tensor) -> dict[str,
     def grads(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return d * g, torch.outer(d * g, z)
 
-    jvp_x = torch.linalg.solve(eye - J, d * v)
     return {
-        "untransposed": grads(torch.linalg.solve(eye - J, v)),  # (I - J) g = v: W where W^T belongs
-        "w_not_transposed": grads(torch.linalg.solve(eye - W * d[None, :], v)),  # W D instead of (D W)^T
+        "untransposed": grads(torch.linalg.solve(eye - J, v)),  # (I - J) g = v where (I - J^T) g = v belongs
+        # W D instead of (D W)^T = W^T D; the same numbers as the jvp (I - D W)^-1 D v (push-through identity)
+        "w_not_transposed": grads(torch.linalg.solve(eye - W * d[None, :], v)),
         "one_step": grads(v),  # the Jacobian-free gradient: backprop through one application of f
-        "jvp": (jvp_x, torch.outer(jvp_x, z)),  # J v (forward mode) where the vjp J^T v belongs
     }
