@@ -8,7 +8,8 @@ The data are the chain exercise's (30 points, y = 2 x1 - 3 x2 + 1, W and b from
 the loop and sends back the losses and the final parameters; the grader replays SGD in float64
 (`replay`) and compares. With `--seed 0` the losses are the notes' printed 110.29, 17.18, ..., 8.83.
 
-Checks: `found`, `forward` (numpy_sgd: the first updates are -lr times the summed gradients),
+Checks: `found`, `forward` (numpy_sgd: the first updates are -lr times the summed gradients; a
+whole loop: the loss before the first step),
 `training` (every epoch's loss), `parameters` (W and b after the last epoch).
 """
 
@@ -102,14 +103,18 @@ def _fault(fault: Fault) -> Verdict:
 
 @kind_check("training", "forward")
 def forward(ctx: CheckContext) -> Verdict:
-    """numpy_sgd: the first updates are -lr times the gradients summed over the examples."""
-    if ctx.exercise.spec.loop != "numpy_sgd":
-        return Verdict("skipped", "only the numpy_sgd loop returns its updates")
+    """numpy_sgd: the first updates are -lr times the summed gradients; a whole loop: its first loss."""
     ev = run(ctx)
     if isinstance(ev, Fault):
         return _fault(ev)
-    _, first, _ = replay(ctx.runner.seed, 1, ctx.exercise.spec.lr)
     lr = ctx.exercise.spec.lr
+    losses, first, _ = replay(ctx.runner.seed, 1, lr)
+    if ctx.exercise.spec.loop != "numpy_sgd":
+        value, tol = _loss(ev.losses[0]) if ev.losses else None, _tolerance(ctx)
+        if value is None or abs(value - losses[0]) > tol.atol + tol.rtol * abs(losses[0]):
+            return Verdict.failed(Finding("wrong_losses", f"the loss before any step is {value}, expected "
+                                          f"{losses[0]:.8g}: the model's forward and the summed squared error"))
+        return Verdict.passed()
     if len(ev.updates) < 2:
         return Verdict.failed(Finding("wrong_count", "optim_SGD returned fewer updates than parameters"))
     for name, got, g in zip(("W", "b"), ev.updates, first):
