@@ -1,20 +1,21 @@
 """Issue 13: the four seeds' own code (notebooks and extracted files) under a rubric per seed lab."""
 
-import importlib.util
 import json
 
 import pytest
 from typer.testing import CliRunner
 
 from conftest import FIXTURES, check, exercise
+from gradegrad.catalog import EXTRAS
 from gradegrad.cli import app
+from gradegrad.kinds import extras
 from gradegrad.kinds.chain import chain_data
 from gradegrad.kinds.training import replay
 from gradegrad.report import Report
 
 SEEDS = FIXTURES / "seeds"
-HAS_JAX = all(importlib.util.find_spec(m) for m in ("jax", "haiku", "optax"))
-HAS_ODE = importlib.util.find_spec("torchdiffeq") is not None
+HAS_JAX = all(extras._found(m) for m in EXTRAS["jax"])
+HAS_ODE = all(extras._found(m) for m in EXTRAS["ode"])
 needs_jax = pytest.mark.skipif(not HAS_JAX, reason="needs the jax extra (pip install 'gradegrad[jax]')")
 needs_ode = pytest.mark.skipif(not HAS_ODE, reason="needs the ode extra (pip install 'gradegrad[ode]')")
 
