@@ -113,3 +113,6 @@ def test_a_lone_seed003_module_goes_to_its_module_exercise(graded):
 def test_seed002_beyond_jax_torch_and_jacobian_get_full_marks(graded):
     report = graded(SEEDS / "seed002_beyond.py", rubric="seed002_beyond")
     assert report.error is None and report.score == report.max_score == 44
+    import sys
+
+    assert not [m for m in sys.modules if m.split(".")[0] in ("jax", "haiku", "optax")]  # only the child imports JAX

@@ -20,7 +20,6 @@ def _jax():
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    jax.config.update("jax_platforms", "cpu")
     return jax
 
 
