@@ -80,9 +80,9 @@ def skipped_on(check_id: str, device: str) -> str | None:
 def applies(check_id: str, ex: Exercise) -> bool:
     """Whether a check means anything for an exercise (else its rubric points do not count)."""
     if ex.kind != "function":  # module, vjp, chain: the kind's own checks (gradegrad.kinds)
-        from gradegrad.kinds import kind_checks
+        from gradegrad.kinds import kind_applies
 
-        return check_id in kind_checks(ex.kind)
+        return kind_applies(check_id, ex)
     if check_id in ("wraps_function", "training", "parameters"):  # only the module, chain and training kinds
         return False
     if check_id == "stability":

@@ -60,6 +60,18 @@ def kind_checks(kind: str) -> dict[str, "Check"]:
     return {cid: table[cid] for cid in CHECK_IDS if cid in table}
 
 
+def kind_applies(check_id: str, ex: Exercise) -> bool:
+    """Whether a check of the exercise's kind means anything for this exercise (its manifest may
+    switch one off: a module with `wraps: false`, an ode without a `memory` block)."""
+    if check_id not in kind_checks(ex.kind):
+        return False
+    if ex.kind == "module" and check_id == "wraps_function":
+        return ex.spec.wraps
+    if ex.kind == "ode" and check_id == "efficiency":
+        return ex.spec.memory is not None
+    return True
+
+
 def noun(ex: Exercise) -> str:
     """How messages name what the student defines."""
     return "function" if ex.kind in FUNCTION_KINDS else "class"
