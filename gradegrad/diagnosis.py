@@ -51,6 +51,20 @@ CODES = {
     "ignores_tangent": "jvp does not multiply by the input tangents (chain rule)",
 }
 
+CODES.update({  # the newer exercise kinds' own codes (gradegrad.kinds) and known exceptions
+    "unpacked_saved_tensors": "ctx.saved_tensors is a tuple that was used without unpacking it",
+    "retain_graph": "a second backward through a graph that the first one freed (no retain_graph=True)",
+    "memory_grows_with_steps": "what the ODE's forward keeps for backward grows with the number of steps (no adjoint)",
+    "untransposed": "the implicit vjp solves (I - J) g = v instead of (I - Jᵀ) g = v",
+    "w_not_transposed": "the implicit vjp uses W where Wᵀ belongs (the jvp where the vjp belongs)",
+    "one_step": "the Jacobian-free (one-step) gradient instead of the implicit-function vjp",
+    "loose_tolerance": "the fixed point was not converged: the solver's tolerance leaks into the results",
+    "transposed": "the Jacobian is transposed (n×m for m×n, or the reverse)",
+    "accumulated_gradients": "gradients accumulate from one output to the next (.grad not reset)",
+    "per_example_update": "an update keeps one row per example instead of summing them",
+    "no_custom_vjp": "the JAX function is not wrapped with jax.custom_vjp",
+})
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -208,3 +222,21 @@ def diagnose_rejection(message: str) -> Finding:
         return Finding("wrong_shape", f"autograd rejected the gradient at position {shape.group(1)}: shape "
                        f"({shape.group(2)}) where the input has shape ({shape.group(3)})")
     return Finding("rejected", f"autograd rejected what backward returned: {message.splitlines()[0] if message else ''}")
+
+
+# --------------------------------------------------------------------------- exceptions with a known cause
+
+KNOWN_EXCEPTIONS = (  # (code, pattern in the exception's message, what to do) - seed mistakes seen in the notes
+    ("unpacked_saved_tensors", re.compile(r"must be Tensor, not tuple|'tuple' object has no attribute"),
+     "ctx.saved_tensors is a tuple: unpack it, e.g. `input_, = ctx.saved_tensors` (note the comma)"),
+    ("retain_graph", re.compile(r"backward through the graph a second time"),
+     "the graph was freed by an earlier backward: pass retain_graph=True to every backward but the last"),
+)
+
+
+def diagnose_exception(message: str) -> Finding | None:
+    """A known mistake behind an exception the student's code raised (its message), or None."""
+    for code, pattern, advice in KNOWN_EXCEPTIONS:
+        if pattern.search(message or ""):
+            return Finding(code, advice)
+    return None

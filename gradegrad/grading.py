@@ -13,7 +13,7 @@ from gradegrad.checks import CheckContext, Verdict, registered, skipped_on
 from gradegrad.discovery import Match
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
-from gradegrad.kinds import match_submission, noun
+from gradegrad.kinds import extras, match_submission, noun
 from gradegrad.report import CheckResult, ExerciseResult, Report
 from gradegrad.options import Options
 from gradegrad.points import applicable
@@ -64,6 +64,11 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
     and the per-exercise limit.
     """
     ids = _rubric_checks(ex, item)
+    absent = extras.missing(ex)
+    if absent:  # the grading machine lacks the exercise's optional packages: not graded, 0 of 0
+        why = extras.unavailable_message(ex, absent)
+        return _exercise_result(ex, item, match.info and match.info.name, "unavailable",
+                                {cid: Verdict("skipped", why) for cid in ids}, why)
     if match.info is None:
         missing = Verdict("failed", f"no {noun(ex)} {ex.class_name} in the submission", "missing")
         verdicts = {cid: missing for cid in ids}
@@ -135,7 +140,17 @@ def _load_message(error: dict) -> str:
         return "the submission called sys.exit() while being imported"
     if kind == "memory":
         return "memory limit: the submission ran out of memory while being imported"
-    return f"importing the submission raised {error.get('type', 'an exception')}: {error.get('message', '')}".rstrip(": ")
+    text = f"importing the submission raised {error.get('type', 'an exception')}: {error.get('message', '')}".rstrip(": ")
+    return text + _extra_hint(error)
+
+
+def _extra_hint(error: dict) -> str:
+    """For `import jax` / `import torchdiffeq` failing: which gradegrad extra brings the package."""
+    message = str(error.get("message", ""))
+    if error.get("type") not in ("ModuleNotFoundError", "ImportError") or "No module named" not in message:
+        return ""
+    extra = extras.extra_for_module(message.split("No module named", 1)[1].strip(" '\""))
+    return f" (the exercises that use it need {extras.install_hint(extra)})" if extra else ""
 
 
 def check_path(path: Path) -> Path:

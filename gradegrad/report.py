@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 CheckStatus = Literal["passed", "failed", "error", "skipped"]
-ExerciseStatus = Literal["passed", "failed", "error", "timeout", "missing"]
+ExerciseStatus = Literal["passed", "failed", "error", "timeout", "missing",
+                         "unavailable"]  # unavailable: an optional package is missing (kinds.extras), 0 of 0
 
 SCHEMA_VERSION = 1
 
@@ -120,8 +121,10 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        """True when every graded exercise passed (and at least one was graded)."""
-        return self.error is None and bool(self.exercises) and all(e.status == "passed" for e in self.exercises)
+        """True when every graded exercise passed (and at least one was graded); an `unavailable`
+        exercise (its optional packages are missing here) was not graded."""
+        graded = [e for e in self.exercises if e.status != "unavailable"]
+        return self.error is None and bool(graded) and all(e.status == "passed" for e in graded)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

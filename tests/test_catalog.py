@@ -29,7 +29,11 @@ inputs:
 
 
 KINDS = {"leaky_relu_module": "module", "param_relu_module": "module", "vjp_add": "vjp", "vjp_dot": "vjp",
-         "vjp_squared_loss": "vjp", "backward_diff_chain": "chain", "backprop_formula": "formula"}
+         "vjp_squared_loss": "vjp", "backward_diff_chain": "chain", "backprop_formula": "formula",
+         # issue 13's kinds
+         "leaky_relu_nn": "module", "ode_adjoint": "ode", "ode_linear": "ode", "deq": "deq", "jacobian": "jacobian",
+         "jacobian_loop": "jacobian", "optim_sgd": "training", "train_torch": "training", "train_haiku": "training",
+         "jax_add": "jax_vjp", "jax_dot": "jax_vjp", "jax_squared_loss": "jax_vjp", "ode_field": "ode_field"}
 
 
 def test_builtin_catalog_has_every_exercise(catalog):

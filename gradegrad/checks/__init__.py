@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from gradegrad.catalog import CHECK_IDS, Exercise
-from gradegrad.diagnosis import Finding, diagnose_rejection
+from gradegrad.diagnosis import Finding, diagnose_exception, diagnose_rejection
 from gradegrad.evaluation import Fault, Runner
 from gradegrad.report import CheckStatus, Worst
 from gradegrad.sandbox.remote import ClassInfo
@@ -39,6 +39,9 @@ class Verdict:
         """The student's code raised, hung or died; autograd rejecting its result is a failure."""
         if fault.kind == "rejected":
             return cls.failed(diagnose_rejection(fault.message), prefix)
+        known = diagnose_exception(fault.message) if fault.kind == "exception" else None
+        if known:  # still the student's error, with the mistake named (e.g. seed 003's saved_tensors tuple)
+            return cls("error", f"{prefix}{fault.message}: {known.message}", known.code, None, fault.traceback)
         return cls("error", prefix + fault.message, None, None, fault.traceback, fault.kind == "timeout")
 
 
@@ -77,10 +80,10 @@ def skipped_on(check_id: str, device: str) -> str | None:
 def applies(check_id: str, ex: Exercise) -> bool:
     """Whether a check means anything for an exercise (else its rubric points do not count)."""
     if ex.kind != "function":  # module, vjp, chain: the kind's own checks (gradegrad.kinds)
-        from gradegrad.kinds import kind_checks
+        from gradegrad.kinds import kind_applies
 
-        return check_id in kind_checks(ex.kind)
-    if check_id in ("wraps_function", "training"):  # only the module and chain kinds have these
+        return kind_applies(check_id, ex)
+    if check_id in ("wraps_function", "training", "parameters"):  # only the module, chain and training kinds
         return False
     if check_id == "stability":
         return any(c.stability for c in ex.cases)

@@ -250,6 +250,12 @@ class Evaluator:
         losses, grads = train(fn, x, y, w, b, int(msg.header["steps"]), float(msg.header["lr"]))
         return {"ok": True, "losses": encode_value(losses, tensors), "grads": encode_value(grads, tensors)}
 
+    def op_kind(self, msg: Message, tensors: list) -> dict:
+        """A request of the newer exercise kinds (ode, jacobian, training, jax_vjp, ode_field): gradegrad.kinds.sides."""
+        from gradegrad.kinds.sides import answer
+
+        return answer(self, msg, tensors)
+
     # ------------------------------------------------------------------ helpers
 
     def classes(self) -> list[dict[str, Any]]:
@@ -272,8 +278,10 @@ class Evaluator:
         """The plain functions the submission defines (kinds `vjp` and `chain`)."""
         found = []
         for name, obj in vars(self.module).items():
-            if isinstance(obj, FunctionType) and getattr(obj, "__module__", None) == MODULE_NAME:
-                found.append({"name": name[:200], "make_vjp": callable(getattr(obj, "make_vjp", None))})
+            jax = type(obj).__name__ in ("custom_vjp", "custom_jvp")  # jax.custom_vjp(f) (kind jax_vjp)
+            if (isinstance(obj, FunctionType) or jax) and getattr(obj, "__module__", None) == MODULE_NAME:
+                found.append({"name": name[:200], "make_vjp": callable(getattr(obj, "make_vjp", None)),
+                              "bases": [type(obj).__name__[:100]]})
         return found[:1000]
 
     def find_function(self, name: str) -> Any:
@@ -284,6 +292,10 @@ class Evaluator:
 
     def find(self, name: str) -> type:
         cls = getattr(self.module, name, None)
+        if isinstance(cls, FunctionType) and getattr(cls, "__module__", None) == MODULE_NAME:
+            from gradegrad.kinds.compose_side import composition  # seed 001's dot = Sum.apply(mul(x, y))
+
+            return composition(cls)
         if not isinstance(cls, type):
             raise LookupError(f"class {name} not found")
         return cls
