@@ -68,7 +68,7 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
     if absent:  # the grading machine lacks the exercise's optional packages: not graded, 0 of 0
         why = extras.unavailable_message(ex, absent)
         return _exercise_result(ex, item, match.info and match.info.name, "unavailable",
-                                {cid: Verdict("skipped", why) for cid in ids}, why)
+                                {cid: Verdict("skipped", why) for cid in ids}, options.device, why)
     if match.info is None:
         missing = Verdict("failed", f"no {noun(ex)} {ex.class_name} in the submission", "missing")
         verdicts = {cid: missing for cid in ids}
