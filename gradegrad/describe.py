@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.checks import applies
+from gradegrad.registry import applies
 
 CHECK_MEANINGS = {
     "found": "the class (or function) exists and has the right kind",

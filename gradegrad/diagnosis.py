@@ -208,3 +208,11 @@ def diagnose_rejection(message: str) -> Finding:
         return Finding("wrong_shape", f"autograd rejected the gradient at position {shape.group(1)}: shape "
                        f"({shape.group(2)}) where the input has shape ({shape.group(3)})")
     return Finding("rejected", f"autograd rejected what backward returned: {message.splitlines()[0] if message else ''}")
+
+
+def diagnose_fault(kind: str, message: str) -> Finding | None:
+    """A fault of the student's code that is a mistake to name, not a crash: autograd rejecting what
+    backward returned. None for the others (they are errors)."""
+    if kind == "rejected":
+        return diagnose_rejection(message)
+    return None

@@ -9,7 +9,7 @@ from typing import Mapping
 
 import gradegrad
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.checks import CheckContext, Verdict, applies, registered, skipped_on
+from gradegrad.registry import applies, checks_for, skipped_on
 from gradegrad.discovery import Match
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
@@ -18,6 +18,7 @@ from gradegrad.report import CheckResult, ExerciseResult, Report
 from gradegrad.options import Options
 from gradegrad.sandbox.remote import Loaded, Submission
 from gradegrad.variants import personalise, student_name
+from gradegrad.verdict import CheckContext, Verdict
 
 
 def _result(cid: str, verdict: Verdict, max_points: float) -> CheckResult:
@@ -69,7 +70,7 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
         return _exercise_result(ex, item, match.info.name, "timeout", {cid: over for cid in ids})
     runner = Runner(sub, ex, match.info.name, options.seed, limit)
     ctx = CheckContext(ex, match.info, runner, options.device)
-    checks = registered(ex.kind)
+    checks = checks_for(ex.kind)
     found = checks["found"](ctx)
     verdicts: dict[str, Verdict] = {}
     for cid in ids:

@@ -14,7 +14,8 @@ from contextlib import nullcontext
 import torch
 from torch.autograd.gradcheck import GradcheckError
 
-from gradegrad.checks import CheckContext, Verdict, check
+from gradegrad.registry import register
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.checks.values import gradient_finding, ordinary_cases
 from gradegrad.diagnosis import Finding
 from gradegrad.evaluation import Fault
@@ -46,7 +47,7 @@ def _expect_failure(ctx: CheckContext, case) -> bool:
     return ev.fault is None and gradient_finding(ctx, ev) is not None
 
 
-@check("gradcheck")
+@register("gradcheck")
 def gradcheck(ctx: CheckContext) -> Verdict:
     case = ordinary_cases(ctx)[0]
     args = tuple(a.requires_grad_(spec.differentiable) if isinstance(a, torch.Tensor) else a

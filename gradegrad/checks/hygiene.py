@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from gradegrad.checks import CheckContext, Verdict, check, skipped_on
+from gradegrad.registry import register, skipped_on
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.checks.values import ordinary_cases
 
 
@@ -14,7 +15,7 @@ def _same(a: object, b: object) -> bool:
     return True
 
 
-@check("inputs_unchanged")
+@register("inputs_unchanged")
 def inputs_unchanged(ctx: CheckContext) -> Verdict:
     ev = ctx.runner.evaluate(ordinary_cases(ctx)[0])
     for phase, echo in (("forward", ev.echo_forward), ("backward", ev.echo_backward)):
@@ -32,7 +33,7 @@ def inputs_unchanged(ctx: CheckContext) -> Verdict:
     return Verdict.passed()
 
 
-@check("device")
+@register("device")
 def device(ctx: CheckContext) -> Verdict:
     why = skipped_on("device", ctx.device)
     if why:

@@ -7,7 +7,8 @@ from typing import Iterable
 import torch
 
 from gradegrad.catalog import Case
-from gradegrad.checks import CheckContext, Verdict, check
+from gradegrad.registry import register
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Evaluation
 from gradegrad.reference import memo, reference_gradients, reference_output
@@ -73,12 +74,12 @@ def per_case(ctx: CheckContext, cases: Iterable[Case], judge, dtype: str = "floa
     return Verdict.passed()
 
 
-@check("forward")
+@register("forward")
 def forward(ctx: CheckContext) -> Verdict:
     return per_case(ctx, ordinary_cases(ctx), output_finding, forward_only=True)
 
 
-@check("backward")
+@register("backward")
 def backward(ctx: CheckContext) -> Verdict:
     return per_case(ctx, ordinary_cases(ctx), gradient_finding)
 
@@ -94,7 +95,7 @@ def _float32_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     return gradient_finding(ctx, ev)
 
 
-@check("float32")
+@register("float32")
 def float32(ctx: CheckContext) -> Verdict:
     return per_case(ctx, ordinary_cases(ctx)[:1], _float32_finding, "float32")
 
@@ -103,7 +104,7 @@ def _stable_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     return output_finding(ctx, ev) or gradient_finding(ctx, ev)
 
 
-@check("stability")
+@register("stability", applies=lambda ex: any(c.stability for c in ex.cases))
 def stability(ctx: CheckContext) -> Verdict:
     cases = [c for c in ctx.exercise.cases if c.stability]
     return per_case(ctx, cases, _stable_finding)

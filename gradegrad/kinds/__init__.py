@@ -8,43 +8,30 @@
 | `chain`    | `backward_diff_chain(x, funcs, params)`                       | functions       |
 | `formula`  | nothing to run: ∇f at a point, in a YAML/JSON file (`gradegrad.formula`) | -    |
 
-Each kind registers its checks here under the ids of `catalog.CHECK_IDS`; `checks.applies` and
-`checks.registered` ask this registry for every kind but `function`. The child only runs the
-student's code and returns data; every comparison is made in the grader.
+Each kind's module registers its checks in `gradegrad.registry` under the ids of
+`catalog.CHECK_IDS` (a kind's check applies to every exercise of that kind); importing this
+package registers them all. The child only runs the student's code and returns data; every
+comparison is made in the grader.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Sequence
 
-from gradegrad.catalog import CHECK_IDS, Exercise
+from gradegrad.catalog import Exercise
 from gradegrad.discovery import Match, match_all
+from gradegrad.registry import checks_for, kind_check
 from gradegrad.sandbox.remote import ClassInfo, Loaded
+from gradegrad.verdict import Check
 
-if TYPE_CHECKING:
-    from gradegrad.checks import Check
+__all__ = ["FUNCTION_KINDS", "kind_check", "kind_checks", "match_submission", "noun"]
 
 FUNCTION_KINDS = ("vjp", "chain")  # kinds whose answer is a plain function, not a class
-KIND_CHECKS: dict[str, dict[str, "Check"]] = {}
 
 
-def kind_check(kind: str, check_id: str) -> Callable[["Check"], "Check"]:
-    """Register a kind's check under a rubric check id."""
-    assert check_id in CHECK_IDS, check_id
-
-    def register(fn: "Check") -> "Check":
-        KIND_CHECKS.setdefault(kind, {})[check_id] = fn
-        return fn
-
-    return register
-
-
-def kind_checks(kind: str) -> dict[str, "Check"]:
-    """The checks of a kind, in CHECK_IDS order (importing the modules registers them)."""
-    from gradegrad.kinds import chain, module, vjp  # noqa: F401
-
-    table = KIND_CHECKS.get(kind, {})
-    return {cid: table[cid] for cid in CHECK_IDS if cid in table}
+def kind_checks(kind: str) -> dict[str, Check]:
+    """The checks of a kind, in CHECK_IDS order."""
+    return checks_for(kind)
 
 
 def noun(ex: Exercise) -> str:
@@ -81,3 +68,7 @@ def match_submission(exercises: Sequence[Exercise], loaded: Loaded) -> dict[str,
         result.update(fitting)
         result.update(match_all(rest, [c for c in pool if c.name not in taken]))
     return result
+
+
+# importing the kinds' modules registers their checks (a new kind's module is added here)
+from gradegrad.kinds import chain, module, vjp  # noqa: E402,F401
