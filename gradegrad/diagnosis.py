@@ -124,10 +124,16 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
                    f"got {worst.got:.6g}, expected {worst.expected:.6g}", worst)
 
 
-def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance) -> Finding | None:
-    """Check forward's output: a tensor of the reference's shape, dtype and values."""
+def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance, type_name: str | None = None) -> Finding | None:
+    """Check forward's output: a tensor of the reference's shape, dtype and values.
+
+    `type_name` is what the child saw forward return (a tuple arrives here as a list)."""
     if not isinstance(got, torch.Tensor):
-        return Finding("wrong_type", f"forward returned {_type_name(got)}, expected a tensor")
+        kind = type_name or _type_name(got)
+        if isinstance(got, list) and len(got) == 1 and isinstance(got[0], torch.Tensor):
+            return Finding("wrong_type", f"forward returned a {kind} holding one tensor, expected the tensor itself: "
+                           "return y, not (y,) or [y] (Function.apply hands the caller what forward returns)")
+        return Finding("wrong_type", f"forward returned {kind}, expected a tensor")
     if got.shape != expected.shape:
         return Finding("wrong_shape", f"the output has shape {_shape(got)}, expected {_shape(expected)}")
     if got.dtype != expected.dtype:

@@ -79,7 +79,7 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
         else:
             verdicts[cid] = _run_check(checks[cid], ctx, cid)
     verdicts = _unfinished(verdicts)
-    return _exercise_result(ex, item, match.info.name, _status(verdicts, item), verdicts)
+    return _exercise_result(ex, item, match.info.name, _status(verdicts, item), verdicts, match.hint)
 
 
 def _unfinished(verdicts: dict[str, Verdict]) -> dict[str, Verdict]:

@@ -120,3 +120,15 @@ def test_same_seed_same_report(graded):
     a = graded(SUBMISSIONS / "scale_error.py", seed=7).to_dict()
     b = graded(SUBMISSIONS / "scale_error.py", seed=7, timeout=29).to_dict()
     assert a == b
+
+
+def test_the_function_wrapped_by_a_module_is_graded_and_a_1_tuple_forward_fails_forward_only(graded):
+    report = graded(SUBMISSIONS / "wrapped_function.py", rubric="all", exercises=("linear", "sigmoid"))
+    linear = exercise(report, "linear")
+    assert linear.status == "passed" and linear.class_name == "LinearFunction" and "nn.Module" in linear.hint
+    sigmoid = exercise(report, "sigmoid")
+    assert sigmoid.status == "failed" and sigmoid.first_problem.id == "forward"
+    assert sigmoid.first_problem.diagnosis == "wrong_type" and "tuple holding one tensor" in sigmoid.first_problem.message
+    assert check(report, "sigmoid", "backward").status == "passed"
+    assert check(report, "sigmoid", "gradcheck").status == "passed"
+    assert not any(c.status == "error" for c in sigmoid.checks)

@@ -26,7 +26,8 @@ def output_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     tol = ctx.exercise.tolerance(ev.dtype)
     expected = _reference(ctx, ev)[0]
     dtype = torch.float32 if ev.dtype == "float32" else torch.float64
-    return diagnose_output(ev.output, expected.to(dtype), tol)
+    kind = ev.meta.get("type") if isinstance(ev.meta.get("type"), str) else None
+    return diagnose_output(ev.output, expected.to(dtype), tol, kind)
 
 
 def _reference(ctx: CheckContext, ev: Evaluation, ones: bool = False):

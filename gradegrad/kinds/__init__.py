@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from gradegrad.catalog import Exercise
-from gradegrad.discovery import Match, match_all
+from gradegrad.discovery import Match, match_all, prefer_fitting
 from gradegrad.registry import checks_for, kind_check
 from gradegrad.sandbox.remote import ClassInfo, Loaded
 from gradegrad.verdict import Check
@@ -52,7 +52,9 @@ def match_submission(exercises: Sequence[Exercise], loaded: Loaded) -> dict[str,
 
     Names that fit the exercise's kind come first: with the seed's `ParamReLU_Fun` (a Function)
     and `ParamReLU` (a Module), the Function exercise gets the first and the Module one the second.
-    What is left is matched as before, for "derives from X" and "did you mean" diagnostics.
+    What is left is matched as before, for "derives from X" and "did you mean" diagnostics, except
+    that a class of the wrong kind under the exercise's name (`Linear`, an nn.Module wrapping the
+    student's `LinearFunction`) gives way to the one class of the right kind named like it.
     """
     result: dict[str, Match] = {}
     for functions in (False, True):
@@ -66,8 +68,23 @@ def match_submission(exercises: Sequence[Exercise], loaded: Loaded) -> dict[str,
         taken = {m.info.name for m in fitting.values()}
         rest = [ex for ex in group if ex.id not in fitting]
         result.update(fitting)
-        result.update(match_all(rest, [c for c in pool if c.name not in taken]))
+        for ex_id, m in match_all(rest, [c for c in pool if c.name not in taken]).items():
+            ex = next(e for e in rest if e.id == ex_id)
+            free = [c for c in pool if _fits(ex.kind, c) and c.name not in taken]
+            m = prefer_fitting(ex, m, free, _kind_noun(ex.kind), _what(m.info)) if m.info is not None else m
+            taken |= {m.info.name} if m.info is not None and _fits(ex.kind, m.info) else set()
+            result[ex_id] = m
     return result
+
+
+def _kind_noun(kind: str) -> str:
+    return "nn.Module" if kind == "module" else "torch.autograd.Function"
+
+
+def _what(info: ClassInfo) -> str:
+    if info.is_module:
+        return "an nn.Module"
+    return "a torch.autograd.Function" if info.is_function else "not a torch.autograd.Function"
 
 
 # importing the kinds' modules registers their checks (a new kind's module is added here)

@@ -121,8 +121,9 @@ class Evaluator:
             out = cls.apply(*args)
         reply: dict[str, Any] = {"ok": True, "output": encode_value(out, tensors), "meta": self.meta(out),
                                  "ops": ops.names(), "autograd": ops.autograd}
-        if msg.header.get("keep") and isinstance(out, torch.Tensor) and out.grad_fn is not None:
-            reply["handle"] = self.keep(out, args, cls)
+        kept = _single(out)  # a 1-tuple's tensor: its backward is still graded
+        if msg.header.get("keep") and isinstance(kept, torch.Tensor) and kept.grad_fn is not None:
+            reply["handle"] = self.keep(kept, args, cls)
         if msg.header.get("echo"):
             reply["echo"] = encode_value([_detached(a) for a in args], tensors)
             reply["versions"] = [a._version if isinstance(a, torch.Tensor) else None for a in args]
@@ -303,6 +304,8 @@ class Evaluator:
 
     @staticmethod
     def meta(out: Any) -> dict[str, Any]:
+        if isinstance(out, (tuple, list)):
+            return {"type": type(out).__name__[:200], "length": len(out)}
         if not isinstance(out, torch.Tensor):
             return {"type": type(out).__name__[:200]}
         return {"type": "Tensor", "device": str(out.device), "requires_grad": out.requires_grad,
@@ -355,6 +358,13 @@ def _root(out: Any) -> dict[str, Any] | None:
     name, module = getattr(fn, "__name__", None), getattr(fn, "__module__", None)
     return {"node": type(node).__name__[:200], "function": None if fn is None else str(name)[:200],
             "module": None if fn is None else str(module)[:200]}
+
+
+def _single(out: Any) -> Any:
+    """The tensor of a forward that returned it in a 1-tuple or 1-list, else `out` itself."""
+    if isinstance(out, (tuple, list)) and len(out) == 1 and isinstance(out[0], torch.Tensor):
+        return out[0]
+    return out
 
 
 def _detached(value: Any) -> Any:
