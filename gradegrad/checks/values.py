@@ -58,7 +58,7 @@ def _no_backward(ev: Evaluation) -> Finding:
 
 
 def per_case(ctx: CheckContext, cases: Iterable[Case], judge, dtype: str = "float64",
-             forward_only: bool = False, evaluate=None) -> Verdict:
+             forward_only: bool = False, evaluate=None, where: str = "") -> Verdict:
     """Run `judge(ctx, ev)` on every case; the first fault or finding decides.
 
     With `forward_only`, a fault in backward does not stop judging the output forward returned.
@@ -70,8 +70,9 @@ def per_case(ctx: CheckContext, cases: Iterable[Case], judge, dtype: str = "floa
             return Verdict.fault(ev.fault)
         finding = judge(ctx, ev)
         if finding:
-            where = f"case '{case.name}': " if case.name != ctx.exercise.cases[0].name else ""
-            return Verdict.failed(finding, where)
+            named = f"case '{case.name}'" if case.name != ctx.exercise.cases[0].name else ""
+            prefix = " ".join(p for p in (named, where) if p)
+            return Verdict.failed(finding, f"{prefix}: " if prefix else "")
     return Verdict.passed()
 
 
@@ -107,5 +108,9 @@ def _stable_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
 
 @register("stability", applies=lambda ex: any(c.stability for c in ex.cases))
 def stability(ctx: CheckContext) -> Verdict:
+    """The large-magnitude cases, in float64 and then in float32 (whose exp overflows past 88.7)."""
     cases = [c for c in ctx.exercise.cases if c.stability]
-    return per_case(ctx, cases, _stable_finding)
+    verdict = per_case(ctx, cases, _stable_finding)
+    if verdict.status != "passed":
+        return verdict
+    return per_case(ctx, cases, _stable_finding, "float32", where="in float32")
