@@ -9,7 +9,7 @@ import torch
 from gradegrad.catalog import Case
 from gradegrad.registry import register
 from gradegrad.verdict import CheckContext, Verdict
-from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
+from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output, dtype_finding
 from gradegrad.evaluation import Evaluation
 from gradegrad.reference import memo, reference_gradients, reference_output
 
@@ -30,24 +30,53 @@ def output_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     return diagnose_output(ev.output, expected.to(dtype), tol, kind)
 
 
-def _reference(ctx: CheckContext, ev: Evaluation, ones: bool = False):
-    """(output, gradients) of the reference for `ev`'s inputs and upstream gradient (or all ones)."""
-    key = ("values", ctx.exercise, ev.case.name, ev.dtype, tuple(ev.mask), ctx.runner.seed, ones)
+def _reference(ctx: CheckContext, ev: Evaluation, upstream: str = "g"):
+    """(output, gradients) of the reference for `ev`'s inputs and an upstream gradient: `ev`'s own
+    ("g"), all ones ("ones": what ignoring it gives) or its square ("squared": applying it twice)."""
+    key = ("values", ctx.exercise, ev.case.name, ev.dtype, tuple(ev.mask), ctx.runner.seed, upstream)
     if ev.grad_output is None:
         return memo(key, lambda: (reference_output(ctx.exercise, reference_args(ev)).detach(), None))
-    upstream = torch.ones_like(ev.grad_output) if ones else ev.grad_output
-    return memo(key, lambda: reference_gradients(ctx.exercise, reference_args(ev), ev.mask, upstream.double()))
+    g = ev.grad_output.double()
+    vector = {"g": g, "ones": torch.ones_like(g), "squared": g * g}[upstream]
+    return memo(key, lambda: reference_gradients(ctx.exercise, reference_args(ev), ev.mask, vector))
+
+
+def received(ev: Evaluation) -> list:
+    """The gradients as the caller receives them: autograd casts a floating-point gradient to its
+    input's dtype (the gradient's own dtype is judged by `dtype_finding`)."""
+    return [g.to(a.dtype) if isinstance(g, torch.Tensor) and isinstance(a, torch.Tensor) and g.is_floating_point()
+            and a.is_floating_point() and not g.is_complex() else g for g, a in zip(ev.grads, ev.args)] \
+        + list(ev.grads[len(ev.args):])
+
+
+def _dtype_findings(ev: Evaluation) -> list[Finding]:
+    found = [dtype_finding(s.name, g, a.dtype) for s, g, a in zip(ev.case.inputs, ev.grads, ev.args)
+             if s.differentiable and isinstance(a, torch.Tensor)]
+    return [f for f in found if f is not None]
 
 
 def gradient_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
-    """Compare the gradients backward returned with the reference's, naming the mistake."""
+    """Compare the gradients backward returned with the reference's, naming the mistake.
+
+    Values are judged as the caller receives them (`received`). A gradient of lower precision than
+    its input fails with `wrong_dtype` unless its values are wrong even at that precision; a
+    higher-precision one is a note that costs nothing."""
     if ev.grads is None:
         return _no_backward(ev)
-    _, expected = _reference(ctx, ev)
-    _, ones = _reference(ctx, ev, ones=True)
     spec = ev.case.inputs
-    return diagnose_gradients(ev.grads, expected, ones, [s.name for s in spec], [s.is_tensor for s in spec],
-                              ctx.exercise.tolerance(ev.dtype))
+    names, tensors = [s.name for s in spec], [s.is_tensor for s in spec]
+    dtypes = _dtype_findings(ev)
+    lost = next((f for f in dtypes if not f.note), None)
+    tol = ctx.exercise.tolerance("float32" if lost else ev.dtype)
+    got = received(ev)
+    _, expected = _reference(ctx, ev)
+    finding = diagnose_gradients(got, expected, [None] * len(expected), names, tensors, tol)
+    if finding is not None:  # name the mistake: against ignoring grad_output, or applying it twice
+        _, ones = _reference(ctx, ev, "ones")
+        _, twice = _reference(ctx, ev, "squared")
+        scalar = float(ev.grad_output) if ev.grad_output.numel() == 1 else None
+        finding = diagnose_gradients(got, expected, ones, names, tensors, tol, twice, scalar)
+    return finding or lost or (dtypes[0] if dtypes else None)
 
 
 def _no_backward(ev: Evaluation) -> Finding:
@@ -62,18 +91,50 @@ def per_case(ctx: CheckContext, cases: Iterable[Case], judge, dtype: str = "floa
     """Run `judge(ctx, ev)` on every case; the first fault or finding decides.
 
     With `forward_only`, a fault in backward does not stop judging the output forward returned.
-    `evaluate(case)` gives the evaluation of a case (default: the runner's, in `dtype`).
+    `evaluate(case)` gives the evaluation of a case (default: the runner's, in `dtype`). A finding
+    that is a note (it costs nothing) passes the check and is kept as its message.
     """
+    evaluate = evaluate or (lambda case: ctx.runner.evaluate(case, dtype))
+    note = None
     for case in cases:
-        ev = evaluate(case) if evaluate else ctx.runner.evaluate(case, dtype)
+        ev = evaluate(case)
         if ev.fault and not (forward_only and ev.phase == "backward"):
             return Verdict.fault(ev.fault)
         finding = judge(ctx, ev)
-        if finding:
-            named = f"case '{case.name}'" if case.name != ctx.exercise.cases[0].name else ""
-            prefix = " ".join(p for p in (named, where) if p)
-            return Verdict.failed(finding, f"{prefix}: " if prefix else "")
-    return Verdict.passed()
+        if finding is not None and finding.note:
+            note = note or _prefixed(ctx, case, where, finding)
+        elif finding is not None:
+            finding = same_factor(ctx, finding, case, judge, evaluate)
+            return Verdict.failed(finding, _prefix(ctx, case, where))
+    return Verdict.passed(note.message, note.code) if note else Verdict.passed()
+
+
+def _prefix(ctx: CheckContext, case: Case, where: str) -> str:
+    named = f"case '{case.name}'" if case.name != ctx.exercise.cases[0].name else ""
+    prefix = " ".join(p for p in (named, where) if p)
+    return f"{prefix}: " if prefix else ""
+
+
+def _prefixed(ctx: CheckContext, case: Case, where: str, finding: Finding) -> Finding:
+    return Finding(finding.code, _prefix(ctx, case, where) + finding.message, finding.worst, note=True)
+
+
+def same_factor(ctx: CheckContext, finding: Finding, case: Case, judge, evaluate) -> Finding:
+    """A `scale_error` only when every ordinary case shows the same factor: a loss's single number
+    is always "some factor" of the expected one, so one case alone does not make it a scale error.
+    Otherwise the finding's `wrong_values`."""
+    if finding.code != "scale_error" or finding.factor is None or finding.otherwise is None:
+        return finding
+    others = [c for c in ordinary_cases(ctx) if c.name != case.name]
+    if not others and finding.worst is not None and finding.worst.index == ():
+        return finding.otherwise
+    for other in others:
+        ev = evaluate(other)
+        found = None if ev.fault else judge(ctx, ev)
+        if found is None or found.code != "scale_error" or found.factor is None \
+                or abs(found.factor - finding.factor) > 1e-3 * abs(finding.factor):
+            return finding.otherwise
+    return finding
 
 
 @register("forward")
@@ -87,14 +148,7 @@ def backward(ctx: CheckContext) -> Verdict:
 
 
 def _float32_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
-    finding = output_finding(ctx, ev)
-    if finding:
-        return finding
-    for spec, g in zip(ev.case.inputs, ev.grads or []):
-        if spec.differentiable and isinstance(g, torch.Tensor) and g.dtype != torch.float32:
-            return Finding("wrong_dtype", f"the gradient of `{spec.name}` is {str(g.dtype)[6:]} for a float32 "
-                           "input: keep the input's dtype")
-    return gradient_finding(ctx, ev)
+    return output_finding(ctx, ev) or gradient_finding(ctx, ev)
 
 
 @register("float32")
