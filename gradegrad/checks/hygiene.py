@@ -102,14 +102,13 @@ def backward_finding(ev: Evaluation) -> Finding | None:
 
 @register("inputs_unchanged")
 def inputs_unchanged(ctx: CheckContext) -> Verdict:
-    faulty = None
     for ev in evaluations(ctx):
         finding = forward_finding(ev) or backward_finding(ev)
         if finding is not None:
             return Verdict.failed(finding, _where(ctx, ev))
-        faulty = faulty or (ev if ev.fault and ev.case in ordinary_cases(ctx) else None)
-    if faulty is not None:
-        return Verdict.fault(faulty.fault)
+    first = ctx.runner.evaluate(ordinary_cases(ctx)[0])
+    if first.fault:  # not even the first case ran: no evidence either way
+        return Verdict.fault(first.fault)
     return Verdict.passed()
 
 

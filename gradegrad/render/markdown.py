@@ -48,7 +48,11 @@ def _check_line(check: CheckResult) -> str:
     points = f"{_points(check.points)}/{_points(check.max_points)}"
     flag = " (a flag: worth no points)" if check.max_points == 0 and check.status == "failed" else ""
     text = f"- {_status(check.status)} `{check.id}` {points}{flag}"
-    return text + (f": {inline(check.message)}" if check.message and check.status != "passed" else "")
+    if check.status == "passed":  # a remark that cost nothing (a harmless upcast)
+        return text + (f" (note: {inline(check.message)} `{check.diagnosis}`)" if check.diagnosis and check.message
+                       else "")
+    code = f" `{check.diagnosis}`" if check.diagnosis else ""
+    return text + (f": {inline(check.message)}{code}" if check.message else code)
 
 
 def _diagnosis(check: CheckResult) -> list[str]:
