@@ -63,6 +63,7 @@ class Finding:
     worst: Worst | None = None
     factor: float | None = None  # of a scale_error: got ≈ factor · expected
     otherwise: "Finding | None" = None  # a scale_error's wrong_values, if the factor differs between cases
+    subject: str = ""  # how the message names the tensor (e.g. "the gradient of `x`")
     note: bool = False  # worth mentioning, costs nothing (e.g. a gradient upcast that autograd casts back)
 
 
@@ -158,7 +159,7 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
             return _twice(what, worst)
     if factor is not None:
         return Finding("scale_error", f"{what} is {factor:.4g} times the expected value: "
-                       "a constant factor is missing or extra", worst, factor, wrong_values(what, worst))
+                       "a constant factor is missing or extra", worst, factor, wrong_values(what, worst), what)
     return wrong_values(what, worst)
 
 

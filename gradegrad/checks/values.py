@@ -126,14 +126,21 @@ def same_factor(ctx: CheckContext, finding: Finding, case: Case, judge, evaluate
     if finding.code != "scale_error" or finding.factor is None or finding.otherwise is None:
         return finding
     others = [c for c in ordinary_cases(ctx) if c.name != case.name]
-    if not others and finding.worst is not None and finding.worst.index == ():
+    scalar = finding.worst is not None and finding.worst.index == ()
+    if not others and scalar:
         return finding.otherwise
     for other in others:
         ev = evaluate(other)
         found = None if ev.fault else judge(ctx, ev)
-        if found is None or found.code != "scale_error" or found.factor is None \
-                or abs(found.factor - finding.factor) > 1e-3 * abs(finding.factor):
+        if found is None or found.code != "scale_error" or found.factor is None:
             return finding.otherwise
+        if abs(found.factor - finding.factor) > 1e-3 * abs(finding.factor):
+            if scalar:  # one number per case: any two numbers have "a factor"
+                return finding.otherwise
+            return Finding("wrong_values", f"{finding.subject} is {finding.factor:.4g} times the expected value "
+                           f"in case '{case.name}' but {found.factor:.4g} times in case '{other.name}': a factor "
+                           "that changes with the input's size (a sum or a mean over the wrong number of "
+                           "elements?)", finding.worst)
     return finding
 
 
