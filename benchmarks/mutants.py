@@ -677,18 +677,21 @@ def markdown(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def _status(o: Outcome) -> str:
+    """What the kind's own check said when it gave no code: error (raised), passed (caught elsewhere)."""
+    return o.decisive.split(": ", 1)[1] if o.decisive.startswith(o.kind.check + ":") else "passed"
+
+
 def kind_markdown(outcomes: list[Outcome]) -> str:
-    """Per kind: how many exercises it applies to, how many were caught, and the diagnoses given.
-    The students' own mistakes (a different one per exercise) share one row."""
+    """Per kind: how many exercises it applies to, how many were caught, and the diagnoses its own
+    check gave. The students' own mistakes (a different one per exercise) share one row."""
     lines = ["| variant | exercises | caught / passed | diagnosis given |", "|---|---|---|---|"]
     label = lambda k: "own mistakes (see the tables per exercise)" if k.family == "mistake" else k.name  # noqa: E731
     for name in dict.fromkeys(label(o.kind) for o in outcomes):
         mine = [o for o in outcomes if label(o.kind) == name]
         wrong = mine[0].kind.wrong
         good = sum(o.caught for o in mine) if wrong else sum(o.ok for o in mine)
-        codes = sorted({o.decisive for o in mine if o.decisive}) if wrong else []
-        if name.startswith("own mistakes"):
-            codes = sorted({f"{o.kind.check}: {o.code or o.status}" for o in mine})
+        codes = sorted({f"{o.kind.check}: {o.code or _status(o)}" for o in mine}) if wrong else []
         given = ", ".join(f"`{c}`" for c in codes) or "passes"
         lines.append(f"| {name}{'' if wrong else ' (right)'} | {len(mine)} | {good}/{len(mine)} | {given} |")
     return "\n".join(lines)

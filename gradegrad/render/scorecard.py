@@ -119,13 +119,13 @@ def _notes(ex: ExerciseResult) -> list[CheckResult]:
 def _details(ex: ExerciseResult, width: int) -> list[Text]:
     """An exercise's failing checks, each with its reason; then flags, notes, the hint, the lesson."""
     if ex.status == "missing":
-        return [Text.assemble((ex.id, "bold"), ": ", (ex.hint, "yellow"))] if ex.hint else []
+        return [Text(""), Text.assemble((ex.id, "bold"), ": ", (ex.hint, "yellow"))] if ex.hint else []
     problems, notes = _problems(ex), _notes(ex)
     if not (problems or notes or ex.hint):
         return []
     title = Text.assemble((ex.id, "bold"), f" ({ex.class_name}) " if ex.class_name else " ",
                           (f"{_points(ex.score)}/{_points(ex.max_score)}", STYLES.get(ex.status, "")))
-    lines = [title]
+    lines = [Text(""), title]
     if ex.hint:
         lines.append(_wrapped([(ex.hint, "yellow")], width))
     lines += [_reason(checks, None if i == 0 else OTHER_REASON, width) for i, checks in enumerate(problems)]
