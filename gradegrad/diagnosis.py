@@ -292,6 +292,8 @@ def diagnose_fault(kind: str, message: str) -> Finding | None:
     others (they are errors)."""
     if kind == "rejected":
         return diagnose_rejection(message)
+    if kind == "wrong_dtype":
+        return Finding("wrong_dtype", message)
     if INPLACE_SAVED in message:
         tensor = re.search(r"\[torch\.\w+ \[[\d, ]*\]\]", message)
         what = f" ({tensor.group(0)[1:-1]})" if tensor else ""

@@ -22,7 +22,7 @@ from gradegrad.cases import DTYPES, make_grad_output, make_inputs
 from gradegrad.catalog import Case, Exercise
 from gradegrad.reference import memo, reference_output
 from gradegrad.sandbox.process import ChildFault, StudentRaised
-from gradegrad.sandbox.remote import InPlace, PartialCall, Submission, WrongOutput, remote_function
+from gradegrad.sandbox.remote import InPlace, PartialCall, Submission, WrongDtype, WrongOutput, remote_function
 
 T = TypeVar("T")
 FORWARD_RESERVE = 0.25  # of the exercise's budget (at least 2 s, at most half), not given to a backward,
@@ -33,7 +33,7 @@ FORWARD_RESERVE = 0.25  # of the exercise's budget (at least 2 s, at most half),
 class Fault:
     """Why the student's code produced no result."""
 
-    kind: str  # exception | exit | memory | rejected (by autograd) | timeout | crash | protocol
+    kind: str  # exception | exit | memory | rejected (by autograd) | wrong_dtype | timeout | crash | protocol
     message: str
     traceback: str | None = None
 
@@ -89,6 +89,8 @@ def fault_from(exc: Exception, phase: str, timeout: float) -> Fault:
             return Fault("timeout", f"time limit: {phase or 'the exercise'} did not finish within the "
                          f"exercise's {timeout:g} s")
         return Fault(exc.kind, f"{exc}" + (f" (during {phase})" if phase else ""))
+    if isinstance(exc, WrongDtype):
+        return Fault("wrong_dtype", str(exc))
     if isinstance(exc, WrongOutput):
         return Fault("exception", str(exc))
     raise exc

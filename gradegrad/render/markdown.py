@@ -121,7 +121,7 @@ def to_markdown(report: Report, name: str | None = None) -> str:
     if report.exercises:
         lines += ["", *_table(report)]
         for ex in report.exercises if report.error is None else ():
-            if ex.status != "passed" or any(c.status == "failed" for c in ex.checks):
+            if ex.status != "passed" or any(c.status == "failed" or c.diagnosis for c in ex.checks):
                 lines += _exercise(ex)
     if report.notes:
         lines += ["", *[f"_{inline(note)}_  " for note in report.notes]]

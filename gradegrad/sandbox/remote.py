@@ -389,6 +389,10 @@ class WrongOutput(Exception):
     """The student's forward returned something that is not a tensor."""
 
 
+class WrongDtype(WrongOutput):
+    """The student's forward answered in another floating dtype than its inputs' (gradcheck needs float64)."""
+
+
 class PartialCall(ChildFault):
     """The child answered forward, then backward timed out, crashed or garbled its reply."""
 
@@ -417,6 +421,10 @@ def remote_function(sub: Submission, class_name: str,
             if not isinstance(res.output, torch.Tensor):
                 kind = res.output.type_name if isinstance(res.output, Other) else type(res.output).__name__
                 raise WrongOutput(f"forward returned {kind}, not a tensor")
+            given = next((a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()), None)
+            if given is not None and res.output.is_floating_point() and res.output.dtype != given:
+                raise WrongDtype(f"forward returned {str(res.output.dtype).removeprefix('torch.')} for "
+                                 f"{str(given).removeprefix('torch.')} inputs: return the inputs' dtype")
             ctx.handle = res.handle
             return res.output.clone()
 
