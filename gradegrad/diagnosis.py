@@ -297,7 +297,7 @@ def diagnose_fault(kind: str, message: str) -> Finding | None:
     if INPLACE_SAVED in message:
         tensor = re.search(r"\[torch\.\w+ \[[\d, ]*\]\]", message)
         what = f" ({tensor.group(0)[1:-1]})" if tensor else ""
-        return Finding("mutates_saved", f"a tensor saved for backward{what} was overwritten in place (by forward "
-                       "after saving it, or by a backward called once already), so autograd refuses to use it "
-                       "again: work on a copy (x = x.clone()) instead of x.mul_(...), x += ..., x[...] = ...")
+        return Finding("mutates_saved", f"a tensor saved for backward{what} was overwritten in place, so autograd "
+                       "refuses it when backward runs again (as gradcheck does): work on a copy (x.clone()) or out "
+                       "of place (x * y, not x.mul_(y))")
     return None

@@ -20,7 +20,7 @@ from gradegrad.registry import register, skipped_on
 from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.checks.values import ordinary_cases
 
-WORK_ON_A_COPY = "work on a copy (y = x.clone(), or an out-of-place operation: x * y, not x.mul_(y))"
+WORK_ON_A_COPY = "work on a copy (x.clone()) or out of place (x * y, not x.mul_(y))"
 
 
 def _same(a: object, b: object) -> bool:
@@ -62,12 +62,12 @@ def forward_finding(ev: Evaluation) -> Finding | None:
     names = [s.name for s in ev.case.inputs]
     for name, sent, seen in zip(names, ev.args, ev.echo_forward or []):
         if _changed(sent, seen):
-            return Finding("mutates_input", f"forward changed the values of input `{name}` in place (e.g. "
-                           f"x.exp_(), x += ..., x[...] = ...): {WORK_ON_A_COPY}")
+            return Finding("mutates_input", f"forward changed the values of input `{name}` in place (x.exp_(), "
+                           f"x += ..., x[...] = ...); {WORK_ON_A_COPY}")
     for name, version in zip(names, ev.versions):
         if version:
             return Finding("mutates_input", f"forward wrote to input `{name}` in place (an in-place operation "
-                           f"such as clamp_ or mul_): {WORK_ON_A_COPY}")
+                           f"such as clamp_ or mul_); {WORK_ON_A_COPY}")
     return None
 
 
@@ -77,26 +77,25 @@ def backward_finding(ev: Evaluation) -> Finding | None:
     facts = ev.in_place
     if facts is not None and facts.saved_error:
         return Finding("mutates_saved", "forward overwrote a tensor after saving it for backward (torch: "
-                       f"{facts.saved_error.splitlines()[0][:200]}): save it once it is final, or {WORK_ON_A_COPY}")
+                       f"{facts.saved_error.splitlines()[0][:200]}); save it once it is final, or {WORK_ON_A_COPY}")
     for i, (name, sent) in enumerate(zip(names, ev.args)):
         seen = (ev.echo_backward or [None] * len(names))[i] if i < len(ev.echo_backward or []) else None
         version = facts.args[i] if facts is not None and i < len(facts.args) else None
         if _changed(ev.echo_forward[i] if ev.echo_forward and i < len(ev.echo_forward) else sent, seen) \
                 or _bumped(version):
-            return Finding("mutates_input", f"backward changed the values of input `{name}` in place (a tensor "
-                           f"from ctx.saved_tensors is the caller's own): {WORK_ON_A_COPY}")
+            return Finding("mutates_input", f"backward changed the values of input `{name}` in place (a saved input "
+                           f"is the caller's tensor); {WORK_ON_A_COPY}")
     if _changed(ev.grad_output, ev.grad_output_after) or _bumped(facts.grad_output if facts else None):
-        return Finding("mutates_grad_output", "backward changed grad_output in place (e.g. grad_output.mul_(...), "
-                       "grad_output -= ..., grad_output[mask] *= ...): it is the caller's upstream gradient, which "
-                       "other branches of the graph also receive; " + WORK_ON_A_COPY)
+        return Finding("mutates_grad_output", "backward changed grad_output in place (grad_output.mul_(...), -= ..., "
+                       "[mask] *= ...): it is the caller's upstream gradient, shared with the other branches of the "
+                       "graph; " + WORK_ON_A_COPY)
     if _changed(ev.output, ev.output_after) or _bumped(facts.output if facts else None):
-        return Finding("mutates_output", "backward changed the output forward returned, in place (e.g. "
-                       "y = ctx.saved_tensors[0]; y.mul_(1 - y)): the caller still holds it; " + WORK_ON_A_COPY)
+        return Finding("mutates_output", "backward changed the output forward returned, in place (a saved output "
+                       "is the caller's tensor, e.g. y.mul_(1 - y)); " + WORK_ON_A_COPY)
     for role, before, after in (facts.saved if facts else ()):
         if after != before and role == "other":
-            return Finding("mutates_saved", "backward wrote in place to a tensor saved for backward: a second "
-                           "backward (retain_graph=True, as gradcheck does) would read the damaged value; "
-                           + WORK_ON_A_COPY)
+            return Finding("mutates_saved", "backward wrote in place to a tensor saved for backward, so a second "
+                           "backward (retain_graph=True) would read it changed; " + WORK_ON_A_COPY)
     return None
 
 
