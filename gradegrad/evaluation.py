@@ -138,7 +138,7 @@ class Runner:
         if self.backward_dead:
             return self._forward_alone(ev)
         try:
-            ev.phase = "forward or backward"
+            ev.phase = "forward"  # until forward's reply arrives (backward's faults come as PartialCall)
             res, back, error = self.sub.call(self.class_name, ev.args, mask, ev.grad_output, timeout=self.remaining(),
                                              backward_timeout=self._backward_budget(), mode=mode, echo=True)
         except PartialCall as exc:  # forward answered, backward did not
@@ -147,7 +147,6 @@ class Runner:
             ev.fault = self._backward_lost(fault_from(exc, "backward", self.timeout))
             return ev
         except (StudentRaised, ChildFault) as exc:
-            ev.phase = "forward" if isinstance(exc, StudentRaised) else ev.phase
             ev.fault = self._record(fault_from(exc, ev.phase, self.timeout))
             return ev
         self._forward(ev, res)
