@@ -20,7 +20,7 @@ from typing import Callable, Literal, Mapping
 import gradegrad
 from gradegrad.cache import ResultCache, cache_key, grading_digest
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.checks import skipped_on
+from gradegrad.registry import skipped_on
 from gradegrad.errors import GradegradError
 from gradegrad.grading import grade
 from gradegrad.options import Options

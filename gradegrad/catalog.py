@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import math
 import os
 import re
 from dataclasses import dataclass, replace
@@ -76,6 +77,7 @@ class InputSpec:
     domain: Domain = Domain()
     requires_grad: bool = True
     value: float | int | None = None  # for float/int arguments
+    include: tuple[float, ...] = ()  # values every draw holds, as its first elements (decisive values)
 
     @property
     def is_tensor(self) -> bool:
@@ -293,8 +295,8 @@ def _kind(value: Any) -> str:
 
 # --------------------------------------------------------------------------- exercises
 
-_INPUT_FIELDS = ("name", "kind", "shape", "dtype", "domain", "requires_grad", "value")
-_OVERRIDE_FIELDS = ("shape", "domain", "value")
+_INPUT_FIELDS = ("name", "kind", "shape", "dtype", "domain", "requires_grad", "value", "include")
+_OVERRIDE_FIELDS = ("shape", "domain", "value", "include")
 
 
 def _domain(path: Path, where: str, data: Any) -> Domain:
@@ -329,7 +331,32 @@ def _input(path: Path, where: str, data: Any) -> InputSpec:
     requires_grad = f.get("requires_grad", bool, dtype == "float", "true or false")
     if requires_grad and dtype != "float":
         raise f.error("requires_grad", "only float inputs can require grad")
-    return InputSpec(name, "tensor", f.shape("shape"), dtype, domain, requires_grad)
+    spec = InputSpec(name, "tensor", f.shape("shape"), dtype, domain, requires_grad)
+    return _with_include(f, spec)
+
+
+def _with_include(f: "_Fields", spec: InputSpec) -> InputSpec:
+    """`include`: a list of numbers the tensor holds (its first elements), at most one per element."""
+    if "include" not in f.data:
+        return spec
+    if not spec.is_tensor:
+        raise f.error("include", "only tensor inputs take include; a float/int input takes value")
+    values = f.get("include", list, what="a list of numbers, e.g. [-1000, 1000]")
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise f.error("include", f"expected a non-empty list of numbers, e.g. [-1000, 1000], got {values!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise f.error("include", f"expected finite numbers, got {values!r}")
+    if spec.dtype == "long" and not all(float(v).is_integer() and spec.domain.get("low") <= v < spec.domain.get("high")
+                                        for v in values):
+        raise f.error("include", f"a long input includes integers in [low, high) of its domain, got {values!r}")
+    return replace(spec, include=tuple(float(v) for v in values))
+
+
+def _check_include(f: "_Fields", spec: InputSpec, key: str) -> None:
+    """The included values fit in the tensor's shape (checked once the case's shape is known)."""
+    room = math.prod(spec.shape)
+    if spec.include and len(spec.include) > room:
+        raise f.error(key, f"{len(spec.include)} values to include, but shape {list(spec.shape)} holds {room}")
 
 
 def _override(path: Path, where: str, base: InputSpec, data: Any) -> InputSpec:
@@ -343,7 +370,7 @@ def _override(path: Path, where: str, base: InputSpec, data: Any) -> InputSpec:
         changes["domain"] = _domain(path, f"{where}.domain", data["domain"])
     if "value" in data:
         changes["value"] = f.number("value")
-    return replace(base, **changes)
+    return _with_include(f, replace(base, **changes))
 
 
 def _case(path: Path, where: str, data: Any, base: tuple[InputSpec, ...]) -> Case:
@@ -355,6 +382,8 @@ def _case(path: Path, where: str, data: Any, base: tuple[InputSpec, ...]) -> Cas
             raise ManifestError(path, f"{where}.inputs.{key}", f"no such input (inputs are: {', '.join(names)})")
     inputs = tuple(_override(path, f"{where}.inputs.{s.name}", s, overrides[s.name])
                    if s.name in overrides else s for s in base)
+    for spec in inputs:
+        _check_include(f, spec, f"inputs.{spec.name}")
     return Case(f.text("name"), inputs, f.get("stability", bool, False, "true or false"))
 
 

@@ -9,7 +9,7 @@ from typing import Mapping
 
 import gradegrad
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.checks import CheckContext, Verdict, registered, skipped_on
+from gradegrad.registry import checks_for, skipped_on
 from gradegrad.discovery import Match
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
@@ -19,6 +19,7 @@ from gradegrad.options import Options
 from gradegrad.points import applicable
 from gradegrad.sandbox.remote import Loaded, Submission
 from gradegrad.variants import personalise, student_name
+from gradegrad.verdict import CheckContext, Verdict
 
 
 def _result(cid: str, verdict: Verdict, max_points: float, seconds: float = 0.0) -> CheckResult:
@@ -80,7 +81,7 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
         return _exercise_result(ex, item, match.info.name, "timeout", {cid: over for cid in ids}, options.device)
     runner = Runner(sub, ex, match.info.name, options.seed, limit)
     ctx = CheckContext(ex, match.info, runner, options.device)
-    checks = registered(ex.kind)
+    checks = checks_for(ex.kind)
     start = time.perf_counter()
     found = checks["found"](ctx)
     seconds = {"found": time.perf_counter() - start}
@@ -94,7 +95,7 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
             seconds[cid] = time.perf_counter() - start
     verdicts = _unfinished(verdicts)
     return _exercise_result(ex, item, match.info.name, _status(verdicts, item), verdicts, options.device,
-                            seconds=seconds)
+                            match.hint, seconds=seconds)
 
 
 def _unfinished(verdicts: dict[str, Verdict]) -> dict[str, Verdict]:

@@ -104,6 +104,8 @@ def _case_changes(ex: Exercise) -> list[str]:
         changes += [f"{s.name}.domain={s.domain.kind}{dict(s.domain.params)}" if s.domain != first[s.name].domain
                     else "" for s in case.inputs]
         changes += [f"{s.name}={s.value:g}" if s.value != first[s.name].value else "" for s in case.inputs]
+        changes += [f"{s.name} includes {[f'{v:g}' for v in s.include]}".replace("'", "") if s.include else ""
+                    for s in case.inputs]
         label = case.name + (" (stability)" if case.stability else "")
         lines.append(label + (": " + ", ".join(c for c in changes if c) if any(changes) else ""))
     return lines

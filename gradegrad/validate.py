@@ -22,7 +22,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from gradegrad.cases import make_inputs
 from gradegrad.catalog import (CHECK_IDS, DATA_KINDS, Exercise, Rubric, RubricItem, exercise_dirs,
                                exercise_from_data, rubric_dirs, rubric_from_data)
-from gradegrad.checks import applies
+from gradegrad.registry import applies
 from gradegrad.describe import points
 from gradegrad.discovery import normalize
 from gradegrad.errors import ManifestError, UsageError

@@ -86,8 +86,7 @@ def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, t
 
     def one(index: int) -> None:
         report, keep, seconds = grade(sources[index])
-        line = json.dumps({"index": index, "report": report.to_dict(), "keep": keep, "seconds": seconds},
-                          allow_nan=False, default=str).encode() + b"\n"
+        line = _line(index, report, keep, seconds)
         with lock:
             view = memoryview(line)
             while view:
@@ -105,6 +104,21 @@ def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, t
 
         zygote.shutdown()
         os._exit(code)
+
+
+def _line(index: int, report: Report, keep: bool, seconds: float) -> bytes:
+    """One report as a JSON line; a report that cannot be written (a bug) is sent without its
+    exercises, as this student's error, so that the worker goes on with the others."""
+    try:
+        data = report.to_dict()
+        return json.dumps({"index": index, "report": data, "keep": keep, "seconds": seconds},
+                          allow_nan=False, default=str).encode() + b"\n"
+    except (TypeError, ValueError) as exc:
+        lost = Report(report.submission, report.device, report.seed, report.rubric, 0.0, report.max_score, (),
+                      error=f"gradegrad could not send this report from its grading process ({exc})",
+                      gradegrad_version=report.gradegrad_version)
+        return json.dumps({"index": index, "report": lost.to_dict(), "keep": False, "seconds": seconds},
+                          allow_nan=False, default=str).encode() + b"\n"
 
 
 def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, processes: int,

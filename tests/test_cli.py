@@ -147,3 +147,28 @@ def test_check_html_writes_the_students_page(tmp_path):
     assert result.exit_code == 1
     html = page.read_text()
     assert html.startswith("<!DOCTYPE html>") and "sign_error" in html and "<script src" not in html
+
+
+def test_nan_in_a_report_reaches_every_file_and_check_and_grade_agree(tmp_path):
+    """A `not_finite` diagnosis (nan in the worst element) once ended `check --json` in a
+    ValueError and cost `grade` its grades.json, feedback and summary; with --jobs 4 the student
+    was lost with the grading process."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "ann.py").write_text((SUBMISSIONS / "not_finite.py").read_text())
+    (folder / "bob.py").write_text((EXAMPLES / "complete.py").read_text())
+    report = tmp_path / "ann.json"
+    checked = run("check", folder / "ann.py", "--rubric", "lab2", "-e", "softmax", "--json", report,
+                  "--junit", tmp_path / "ann.xml")
+    assert checked.exit_code == 1 and "Traceback" not in checked.output, checked.output
+    assert '"got": "nan"' in report.read_text()
+    out = tmp_path / "grades"
+    graded = run("grade", folder, "--rubric", "lab2", "-e", "softmax", "--jobs", "4", "--out", out)
+    assert graded.exit_code == 1 and "Traceback" not in graded.output, graded.output
+    assert "grading process ended first" not in graded.output
+    books = {r["submission"].split("/")[-1]: r for r in json.loads((out / "grades.json").read_text())}
+    mine = json.loads(report.read_text())
+    for key in ("score", "max_score"):
+        assert books["ann.py"][key] == mine[key]
+    assert books["ann.py"]["exercises"][0]["checks"] == mine["exercises"][0]["checks"]
+    assert (out / "feedback" / "ann.md").is_file() and "not_finite" in (out / "feedback" / "ann.md").read_text()

@@ -42,7 +42,7 @@ def test_show_prints_statement_formula_inputs_cases_and_checks():
     result, out = run("show", "sigmoid", "--rubric", "lab1")
     assert result.exit_code == 0
     for words in ("sigmoid  (function; class Sigmoid)", "formula    y = 1 / (1 + exp(-x))",
-                  "reference  torch.sigmoid(x)", "x: float tensor of shape (6,)", "large (stability): x.domain=uniform",
+                  "reference  torch.sigmoid(x)", "x: float tensor of shape (6,)", "large (stability): x.shape=[10], x.domain=uniform",
                   "checks     (rubric lab1; 11 points on cpu)", "backward            4  each gradient matches",
                   "forbidden  aten::sigmoid_backward"):
         assert words in out, words

@@ -77,3 +77,13 @@ def test_the_rubric_example_of_the_docs_is_valid_and_adds_up(tmp_path):
 def test_the_catalog_doc_lists_every_builtin_exercise(catalog):
     text = (FIXTURES.parent.parent / "docs" / "catalog.md").read_text()
     assert [ex_id for ex_id in catalog if f"| `{ex_id}` |" not in text] == []
+
+
+def test_include_mistakes_name_file_line_and_field(tmp_path):
+    path = tmp_path / "sig.yaml"
+    path.write_text("id: sig\nclass: Sig\nteaches: t\nreference: torch.sigmoid(x)\ninputs:\n  - name: x\n    shape: [3]\n"
+                    "cases:\n  - name: default\n  - name: large\n    stability: true\n"
+                    "    inputs: {x: {include: [-1000, 1000, -750, 750]}}\n")
+    result = validate([path], run=False)
+    assert [str(p).replace(str(tmp_path) + "/", "") for p in result.problems] == [
+        "sig.yaml:12: cases[1].inputs.x: 4 values to include, but shape [3] holds 3"]

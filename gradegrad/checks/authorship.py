@@ -7,11 +7,12 @@ rubric gives it 0 points); a rubric can give it points.
 
 from __future__ import annotations
 
-from gradegrad.checks import CheckContext, Verdict, check
+from gradegrad.registry import register
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.checks.values import ordinary_cases
 
 
-@check("hand_written")
+@register("hand_written")
 def hand_written(ctx: CheckContext) -> Verdict:
     ev = ctx.runner.evaluate(ordinary_cases(ctx)[0])
     if ev.fault:

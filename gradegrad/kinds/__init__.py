@@ -18,58 +18,38 @@ A `function` exercise with `compose: true` also accepts a plain function of its 
 the student's own Functions (seed 001's hint: `def dot(x, y): return Sum.apply(mul(x, y))`); the
 child runs it through `kinds.compose_side`.
 
-Each kind registers its checks here under the ids of `catalog.CHECK_IDS`; `checks.applies` and
-`checks.registered` ask this registry for every kind but `function`. The child only runs the
-student's code and returns data; every comparison is made in the grader.
+Each kind's module registers its checks in `gradegrad.registry` under the ids of
+`catalog.CHECK_IDS`, with the rule saying for which exercises of the kind each applies (a manifest
+may switch one off: a module with `wraps: false`, an ode without a `memory` block); importing this
+package registers them all. The child only runs the student's code and returns data; every
+comparison is made in the grader.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Sequence
 
-from gradegrad.catalog import CHECK_IDS, Exercise
-from gradegrad.discovery import Match, match_all, normalize
+from gradegrad.catalog import Exercise
+from gradegrad.discovery import Match, match_all, normalize, prefer_fitting
+from gradegrad.registry import applies, checks_for, kind_check
 from gradegrad.sandbox.remote import ClassInfo, Loaded
+from gradegrad.verdict import Check
 
-if TYPE_CHECKING:
-    from gradegrad.checks import Check
+__all__ = ["FUNCTION_KINDS", "kind_applies", "kind_check", "kind_checks", "match_submission", "noun"]
 
 FUNCTION_KINDS = ("vjp", "chain", "jacobian", "training", "jax_vjp")  # kinds whose answer is a function, not a class
 COMPOSITION = "composition"  # the `bases` of a plain function matched to a `function` exercise
-KIND_CHECKS: dict[str, dict[str, "Check"]] = {}
 
 
-def kind_check(kind: str, check_id: str) -> Callable[["Check"], "Check"]:
-    """Register a kind's check under a rubric check id."""
-    assert check_id in CHECK_IDS, check_id
-
-    def register(fn: "Check") -> "Check":
-        KIND_CHECKS.setdefault(kind, {})[check_id] = fn
-        return fn
-
-    return register
-
-
-def kind_checks(kind: str) -> dict[str, "Check"]:
-    """The checks of a kind, in CHECK_IDS order (importing the modules registers them)."""
-    from gradegrad.kinds import chain, module, vjp  # noqa: F401
-    from gradegrad.kinds import deq, jacobian, jax_vjp, ode, ode_field, training  # noqa: F401
-
-    table = KIND_CHECKS.get(kind, {})
-    return {cid: table[cid] for cid in CHECK_IDS if cid in table}
+def kind_checks(kind: str) -> dict[str, Check]:
+    """The checks of a kind, in CHECK_IDS order."""
+    return checks_for(kind)
 
 
 def kind_applies(check_id: str, ex: Exercise) -> bool:
-    """Whether a check of the exercise's kind means anything for this exercise (its manifest may
-    switch one off: a module with `wraps: false`, an ode without a `memory` block)."""
-    if check_id not in kind_checks(ex.kind):
-        return False
-    if ex.kind == "module" and check_id == "wraps_function":
-        return ex.spec.wraps
-    if ex.kind == "ode" and check_id == "efficiency":
-        return ex.spec.memory is not None
-    return True
+    """Whether a check of the exercise's kind means anything for this exercise (`registry.applies`)."""
+    return applies(check_id, ex)
 
 
 def noun(ex: Exercise) -> str:
@@ -100,11 +80,13 @@ def _compositions(exercises: Sequence[Exercise], loaded: Loaded, matched: dict[s
 
 
 def match_submission(exercises: Sequence[Exercise], loaded: Loaded) -> dict[str, Match]:
-    """Match each exercise to a class (or, for vjp and chain, a function) of the submission.
+    """Match each exercise to a class (or, for the function kinds, a function) of the submission.
 
     Names that fit the exercise's kind come first: with the seed's `ParamReLU_Fun` (a Function)
     and `ParamReLU` (a Module), the Function exercise gets the first and the Module one the second.
-    What is left is matched as before, for "derives from X" and "did you mean" diagnostics.
+    What is left is matched as before, for "derives from X" and "did you mean" diagnostics, except
+    that a class of the wrong kind under the exercise's name (`Linear`, an nn.Module wrapping the
+    student's `LinearFunction`) gives way to the one class of the right kind named like it.
     """
     result: dict[str, Match] = {}
     claimed: set[str] = set()  # names of the function exercises already answered by a class or composition
@@ -124,7 +106,13 @@ def match_submission(exercises: Sequence[Exercise], loaded: Loaded) -> dict[str,
         taken = {m.info.name for m in fitting.values()}
         rest = [ex for ex in group if ex.id not in fitting]
         result.update(fitting)
-        result.update(_quiet(match_all(rest, [c for c in pool if c.name not in taken]), group, taken))
+        leftover = _quiet(match_all(rest, [c for c in pool if c.name not in taken]), group, taken)
+        for ex_id, m in leftover.items():
+            ex = next(e for e in rest if e.id == ex_id)
+            free = [c for c in pool if _fits(ex.kind, c) and c.name not in taken]
+            m = prefer_fitting(ex, m, free, _kind_noun(ex.kind), _what(m.info)) if m.info is not None else m
+            taken |= {m.info.name} if m.info is not None and _fits(ex.kind, m.info) else set()
+            result[ex_id] = m
     return result
 
 
@@ -135,3 +123,18 @@ def _quiet(matches: dict[str, Match], group: Sequence[Exercise], taken: set[str]
     by_id = {ex.id: ex for ex in group}
     return {ex_id: (Match(None) if m.info is None and any(normalize(n) in names for n in by_id[ex_id].names) else m)
             for ex_id, m in matches.items()}
+
+
+def _kind_noun(kind: str) -> str:
+    return "nn.Module" if kind in ("module", "ode_field") else "torch.autograd.Function"
+
+
+def _what(info: ClassInfo) -> str:
+    if info.is_module:
+        return "an nn.Module"
+    return "a torch.autograd.Function" if info.is_function else "not a torch.autograd.Function"
+
+
+# importing the kinds' modules registers their checks (a new kind's module is added here)
+from gradegrad.kinds import chain, module, vjp  # noqa: E402,F401
+from gradegrad.kinds import deq, jacobian, jax_vjp, ode, ode_field, training  # noqa: E402,F401

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradegrad.checks import CheckContext, Verdict
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.diagnosis import Finding, diagnose_gradients
 from gradegrad.evaluation import Fault
-from gradegrad.kinds import kind_check
+from gradegrad.registry import kind_check
 from gradegrad.sandbox.protocol import encode_value
 
 SAMPLES = 30

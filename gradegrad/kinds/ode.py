@@ -63,7 +63,7 @@ def judge_memory(sizes: tuple[int, ...], counts: list[int], name: str) -> Findin
                    "during backward, instead of saving every step or differentiating through the loop")
 
 
-@kind_check("ode", "efficiency")
+@kind_check("ode", "efficiency", applies=lambda ex: ex.spec.memory is not None)
 def efficiency(ctx: CheckContext) -> Verdict:
     if ctx.exercise.spec.memory is None:
         return Verdict("skipped", "the manifest has no memory block")

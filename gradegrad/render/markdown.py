@@ -48,7 +48,11 @@ def _check_line(check: CheckResult) -> str:
     points = f"{_points(check.points)}/{_points(check.max_points)}"
     flag = " (a flag: worth no points)" if check.max_points == 0 and check.status == "failed" else ""
     text = f"- {_status(check.status)} `{check.id}` {points}{flag}"
-    return text + (f": {inline(check.message)}" if check.message and check.status != "passed" else "")
+    if check.status == "passed":  # a remark that cost nothing (a harmless upcast)
+        return text + (f" (note: {inline(check.message)} `{check.diagnosis}`)" if check.diagnosis and check.message
+                       else "")
+    code = f" `{check.diagnosis}`" if check.diagnosis else ""
+    return text + (f": {inline(check.message)}{code}" if check.message else code)
 
 
 def _diagnosis(check: CheckResult) -> list[str]:
@@ -135,7 +139,7 @@ def to_markdown(report: Report, name: str | None = None) -> str:
     if report.exercises:
         lines += ["", *_table(report)]
         for ex in report.exercises if report.error is None else ():
-            if ex.status != "passed" or any(c.status == "failed" for c in ex.checks):
+            if ex.status != "passed" or any(c.status == "failed" or c.diagnosis for c in ex.checks):
                 lines += _exercise(ex)
     if report.notes:
         lines += ["", *[f"_{inline(note)}_  " for note in report.notes]]

@@ -121,8 +121,9 @@ class Evaluator:
             out = cls.apply(*args)
         reply: dict[str, Any] = {"ok": True, "output": encode_value(out, tensors), "meta": self.meta(out),
                                  "ops": ops.names(), "autograd": ops.autograd}
-        if msg.header.get("keep") and isinstance(out, torch.Tensor) and out.grad_fn is not None:
-            reply["handle"] = self.keep(out, args, cls)
+        kept = _single(out)  # a 1-tuple's tensor: its backward is still graded
+        if msg.header.get("keep") and isinstance(kept, torch.Tensor) and kept.grad_fn is not None:
+            reply["handle"] = self.keep(kept, args, cls)
         if msg.header.get("echo"):
             reply["echo"] = encode_value([_detached(a) for a in args], tensors)
             reply["versions"] = [a._version if isinstance(a, torch.Tensor) else None for a in args]
@@ -134,6 +135,7 @@ class Evaluator:
             raise LookupError("the forward result was released")
         out, args, cls = self.handles[handle]
         grad_output = msg.value(msg.header["grad_output"]).to(out.device)
+        before = Versions(out, args, grad_output)
         ops = OpRecorder()
         if msg.header.get("mode") == "raw":
             with ops:
@@ -144,7 +146,11 @@ class Evaluator:
             self.rejected = False
         reply: dict[str, Any] = {"ok": True, "grads": encode_value(grads, tensors),
                                  "devices": [str(g.device) if isinstance(g, torch.Tensor) else None for g in grads],
-                                 "ops": ops.names(), "autograd": ops.autograd}
+                                 "ops": ops.names(), "autograd": ops.autograd,
+                                 # facts about in-place writes during backward; the grader judges them
+                                 "in_place": before.after(),
+                                 "grad_output_after": encode_value(grad_output.detach(), tensors),
+                                 "output_after": encode_value(out.detach(), tensors)}
         if msg.header.get("echo"):
             reply["echo"] = encode_value([_detached(a) for a in args], tensors)
         if msg.header.get("release"):
@@ -153,9 +159,19 @@ class Evaluator:
 
     def op_call(self, msg: Message, tensors: list) -> dict:
         """forward, then backward on its output, in one round trip: the forward reply, and the
-        backward reply or the exception backward raised (forward's result stands either way)."""
-        reply: dict[str, Any] = {"ok": True, "forward": self.op_forward(msg, tensors)}
-        handle = reply["forward"].get("handle")
+        backward reply or the exception backward raised (forward's result stands either way).
+
+        With `split`, the forward reply is sent as a frame of its own before backward runs: its
+        numbers are what forward returned (a backward that overwrites the output cannot change
+        them), and they reach the grader even if backward then hangs or crashes."""
+        forward = self.op_forward(msg, tensors)
+        handle = forward.get("handle")
+        if msg.header.get("split"):
+            self.channel.send({"ok": True, "forward": forward}, tensors)
+            tensors.clear()
+            reply: dict[str, Any] = {"ok": True}
+        else:
+            reply = {"ok": True, "forward": forward}
         if handle is None:
             return reply
         back = Message({"handle": handle, "grad_output": msg.header["grad_output"], "mode": msg.header["mode"],
@@ -315,6 +331,8 @@ class Evaluator:
 
     @staticmethod
     def meta(out: Any) -> dict[str, Any]:
+        if isinstance(out, (tuple, list)):
+            return {"type": type(out).__name__[:200], "length": len(out)}
         if not isinstance(out, torch.Tensor):
             return {"type": type(out).__name__[:200]}
         return {"type": "Tensor", "device": str(out.device), "requires_grad": out.requires_grad,
@@ -367,6 +385,57 @@ def _root(out: Any) -> dict[str, Any] | None:
     name, module = getattr(fn, "__name__", None), getattr(fn, "__module__", None)
     return {"node": type(node).__name__[:200], "function": None if fn is None else str(name)[:200],
             "module": None if fn is None else str(module)[:200]}
+
+
+class Versions:
+    """Version counters (bumped by every in-place write through torch) of what backward receives:
+    grad_output, forward's output, forward's arguments and the tensors saved for backward."""
+
+    MAX_SAVED = 64
+
+    def __init__(self, out: torch.Tensor, args: list[Any], grad_output: torch.Tensor) -> None:
+        self.grad_output, self.out = grad_output, out
+        self.args = [a if isinstance(a, torch.Tensor) else None for a in args]
+        self.saved: list[torch.Tensor] = []
+        self.saved_error: str | None = None
+        try:  # unpacking raises when forward overwrote a tensor after saving it
+            self.saved = [t for t in (getattr(out.grad_fn, "saved_tensors", None) or ())
+                          if isinstance(t, torch.Tensor)][:self.MAX_SAVED]
+        except RuntimeError as exc:
+            self.saved_error = str(exc)[:500]
+        self.before = self.now()
+
+    def now(self) -> dict[str, Any]:
+        return {"grad_output": self.grad_output._version, "output": self.out._version,
+                "args": [a._version if a is not None else None for a in self.args],
+                "saved": [t._version for t in self.saved]}
+
+    def roles(self) -> list[str]:
+        """What each saved tensor is: "arg:i" (forward's argument i), "output", or "other"."""
+        def role(t: torch.Tensor) -> str:
+            for i, a in enumerate(self.args):
+                if a is not None and _same_memory(t, a):
+                    return f"arg:{i}"
+            return "output" if _same_memory(t, self.out) else "other"
+        return [role(t) for t in self.saved]
+
+    def after(self) -> dict[str, Any]:
+        return {"before": self.before, "after": self.now(), "saved_roles": self.roles(),
+                "saved_error": self.saved_error}
+
+
+def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    try:
+        return a.data_ptr() == b.data_ptr() and a.shape == b.shape
+    except RuntimeError:
+        return False
+
+
+def _single(out: Any) -> Any:
+    """The tensor of a forward that returned it in a 1-tuple or 1-list, else `out` itself."""
+    if isinstance(out, (tuple, list)) and len(out) == 1 and isinstance(out[0], torch.Tensor):
+        return out[0]
+    return out
 
 
 def _detached(value: Any) -> Any:

@@ -19,7 +19,8 @@ import torch
 from gradegrad.report import StudentOutput
 from gradegrad.sandbox.process import (OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, ChildFault, Limits, StudentRaised,
                                       raise_for_error)
-from gradegrad.sandbox.protocol import Message, Other, encode_frame, encode_value, parse_frame
+from gradegrad.sandbox.protocol import (ChannelClosed, ChannelTimeout, Message, Other, ProtocolError, encode_frame,
+                                       encode_value, parse_frame)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,45 @@ class BackwardResult:
     echo: list[Any] | None
     ops: tuple[str, ...] = ()  # aten ops the student's backward ran (raw mode)
     autograd: bool = False  # backward ran autograd's engine (torch.autograd.grad, .backward())
+    # what backward left behind, as the child reports it (evidence of in-place writes, never a pass):
+    grad_output_after: Any = None  # the grad_output tensor backward received, after backward
+    output_after: Any = None  # forward's output, after backward
+    in_place: "InPlace | None" = None
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """Version counters before and after backward (each in-place write through torch bumps one)."""
+
+    grad_output: tuple[int, int] | None = None
+    output: tuple[int, int] | None = None
+    args: tuple[tuple[int, int] | None, ...] = ()
+    saved: tuple[tuple[str, int, int], ...] = ()  # (role: "arg:i", "output" or "other", before, after)
+    saved_error: str = ""  # unpacking the saved tensors failed before backward (forward overwrote one)
+
+    @staticmethod
+    def parse(data: Any) -> "InPlace | None":
+        if not isinstance(data, dict) or not isinstance(data.get("before"), dict) \
+                or not isinstance(data.get("after"), dict):
+            return None
+        before, after = data["before"], data["after"]
+
+        def pair(key: str) -> tuple[int, int] | None:
+            a, b = _count(before.get(key)), _count(after.get(key))
+            return (a, b) if a is not None and b is not None else None
+
+        def pairs(key: str) -> list[tuple[int, int] | None]:
+            a, b = before.get(key), after.get(key)
+            if not isinstance(a, list) or not isinstance(b, list):
+                return []
+            return [(x, y) if _count(x) is not None and _count(y) is not None else None
+                    for x, y in zip(a[:64], b[:64])]
+
+        roles = data.get("saved_roles") if isinstance(data.get("saved_roles"), list) else []
+        saved = tuple((str(r)[:20], *v) for r, v in zip(roles, pairs("saved")) if v is not None)
+        error = data.get("saved_error")
+        return InPlace(pair("grad_output"), pair("output"), tuple(pairs("args")), saved,
+                       str(error)[:500] if isinstance(error, str) else "")
 
 
 @dataclass(frozen=True)
@@ -94,6 +134,8 @@ class Submission:
     outputs: list[StudentOutput] = field(default_factory=list)
     protections: tuple[str, ...] = ()  # reported by the child before the submission's code ran
 
+    load_seconds: float = 0.0  # spent (re)importing the submission after a fault; no exercise's time
+
     def load(self) -> Loaded:
         """(Re)start the child and import the submission in it."""
         self.stop_child()
@@ -118,9 +160,21 @@ class Submission:
                       functions=tuple(_class_info(c) for c in functions[:1000] if isinstance(c, dict)))
 
     def ensure(self) -> None:
-        """Start a fresh child if the last one was killed (after a timeout or a crash)."""
+        """Start a fresh child if the last one was killed (after a timeout or a crash).
+
+        The import's time is counted in `load_seconds`, which an exercise's budget leaves out; an
+        import that fails this time is a fault that says so."""
         if self.child is None or not self.child.alive:
-            self.load()
+            start = time.monotonic()
+            try:
+                loaded = self.load()
+            finally:
+                self.load_seconds += time.monotonic() - start
+            if loaded.error:
+                self.stop_child()
+                why = str(loaded.error.get("message") or loaded.error.get("type") or loaded.error.get("kind"))
+                raise ChildFault("crash", "importing the submission again in a fresh process (after the previous "
+                                 f"one was stopped) failed: {why[:300]}")
 
     def forward(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool], *,
                 timeout: float, keep: bool = True, echo: bool = False) -> ForwardResult:
@@ -140,20 +194,48 @@ class Submission:
                              *_ops(reply))
 
     def call(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool], grad_output: torch.Tensor,
-             *, timeout: float, mode: str = "raw",
+             *, timeout: float, backward_timeout: float | None = None, mode: str = "raw",
              echo: bool = True) -> tuple[ForwardResult, BackwardResult | None, dict | None]:
-        """forward then backward in one round trip: (forward, backward or None, backward's error or None)."""
+        """forward then backward in one round trip: (forward, backward or None, backward's error or None).
+
+        The child sends forward's reply as soon as forward returns, then backward's. Backward gets
+        `backward_timeout` (default: `timeout`) from there; when it hangs, dies or garbles its reply,
+        `PartialCall` carries forward's result with the fault."""
         tensors: list[torch.Tensor] = []
         header = {"op": "call", "class": class_name, "args": encode_value(list(args), tensors),
                   "requires_grad": list(requires_grad), "keep": True, "echo": echo,
-                  "grad_output": encode_value(grad_output, tensors), "mode": mode}
-        reply = self._request(header, tensors, timeout)
-        parts = [reply.header.get(k) for k in ("forward", "backward", "backward_error")]
-        if not isinstance(parts[0], dict):
+                  "grad_output": encode_value(grad_output, tensors), "mode": mode, "split": True}
+        first = self._request(header, tensors, timeout)
+        if not isinstance(first.header.get("forward"), dict):
             raise ChildFault("protocol", "the evaluator sent an invalid reply (no forward result)")
-        forward = self._forward_result(Message(parts[0], reply.tensors))
-        backward = self._backward_result(Message(parts[1], reply.tensors)) if isinstance(parts[1], dict) else None
-        return forward, backward, parts[2] if isinstance(parts[2], dict) else None
+        forward = self._forward_result(Message(first.header["forward"], first.tensors))
+        try:
+            reply = self._second_frame(timeout if backward_timeout is None else backward_timeout)
+        except StudentRaised as exc:  # the evaluator's own failure after forward: backward's error
+            return forward, None, exc.error
+        except ChildFault as exc:
+            raise PartialCall(forward, exc) from None
+        back, error = reply.header.get("backward"), reply.header.get("backward_error")
+        backward = self._backward_result(Message(back, reply.tensors)) if isinstance(back, dict) else None
+        return forward, backward, error if isinstance(error, dict) else None
+
+    def _second_frame(self, timeout: float) -> Message:
+        """The next frame of a split reply, with the deadline and the kill of `Child.request`."""
+        child = self.child
+        if child is None or not child.alive:
+            raise ChildFault("crash", "the evaluator is no longer running")
+        deadline = time.monotonic() + max(timeout, 0.0)
+        try:
+            reply = child.channel.recv(deadline)
+        except ChannelTimeout:
+            child.kill()
+            raise ChildFault("timeout", f"no answer within {timeout:g} s") from None
+        except ChannelClosed:
+            raise ChildFault("crash", child.death()) from None
+        except (ProtocolError, OSError) as exc:
+            child.kill()
+            raise ChildFault("protocol", f"the evaluator sent an invalid reply ({exc})") from None
+        return raise_for_error(reply)
 
     def backward(self, handle: int, grad_output: torch.Tensor, *, timeout: float, mode: str = "raw",
                  echo: bool = False, release: bool = False) -> BackwardResult:
@@ -171,7 +253,8 @@ class Submission:
         if not isinstance(devices, list):
             devices = [None] * len(grads)
         return BackwardResult(grads, [d if isinstance(d, str) else None for d in devices], _echo(reply),
-                              *_ops(reply))
+                              *_ops(reply), _tensor_or_none(reply, "grad_output_after"),
+                              _tensor_or_none(reply, "output_after"), InPlace.parse(reply.header.get("in_place")))
 
     def measure(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
                 grad_output: torch.Tensor, *, timeout: float) -> Measured:
@@ -274,6 +357,11 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
+def _tensor_or_none(reply: Message, key: str) -> torch.Tensor | None:
+    value = reply.value(reply.header.get(key)) if reply.header.get(key) is not None else None
+    return value if isinstance(value, torch.Tensor) else None
+
+
 def _echo(reply: Message) -> list[Any] | None:
     echo = reply.header.get("echo")
     return reply.value(echo) if echo is not None else None
@@ -301,21 +389,42 @@ class WrongOutput(Exception):
     """The student's forward returned something that is not a tensor."""
 
 
-def remote_function(sub: Submission, class_name: str, deadline: float) -> Callable[..., torch.Tensor]:
+class WrongDtype(WrongOutput):
+    """The student's forward answered in another floating dtype than its inputs' (gradcheck needs float64)."""
+
+
+class PartialCall(ChildFault):
+    """The child answered forward, then backward timed out, crashed or garbled its reply."""
+
+    def __init__(self, forward: ForwardResult, fault: ChildFault) -> None:
+        super().__init__(fault.kind, str(fault))
+        self.forward = forward
+
+
+def remote_function(sub: Submission, class_name: str,
+                    deadline: float | Callable[[], float]) -> Callable[..., torch.Tensor]:
     """A local callable that runs the student's Function in the child, for gradcheck.
 
     Forward and backward are requests to the child; backward goes through the child's autograd
     engine, which validates the student's gradients exactly as in a normal training step.
+    `deadline` is a time.monotonic() value, or a callable giving it (a budget that can grow).
     """
+    until = deadline if callable(deadline) else (lambda: deadline)
 
     class RemoteFunction(torch.autograd.Function):
         @staticmethod
         def forward(ctx, keep: bool, *args: Any) -> torch.Tensor:
             needs = [bool(n) for n in ctx.needs_input_grad[1:]]
-            res = sub.forward(class_name, args, needs, timeout=deadline - time.monotonic(), keep=keep)
+            res = sub.forward(class_name, args, needs, timeout=until() - time.monotonic(), keep=keep)
+            if isinstance(res.output, list) and len(res.output) == 1:  # a 1-tuple: the forward check says so
+                res.output = res.output[0]
             if not isinstance(res.output, torch.Tensor):
                 kind = res.output.type_name if isinstance(res.output, Other) else type(res.output).__name__
                 raise WrongOutput(f"forward returned {kind}, not a tensor")
+            given = next((a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()), None)
+            if given is not None and res.output.is_floating_point() and res.output.dtype != given:
+                raise WrongDtype(f"forward returned {str(res.output.dtype).removeprefix('torch.')} for "
+                                 f"{str(given).removeprefix('torch.')} inputs: return the inputs' dtype")
             ctx.handle = res.handle
             return res.output.clone()
 
@@ -323,7 +432,7 @@ def remote_function(sub: Submission, class_name: str, deadline: float) -> Callab
         def backward(ctx, grad_output: torch.Tensor) -> tuple[Any, ...]:
             if ctx.handle is None:
                 raise WrongOutput("the output of forward is not connected to its inputs (no grad_fn)")
-            res = sub.backward(ctx.handle, grad_output.detach(), timeout=deadline - time.monotonic(),
+            res = sub.backward(ctx.handle, grad_output.detach(), timeout=until() - time.monotonic(),
                                mode="engine")
             grads = [g.to(grad_output.dtype) if isinstance(g, torch.Tensor) else None for g in res.grads]
             return (None, *grads)
