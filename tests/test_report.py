@@ -11,6 +11,7 @@ from rich.console import Console
 
 from gradegrad.batch import BatchResult
 from gradegrad.cache import ResultCache
+from gradegrad.course import Gradebook
 from gradegrad.render.csv_report import to_csv
 from gradegrad.render.github import annotations, publish
 from gradegrad.render.gradebook import write_gradebook
@@ -60,7 +61,7 @@ def test_check_json_writes_standard_json(tmp_path):
 
 def test_gradebook_writes_every_file(tmp_path):
     result = BatchResult("subs", "lab2", ("softmax", "sigmoid"), (graded("ann", non_finite_report()),))
-    write_gradebook(result, tmp_path, gradescope=True)
+    write_gradebook(Gradebook(result, 22.0, "lab2"), tmp_path, gradescope=True)
     assert json.loads((tmp_path / "grades.json").read_text())[0]["score"] == 19
     assert "ann,19,22" in (tmp_path / "grades.csv").read_text()
     assert "got nan, expected 0.25" in (tmp_path / "feedback" / "ann.md").read_text()

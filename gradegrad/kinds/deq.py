@@ -19,7 +19,8 @@ from gradegrad.checks.values import backward as values_backward
 from gradegrad.checks.values import forward as values_forward
 from gradegrad.checks.values import ordinary_cases
 from gradegrad.diagnosis import Finding
-from gradegrad.kinds import kind_check, solvers
+from gradegrad.kinds import solvers
+from gradegrad.registry import kind_check
 from gradegrad.kinds.functionlike import share_function_checks
 
 RESIDUAL = 1e-9  # a fixed point whose |f(z) - z| exceeds this was not converged

@@ -19,7 +19,7 @@ from gradegrad.cases import generator
 from gradegrad.checks import CheckContext, Verdict
 from gradegrad.diagnosis import Finding, diagnose_output
 from gradegrad.evaluation import Fault
-from gradegrad.kinds import kind_check
+from gradegrad.registry import kind_check
 from gradegrad.kinds.jacobian_fns import FUNCTIONS
 from gradegrad.sandbox.protocol import encode_value
 

@@ -18,7 +18,7 @@ import torch
 from gradegrad.checks import CheckContext, Verdict
 from gradegrad.diagnosis import Finding
 from gradegrad.evaluation import Fault
-from gradegrad.kinds import kind_check
+from gradegrad.registry import kind_check
 from gradegrad.kinds.functionlike import share_function_checks
 from gradegrad.sandbox.protocol import encode_value
 

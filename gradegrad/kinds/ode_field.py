@@ -18,7 +18,7 @@ from gradegrad.cases import generator
 from gradegrad.checks import CheckContext, Verdict
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Fault
-from gradegrad.kinds import kind_check
+from gradegrad.registry import kind_check
 from gradegrad.reference import reference_output
 from gradegrad.sandbox.protocol import encode_value
 

@@ -23,7 +23,7 @@ import torch
 from gradegrad.checks import CheckContext, Verdict
 from gradegrad.diagnosis import Finding, diagnose_output
 from gradegrad.evaluation import Fault
-from gradegrad.kinds import kind_check
+from gradegrad.registry import kind_check
 from gradegrad.kinds.chain import chain_data
 from gradegrad.sandbox.protocol import encode_value
 
