@@ -25,7 +25,7 @@ from gradegrad.errors import GradegradError
 from gradegrad.grading import grade
 from gradegrad.options import Options
 from gradegrad.report import CheckResult, ExerciseResult, Report
-from gradegrad.submissions import Discovery, Skipped, SubmissionSource, identical, relabel_traceback
+from gradegrad.intake import Discovery, Skipped, SubmissionSource, identical, relabel_traceback
 from gradegrad.workers import JOBS_PER_PROCESS, grade_in_processes, processes_for
 
 StudentStatus = Literal["passed", "failed", "error", "timeout", "invalid"]

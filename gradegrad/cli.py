@@ -24,7 +24,7 @@ from gradegrad.render.progress import progress_reporter
 from gradegrad.render.scorecard import make_console, render_scorecard
 from gradegrad.render.summary import render_summary
 from gradegrad.stats import summarize
-from gradegrad.submissions import discover, method_locations, source_for
+from gradegrad.intake import discover, method_locations, source_for
 from gradegrad.workers import default_jobs
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,

@@ -25,7 +25,7 @@ from gradegrad.catalog import resolve_rubric, select_exercises
 from gradegrad.cli import app
 from gradegrad.options import Options
 from gradegrad.report import Report
-from gradegrad.submissions import discover
+from gradegrad.intake import discover
 from gradegrad.workers import default_jobs
 
 BATCH = FIXTURES / "batch"

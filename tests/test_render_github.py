@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from conftest import EXAMPLES, ROOT
 from gradegrad.cli import app
 from gradegrad.render.github import annotations, command, publish
-from gradegrad.submissions import Location
+from gradegrad.intake import Location
 from render_samples import load_error_report, partial_report
 
 METHODS = {"Sigmoid": {"class": Location("subs/lab.py", 10), "forward": Location("subs/lab.py", 12),

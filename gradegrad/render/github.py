@@ -2,7 +2,7 @@
 
 Annotations (`::error file=…,line=…::`) point at the failing Function's `backward` (its `forward`
 when forward is wrong, the class when it is not a Function, the raising line when the file could
-not be imported). Lines come from `submissions.method_locations`, which parses the source and
+not be imported). Lines come from `intake.method_locations`, which parses the source and
 never runs it. See https://docs.github.com/actions/using-workflows/workflow-commands-for-github-actions
 """
 
@@ -15,7 +15,7 @@ from typing import Mapping, TextIO
 
 from gradegrad.report import ExerciseResult, Report
 from gradegrad.render.markdown import to_markdown
-from gradegrad.submissions import Location
+from gradegrad.intake import Location
 
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 _LAST_FRAME = re.compile(r'File "(?P<file>[^"]+)"(?:, cell (?P<cell>\d+))?, line (?P<line>\d+)')

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import EXAMPLES, FIXTURES
 from gradegrad.errors import SubmissionError
-from gradegrad.submissions import (Segment, SubmissionSource, bundle_module, discover, identical, method_locations,
+from gradegrad.intake import (Segment, SubmissionSource, bundle_module, discover, identical, method_locations,
                                    notebook_module, relabel_traceback, source_for)
 
 BATCH = FIXTURES / "batch"
