@@ -13,8 +13,9 @@ from gradegrad.checks import CheckContext, Verdict, applies, registered, skipped
 from gradegrad.discovery import Match
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
+from gradegrad.hygiene import clean_report
 from gradegrad.kinds import match_submission, noun
-from gradegrad.report import CheckResult, ExerciseResult, Report
+from gradegrad.report import CheckResult, ExerciseResult, LoadProblem, Report
 from gradegrad.options import Options
 from gradegrad.sandbox.remote import Loaded, Submission
 from gradegrad.variants import personalise, student_name
@@ -127,6 +128,17 @@ def _load_message(error: dict) -> str:
     return f"importing the submission raised {error.get('type', 'an exception')}: {error.get('message', '')}".rstrip(": ")
 
 
+def _load_problem(problem: dict, path: Path) -> LoadProblem:
+    """Top-level code that raised (or ran too long) while the rest of the submission loaded."""
+    line = next((problem[k] for k in ("at", "line") if type(problem.get(k)) is int), None)
+    kind = problem.get("kind") if problem.get("kind") in ("exit", "memory", "timeout") else "exception"
+    message = {"exit": "called sys.exit()", "memory": "ran out of memory",
+               "timeout": str(problem.get("message", ""))}.get(kind)
+    if message is None:
+        message = f"{problem.get('type', 'an exception')}: {problem.get('message', '')}".rstrip(": ")
+    return LoadProblem(str(path), line, None, kind, message, str(problem.get("traceback") or "") or None)
+
+
 def check_path(path: Path) -> Path:
     if not path.exists():
         raise SubmissionError(f"submission not found: {path}")
@@ -147,12 +159,14 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
     results: list[ExerciseResult] = []
     notes: list[str] = []
     error = trace = None
+    problems: tuple[LoadProblem, ...] = ()
     try:
         loaded = sub.load()
         exercises = [(catalog[it.exercise], it) for it in rubric.items]
         if rubric.variants:
             exercises, options, note = personalise(exercises, student or student_name(path), options)
             notes.append(note)
+        problems = tuple(_load_problem(p, path) for p in loaded.problems)
         if loaded.error:
             error, trace = _load_message(loaded.error), loaded.error.get("traceback") or None
             if not rubric.only_found:
@@ -169,9 +183,10 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
                 notes.append(_found_note(results, catalog))
     finally:
         output = sub.close()
-    return Report(str(path), options.device, options.seed, rubric.name,
-                  sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
-                  output, tuple(notes), error, trace, sub.protections, gradegrad.__version__)
+    return clean_report(Report(str(path), options.device, options.seed, rubric.name,
+                               sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
+                               output, tuple(notes), error, trace, sub.protections, gradegrad.__version__,
+                               load_problems=problems))
 
 
 def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) -> str:

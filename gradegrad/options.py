@@ -48,8 +48,11 @@ def parse_memory(text: str) -> int | None:
 
 
 def make_options(seed: int, device: str, timeout: float, memory: str,
-                 submission_timeout: float = Limits.submission_timeout) -> Options:
-    for flag, value in (("--timeout", timeout), ("--submission-timeout", submission_timeout)):
-        if value <= 0:
+                 submission_timeout: float = Limits.submission_timeout,
+                 load_timeout: float = Limits.load_timeout) -> Options:
+    for flag, value in (("--timeout", timeout), ("--submission-timeout", submission_timeout),
+                        ("--load-timeout", load_timeout)):
+        if not value > 0:
             raise UsageError(f"{flag} {value:g}: must be a positive number of seconds")
-    return Options(seed, resolve_device(device), Limits(timeout, parse_memory(memory), submission_timeout))
+    return Options(seed, resolve_device(device), Limits(timeout, parse_memory(memory), submission_timeout,
+                                                        load_timeout=load_timeout))

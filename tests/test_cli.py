@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import EXAMPLES, ROOT, SUBMISSIONS
+from conftest import FIXTURES, EXAMPLES, ROOT, SUBMISSIONS
 from gradegrad.cli import app
 
 runner = CliRunner()
@@ -59,9 +59,17 @@ def test_cuda_unavailable_is_a_usage_error():
 
 
 def test_import_error_shows_student_traceback():
-    result = run("check", SUBMISSIONS / "raises_at_import.py")
+    result = run("check", FIXTURES / "batch" / "erin.py")
     assert result.exit_code == 1
-    assert "could not be loaded" in result.output and "sanity_check" in result.output
+    assert "could not be loaded" in result.output and "SyntaxError" in result.output
+
+
+def test_top_level_code_that_raises_after_the_classes_loses_no_points_and_is_shown():
+    result = run("check", SUBMISSIONS / "raises_at_import.py")
+    assert result.exit_code == 0, result.output
+    assert "raises_at_import.py, line 21: raised (the rest was graded)" in result.output
+    assert "sanity_check" in result.output and "Total 11/11" in result.output
+    assert "1 piece of top-level code did not run to its end" in result.output
 
 
 def test_console_script_and_module_entry_points():

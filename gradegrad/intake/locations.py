@@ -5,11 +5,14 @@ and notebook cells, method lines found by parsing (never running) the source, tr
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradegrad.intake.files import python_text
+from gradegrad.errors import GradegradError
+from gradegrad.intake.files import python_text, read_bytes
+from gradegrad.intake.scan import generated_code
 from gradegrad.intake.sources import BUNDLE_PREFIX, Segment, SubmissionSource, Unusable
 
 
@@ -34,7 +37,9 @@ class Location:
 
 
 def _segment(source: SubmissionSource, line: int) -> Segment | None:
-    return next((seg for seg in source.segments if seg.holds(line)), None)
+    """The segment holding `line` (segments are in file order and never overlap)."""
+    i = bisect.bisect_right(source.segments, line, key=lambda seg: seg.first) - 1
+    return source.segments[i] if i >= 0 and source.segments[i].holds(line) else None
 
 
 def locate(source: SubmissionSource, line: int, base: Path | None = None) -> Location:
@@ -46,7 +51,7 @@ def locate(source: SubmissionSource, line: int, base: Path | None = None) -> Loc
     seg = _segment(source, line)
     if seg is not None:
         return Location(str(base / seg.origin) if base else seg.origin, seg.origin_line(line), seg.cell)
-    if source.code is not None:
+    if source.generated:
         return Location(str(base / source.display) if base else source.display)
     return Location(str(source.load or source.origin), line)
 
@@ -66,20 +71,20 @@ def _classes(tree: ast.AST) -> dict[str, dict[str, int]]:
 def _parsed(text: str) -> dict[str, dict[str, int]]:
     try:
         return _classes(ast.parse(text))
-    except (SyntaxError, ValueError):
+    except Exception:  # noqa: BLE001 - SyntaxError, and RecursionError or MemoryError on a hostile file
         return {}
 
 
 def _chunks(source: SubmissionSource) -> list[tuple[int, str]]:
     """(first line, text) of each piece of the student's own code in what the child loads."""
-    if source.code is None:
-        if source.load is None:
+    try:
+        if source.load is not None:
+            return [(1, python_text(source.load.name, read_bytes(source.load)))]
+        if not source.generated:
             return []
-        try:
-            return [(1, python_text(source.load.name, source.load.read_bytes()))]
-        except (OSError, Unusable):
-            return []
-    lines = source.code.split("\n")
+        lines = generated_code(source).split("\n")
+    except (GradegradError, Unusable):
+        return []
     return [(seg.first, "\n".join(ln[seg.prefix:] for ln in lines[seg.first - 1: seg.first - 1 + seg.count]))
             for seg in source.segments]
 
@@ -113,7 +118,7 @@ def relabel_traceback(text: str | None, loaded: str, source: SubmissionSource, l
     the generated glue itself (a bundle's import hook) are left out."""
     if not text:
         return text
-    if source.code is None:
+    if not source.generated:
         return text.replace(loaded, label)
     out: list[str] = []
     prefix, shift, dropping = 0, 0, False

@@ -1,31 +1,37 @@
 """A submissions folder scanned into sources: one per student, named after the entry.
 
-Files that cannot be graded (empty, unreadable, not UTF-8, not a notebook) are sources with a
-`problem`; duplicates, stray files and links are `Skipped`. Nothing here raises for a student's
-file: only a missing or unreadable folder given on the command line is a `SubmissionError`.
+Files that cannot be graded (empty, unreadable, not UTF-8, not a notebook, or anything else that
+fails while they are read) are sources with a `problem`; duplicates, stray files, links and
+entries past `MAX_SUBMISSIONS` are `Skipped`, with the reason. Nothing here raises for a student's
+file: only a missing or unreadable folder, or a file gradegrad cannot grade given on the command
+line, is a `SubmissionError`. A generated module's text is built again when it is needed
+(`generated_code`), never kept for the whole batch.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable
 
 from gradegrad.errors import SubmissionError
 from gradegrad.intake.files import python_text, read_bytes
-from gradegrad.intake.folders import folder_source, is_regular
-from gradegrad.intake.notebooks import notebook_module
-from gradegrad.intake.sources import Discovery, Kind, Skipped, SubmissionSource, Unusable, sha
+from gradegrad.intake.folders import is_regular, read_folder
+from gradegrad.intake.notebooks import dropped_note, notebook_module
+from gradegrad.intake.sources import Discovery, Kind, Skipped, SubmissionSource, Unusable, printable, sha
 
 KIND_ORDER = {"folder": 0, "file": 1, "notebook": 2}  # which entry wins when two share a name
+SUFFIXES = (".py", ".ipynb")
+MAX_SUBMISSIONS = 5000  # entries of a submissions folder graded; the rest are listed as skipped
 
 
-def _file_source(path: Path, name: str) -> SubmissionSource:
+def _read_file(path: Path, name: str) -> tuple[SubmissionSource, str | None]:
     if path.suffix.lower() == ".ipynb":
-        code, segments, dropped = notebook_module(path.name, read_bytes(path))
-        notes = (f"{dropped} shell/magic line(s) of the notebook not run",) if dropped else ()
-        return SubmissionSource(name, path, "notebook", code=code, segments=segments, digest=sha(code), notes=notes)
-    text = python_text(path.name, read_bytes(path))
-    return SubmissionSource(name, path, "file", load=path, digest=sha(text))
+        code, segments, notebook = notebook_module(printable(path.name), read_bytes(path))
+        return SubmissionSource(name, path, "notebook", segments=segments, digest=sha(code),
+                                notes=(*notebook.notes, *dropped_note(notebook.dropped))), code
+    text = python_text(printable(path.name), read_bytes(path))
+    return SubmissionSource(name, path, "file", load=path, digest=sha(text)), None
 
 
 def _kind(path: Path) -> Kind:
@@ -34,17 +40,37 @@ def _kind(path: Path) -> Kind:
     return "notebook" if path.suffix.lower() == ".ipynb" else "file"
 
 
-def source_for(path: Path, module: str | None = None) -> SubmissionSource:
-    """The submission at `path` (a .py, a .ipynb or a folder); a problem never raises."""
+def read_source(path: Path, module: str | None = None) -> tuple[SubmissionSource, str | None]:
+    """The submission at `path` (a .py, a .ipynb or a folder) and, when the child loads a generated
+    module, its text; a student's file that cannot be read is a source with a problem."""
     if not path.exists():
         raise SubmissionError(f"submission not found: {path}")
-    name = path.name if path.is_dir() else path.stem
+    if not path.is_dir() and path.suffix.lower() not in SUFFIXES:
+        raise SubmissionError(f"cannot grade {path}: give a .py file, an .ipynb notebook or a folder")
+    name = printable(path.name if path.is_dir() else path.stem)
     try:
         if path.is_dir():
-            return folder_source(path, name, module)
-        return _file_source(path, name)
+            return read_folder(path, name, module)
+        return _read_file(path, name)
     except Unusable as exc:
-        return SubmissionSource(name, path, _kind(path), problem=str(exc), digest=sha(f"problem:{exc}"))
+        problem = str(exc)
+    except Exception as exc:  # noqa: BLE001 - whatever a hostile file does to the reader, it stays its problem
+        problem = f"gradegrad could not read {printable(path.name)} ({type(exc).__name__}: {printable(str(exc))[:200]})"
+    return SubmissionSource(name, path, _kind(path), problem=problem, digest=sha(f"problem:{problem}"),
+                            module=module), None
+
+
+def source_for(path: Path, module: str | None = None) -> SubmissionSource:
+    """The submission at `path`; a problem with the student's files never raises."""
+    return read_source(path, module)[0]
+
+
+def generated_code(source: SubmissionSource) -> str:
+    """The text of the module generated for `source`, built again from the student's files."""
+    again, code = read_source(source.origin, source.module)
+    if code is None or again.segments != source.segments:
+        raise SubmissionError(f"{source.display} changed while it was being graded: grade it again")
+    return code
 
 
 def _stray_reason(path: Path) -> str | None:
@@ -55,15 +81,15 @@ def _stray_reason(path: Path) -> str | None:
         return None
     if not is_regular(path):
         return "not a regular file"
-    if path.suffix.lower() in (".py", ".ipynb"):
+    if path.suffix.lower() in SUFFIXES:
         return None
     if path.suffix.lower() in (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar"):
         return "an archive: extract it into the folder to grade it"
     return "stray file: not a .py, a .ipynb or a folder"
 
 
-def _ignored(path: Path) -> bool:
-    return path.name.startswith(".") or path.name in ("__pycache__", ".ipynb_checkpoints")
+def _ignored(name: str) -> bool:
+    return name.startswith(".") or name in ("__pycache__", ".ipynb_checkpoints")
 
 
 def _entries(folder: Path, exclude: Iterable[Path]) -> list[Path]:
@@ -71,12 +97,12 @@ def _entries(folder: Path, exclude: Iterable[Path]) -> list[Path]:
         raise SubmissionError(f"submissions folder not found: {folder}")
     if not folder.is_dir():
         raise SubmissionError(f"not a folder: {folder} (give the folder that holds one submission per student)")
-    skip = {p.resolve() for p in exclude}
+    skip = {os.path.realpath(p) for p in exclude}
     try:
-        found = list(folder.iterdir())
+        names = sorted((n for n in os.listdir(folder) if not _ignored(n)), key=str.lower)
     except OSError as exc:
         raise SubmissionError(f"cannot read the submissions folder {folder}: {exc.strerror or exc}") from None
-    return sorted((p for p in found if not _ignored(p) and p.resolve() not in skip), key=lambda p: p.name.lower())
+    return [folder / n for n in names if os.path.realpath(folder / n) not in skip]
 
 
 def _dedupe(sources: list[SubmissionSource]) -> tuple[list[SubmissionSource], list[Skipped]]:
@@ -96,7 +122,12 @@ def discover(folder: Path, module: str | None = None, exclude: Iterable[Path] = 
     """Every submission in `folder`, one per student; the rest is listed as skipped."""
     sources, skipped = [], []
     for path in _entries(folder, exclude):
-        reason = _stray_reason(path)
+        try:
+            reason = _stray_reason(path)
+        except OSError as exc:
+            reason = f"cannot be read ({exc.strerror or exc})"
+        if reason is None and len(sources) >= MAX_SUBMISSIONS:
+            reason = f"not graded: a folder is graded up to {MAX_SUBMISSIONS} submissions (split it)"
         if reason:
             skipped.append(Skipped(path, reason))
         else:

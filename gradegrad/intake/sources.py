@@ -50,21 +50,32 @@ class Segment:
 
 @dataclass(frozen=True)
 class SubmissionSource:
-    """One student's submission and what the child loads for it."""
+    """One student's submission and what the child loads for it.
 
-    name: str  # the student: the file's stem or the folder's name
+    The child loads the student's own file (`load`), or a module generated from the student's
+    files (a notebook, a folder's modules: then `segments` maps its lines back). The generated
+    text is never kept here: `intake.generated_code(source)` builds it again when it is needed, so
+    that a batch never holds every student's code in memory at once.
+    """
+
+    name: str  # the student: the file's stem or the folder's name, printable
     origin: Path  # what the student handed in
     kind: Kind
     load: Path | None = None  # the student's own file, loaded as it is
-    code: str | None = None  # else the generated module to load (notebook, bundle)
-    segments: tuple[Segment, ...] = ()  # for `code`: where its lines came from
+    segments: tuple[Segment, ...] = ()  # for a generated module: where its lines came from
     problem: str | None = None  # why it cannot be graded; then nothing is loaded
     digest: str = ""  # sha256 of what the child loads (or of the problem)
     notes: tuple[str, ...] = ()  # e.g. "2 shell/magic lines dropped"
+    module: str | None = None  # the --module option it was read with (to build its module again)
+
+    @property
+    def generated(self) -> bool:
+        """The child loads a module generated from the student's files (see `generated.py`)."""
+        return self.problem is None and self.load is None
 
     @property
     def display(self) -> str:
-        return self.origin.name + ("/" if self.kind == "folder" else "")
+        return printable(self.origin.name) + ("/" if self.kind == "folder" else "")
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,11 @@ class Skipped:
 
     path: Path
     reason: str
+
+    @property
+    def name(self) -> str:
+        """The entry's name, fit for a terminal and a file."""
+        return printable(self.path.name)
 
 
 @dataclass(frozen=True)

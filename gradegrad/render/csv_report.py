@@ -20,7 +20,10 @@ def _points(x: float) -> str:
 
 
 def _detail(g: Graded) -> str:
-    return (g.report.error or "").split("\n")[0][:300]
+    problems = g.report.load_problems
+    text = g.report.error or (f"{problems[0].where}: {problems[0].message}" if problems else "")
+    more = f" (and {len(problems) - 1} more)" if not g.report.error and len(problems) > 1 else ""
+    return text.split("\n")[0][:300] + more
 
 
 def header(result: BatchResult) -> list[str]:

@@ -20,6 +20,8 @@ STYLES = {
     "missing": "dim", "skipped": "dim",
 }
 MARKS = {"passed": "✓", "failed": "✗", "error": "!", "timeout": "⏱", "missing": "·"}
+PROBLEM_VERBS = {"exception": "raised", "timeout": "took too long", "exit": "called sys.exit()",
+                 "memory": "ran out of memory"}  # top-level code that did not run to its end
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -73,8 +75,11 @@ def _title(report: Report) -> Text:
 def _total(report: Report) -> Text:
     style = "bold green" if report.passed else "bold red"
     verdict = "all checks passed" if report.passed else "some checks did not pass"
+    n = len(report.load_problems)
+    unfinished = f"; {n} piece{'s' if n > 1 else ''} of top-level code did not run to {'their' if n > 1 else 'its'} " \
+                 "end (see above)" if n else ""
     return Text.assemble(("Total ", "bold"), (f"{_points(report.score)}/{_points(report.max_score)}", style),
-                         f"  {verdict}")
+                         f"  {verdict}{unfinished}")
 
 
 def _tracebacks(report: Report) -> list[Panel]:
@@ -84,6 +89,12 @@ def _tracebacks(report: Report) -> list[Panel]:
         if report.error_traceback:
             body.append("\n\n" + report.error_traceback.rstrip())
         panels.append(Panel(body, title="the submission could not be loaded", title_align="left"))
+    for problem in report.load_problems:
+        body = Text(problem.message.split("\n")[0], "bold yellow")  # the traceback ends with all of it
+        if problem.traceback:
+            body.append("\n\n" + problem.traceback.rstrip())
+        panels.append(Panel(body, title=f"{problem.where}: {PROBLEM_VERBS.get(problem.kind, 'raised')} "
+                            "(the rest was graded)", title_align="left", border_style="yellow"))
     for ex in report.exercises:
         shown = next((c for c in ex.checks if c.traceback), None)
         if shown:

@@ -38,10 +38,11 @@ OUTPUT_LIMIT = 64 << 10  # bytes of stdout and of stderr kept per submission
 
 @dataclass(frozen=True)
 class Limits:
-    timeout: float = 30.0  # seconds per exercise (and for loading the submission)
+    timeout: float = 30.0  # seconds per exercise
     memory: int | None = 4 << 30  # bytes of address space per child (CPU only)
     submission_timeout: float = 600.0  # seconds for all the exercises of one submission
     confine: bool = True  # apply Landlock/seccomp where the kernel offers them
+    load_timeout: float = 60.0  # seconds for the submission's top-level code (import, notebook cells)
 
 
 class ChildFault(Exception):

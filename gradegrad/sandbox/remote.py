@@ -21,6 +21,9 @@ from gradegrad.sandbox.process import (OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, Chi
                                       raise_for_error)
 from gradegrad.sandbox.protocol import Message, Other, encode_frame, encode_value, parse_frame
 
+LOAD_MARGIN = 10.0  # seconds past --load-timeout before the child is killed (it stops itself at the limit)
+MAX_PROBLEMS = 20  # load problems kept
+
 
 @dataclass(frozen=True)
 class ClassInfo:
@@ -42,6 +45,8 @@ class Loaded:
     classes: tuple[ClassInfo, ...] = ()
     error: dict[str, Any] | None = None  # StudentRaised.error, or {"kind": "timeout"/"crash", ...}
     functions: tuple[ClassInfo, ...] = ()  # plain functions it defines (kinds `vjp`, `chain`)
+    problems: tuple[dict[str, Any], ...] = ()  # top-level code that raised while the rest loaded: the
+    # child's description of the error, and "at", the line where that piece (a notebook cell) starts
 
 
 @dataclass
@@ -104,18 +109,23 @@ class Submission:
                                            "memory": self.limits.memory, "confine": self.limits.confine},
                                           timeout=STARTUP_TIMEOUT)
             self.protections = tuple(str(p) for p in confined.header.get("protections", []))
-            reply = self.child.request({"op": "load", "path": path}, timeout=self.limits.timeout)
+            reply = self.child.request({"op": "load", "path": path, "seconds": self.limits.load_timeout},
+                                       timeout=self.limits.load_timeout + LOAD_MARGIN)
         except StudentRaised as exc:
             return Loaded(error=exc.error)
         except ChildFault as exc:
-            return Loaded(error={"kind": exc.kind, "message": f"while importing the submission: {exc}",
-                                 "traceback": ""})
+            message = (f"import/top-level code took too long: it did not finish within --load-timeout "
+                       f"{self.limits.load_timeout:g} s" if exc.kind == "timeout" else
+                       f"while importing the submission: {exc}")
+            return Loaded(error={"kind": exc.kind, "message": message, "traceback": ""})
         classes = reply.header.get("classes")
         if not isinstance(classes, list):
             return Loaded(error={"kind": "protocol", "message": "invalid class list", "traceback": ""})
         functions = reply.header.get("functions") if isinstance(reply.header.get("functions"), list) else []
+        problems = reply.header.get("problems") if isinstance(reply.header.get("problems"), list) else []
         return Loaded(classes=tuple(_class_info(c) for c in classes if isinstance(c, dict)),
-                      functions=tuple(_class_info(c) for c in functions[:1000] if isinstance(c, dict)))
+                      functions=tuple(_class_info(c) for c in functions[:1000] if isinstance(c, dict)),
+                      problems=tuple(p for p in problems[:MAX_PROBLEMS] if isinstance(p, dict)))
 
     def ensure(self) -> None:
         """Start a fresh child if the last one was killed (after a timeout or a crash)."""
