@@ -13,7 +13,7 @@ from gradegrad.checks import CheckContext, Verdict, applies, registered, skipped
 from gradegrad.discovery import Match
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
-from gradegrad.hygiene import clean_report
+from gradegrad.hygiene import clean_error, clean_report
 from gradegrad.kinds import match_submission, noun
 from gradegrad.report import CheckResult, ExerciseResult, LoadProblem, Report
 from gradegrad.options import Options
@@ -68,6 +68,7 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
         over = Verdict("error", f"not run: the submission's time limit "
                        f"({options.limits.submission_timeout:g} s) was reached", timed_out=True)
         return _exercise_result(ex, item, match.info.name, "timeout", {cid: over for cid in ids})
+    sub.begin_exercise()
     runner = Runner(sub, ex, match.info.name, options.seed, limit)
     ctx = CheckContext(ex, match.info, runner, options.device)
     checks = registered(ex.kind)
@@ -130,6 +131,7 @@ def _load_message(error: dict) -> str:
 
 def _load_problem(problem: dict, path: Path) -> LoadProblem:
     """Top-level code that raised (or ran too long) while the rest of the submission loaded."""
+    problem = clean_error(problem)
     line = next((problem[k] for k in ("at", "line") if type(problem.get(k)) is int), None)
     kind = problem.get("kind") if problem.get("kind") in ("exit", "memory", "timeout") else "exception"
     message = {"exit": "called sys.exit()", "memory": "ran out of memory",

@@ -24,9 +24,11 @@ OUTPUT = 64 << 10  # what the submission printed, per stream
 PROBLEMS = 20  # load problems kept per report (cells that raised)
 
 # Escape sequences whole: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), DCS/SOS/PM/APC
-# (ESC P/X/^/_ ... ST), and any other ESC + one character. The classes do not overlap, so a
-# match never backtracks over more than its own characters.
-_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|.?)",
+# (ESC P/X/^/_ ... ST), any other ESC + one character, and the one-byte CSI and OSC. Each match
+# starts at an escape character and its classes do not overlap, so no match backtracks over more
+# than its own characters.
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|.?)"
+                     r"|\x9b[0-?]*[ -/]*[@-~]?|\x9d[^\x07\x1b\x9c]*(?:\x07|\x9c)?",  # their one-byte (C1) forms
                      re.DOTALL)
 _CONTROLS = [c for c in range(0x20) if c not in (0x09, 0x0A)] + list(range(0x7F, 0xA0))
 _INVISIBLE = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF]  # bidi, BOM
@@ -54,7 +56,20 @@ def clean_text(text: object, limit: int = MESSAGE) -> str:
 def one_line(text: object, limit: int = NAME) -> str:
     """Text for a one-line field (a name, a CSV cell, a title): no line breaks or tabs either."""
     text = cap(text if isinstance(text, str) else str(text), limit, one_line=True)
-    return _ESCAPE.sub("", text).translate(_ONE_LINE).strip()
+    return " ".join(_ESCAPE.sub("", text).translate(_ONE_LINE).split())  # no runs of spaces either
+
+
+def clean_error(error: dict) -> dict:
+    """A child's description of an exception (`kind`, `type`, `message`, `traceback`, `line`),
+    cleaned where it enters the grader: a type name is one short line."""
+    out = dict(error)
+    for key, limit in (("kind", NAME), ("type", NAME)):
+        if key in out:
+            out[key] = one_line(out[key], limit)
+    for key, limit in (("message", MESSAGE), ("traceback", TRACEBACK)):
+        if key in out:
+            out[key] = clean_text(out[key], limit)
+    return out
 
 
 def _optional(text: str | None, limit: int) -> str | None:
@@ -69,7 +84,8 @@ def _check(c: CheckResult) -> CheckResult:
 
 def _exercise(e: ExerciseResult) -> ExerciseResult:
     return replace(e, class_name=None if e.class_name is None else one_line(e.class_name),
-                   checks=tuple(_check(c) for c in e.checks), hint=clean_text(e.hint, NOTE))
+                   checks=tuple(_check(c) for c in e.checks), hint=clean_text(e.hint, NOTE),
+                   teaches=clean_text(e.teaches, MESSAGE))
 
 
 def _problem(p: LoadProblem) -> LoadProblem:

@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 import typer
@@ -247,3 +248,76 @@ def test_readme_batch_commands_parse(word):
         ctx = group.make_context("gradegrad", argv[1:], resilient_parsing=False)
         name, command, rest = group.resolve_command(ctx, argv[1:])
         command.make_context(name, rest)  # raises on an unknown option
+
+
+# --------------------------------------------------------------------------- a hostile batch
+
+
+HOSTILE = FIXTURES / "hostile"
+
+
+def _hostile_folder(root):
+    """Honest students, and one of each file and reply that once stopped a batch or flooded a report."""
+    from intake_helpers import notebook
+
+    folder = root / "hostile"
+    folder.mkdir()
+    complete = (ROOT / "submissions_example" / "complete.py").read_text()
+    shutil.copy(BATCH / "alice.py", folder / "alice.py")
+    (folder / "ann.ipynb").write_bytes(notebook("import torch", complete, "undefined_name"))
+    (folder / "deep.ipynb").write_bytes(b'{"cells": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    cells = json.loads(notebook("import torch", complete))
+    cells["cells"].insert(1, {"cell_type": "code", "source": ["x = ", 1], "metadata": {}})
+    (folder / "intcell.ipynb").write_text(json.dumps(cells))
+    (folder / "puny.py").write_bytes(b"# coding: punycode\n" + complete.encode())
+    (folder / "astbomb.py").write_text("x = " + "1+" * 100_000 + "1\n" + complete)
+    (folder / "mal\x1b[2J\x1b]52;c;eA==\x07lory.py").write_text(complete)
+    for name in ("bigint_reply.py", "overlapping_tensors.py", "text_flood.py"):
+        shutil.copy(HOSTILE / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    folder, out = _hostile_folder(root), root / "grades"
+    result = grade(folder, "--rubric", "lab1", "-e", "sigmoid", "-e", "matvec", "--timeout", "20", "--jobs", "2",
+                   "--out", out, "--gradescope")
+    return result, folder, out
+
+
+def test_a_hostile_batch_ends_with_a_complete_gradebook(hostile):
+    result, _, out = hostile
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    r = rows(out)
+    assert {n: r[n]["status"] for n in r} == {
+        "alice": "passed", "ann": "passed", "astbomb": "error", "bigint_reply": "failed", "deep": "invalid",
+        "intcell": "passed", "mal?[2J?]52;c;eA==?lory": "passed", "overlapping_tensors": "failed", "puny": "invalid",
+        "text_flood": "failed"}  # failed: loaded, their sigmoid errored; matvec is missing
+    for name in ("alice", "ann", "intcell", "mal?[2J?]52;c;eA==?lory"):
+        assert r[name]["total"] == r[name]["max"] == "23"  # honest work keeps its full marks
+    assert "nested too deeply" in r["deep"]["detail"] and "punycode" in r["puny"]["detail"]
+    assert len(list((out / "feedback").iterdir())) == len(r) == len(list((out / "gradescope").iterdir()))
+
+
+def test_hostile_replies_cost_only_their_own_exercise(hostile):
+    _, folder, out = hostile
+    reports = {Path(d["submission"]).name: Report.from_dict(d) for d in json.loads((out / "grades.json").read_text())}
+    for name in ("bigint_reply.py", "overlapping_tensors.py"):
+        sigmoid = next(e for e in reports[name].exercises if e.id == "sigmoid")
+        assert sigmoid.status == "error" and "invalid reply" in sigmoid.checks[1].message, sigmoid  # the tampering ran
+    message = next(e for e in reports["text_flood.py"].exercises if e.id == "sigmoid").checks[1].message
+    assert message.startswith("passed 166/166 all checks passed passed 166/166")  # the type name: one line
+    assert "passed 166/166" in message.split("\n", 1)[1] and len(message) < 2500  # the tampering ran, capped
+
+
+def test_no_report_file_holds_escape_sequences_or_unbounded_text(hostile):
+    result, _, out = hostile
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    for path in out.rglob("*"):
+        if path.is_file() and ".cache" not in path.parts:
+            text = path.read_text(encoding="utf-8")
+            assert "\x1b" not in text and "\x07" not in text and "\r" not in text, path
+    assert (out / "grades.json").stat().st_size < 1 << 20  # it was 102 MB for one student
+    flood = (out / "feedback" / "text_flood.md").read_text()
+    assert len(flood) < 200_000 and "characters cut" in flood

@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gradegrad.hygiene import clean_report
 from gradegrad.report import ExerciseResult, Report
 
 STYLES = {
@@ -117,6 +118,7 @@ def _output(report: Report) -> list[Panel]:
 
 
 def render_scorecard(report: Report, console: Console) -> None:
+    report = clean_report(report)  # capped text, so that Rich's per-line work stays bounded
     console.print(_title(report))
     if report.exercises:
         console.print(scorecard_table(report))

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 import torch
 
+from gradegrad.hygiene import clean_error
 from gradegrad.report import StudentOutput
 from gradegrad.sandbox import reaper
 from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
@@ -57,6 +58,7 @@ class StudentRaised(Exception):
     """The student's code raised; `error` is the child's description of the exception."""
 
     def __init__(self, error: dict[str, Any]) -> None:
+        error = clean_error(error)  # capped, one-line type name, no control characters
         super().__init__(str(error.get("message", "")))
         self.error = error
 

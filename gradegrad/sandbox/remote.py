@@ -19,7 +19,7 @@ import torch
 from gradegrad.report import StudentOutput
 from gradegrad.sandbox.process import (OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, ChildFault, Limits, StudentRaised,
                                       raise_for_error)
-from gradegrad.sandbox.protocol import Message, Other, encode_frame, encode_value, parse_frame
+from gradegrad.sandbox.protocol import MAX_EXERCISE_BYTES, Message, Other, encode_frame, encode_value, parse_frame
 
 LOAD_MARGIN = 10.0  # seconds past --load-timeout before the child is killed (it stops itself at the limit)
 MAX_PROBLEMS = 20  # load problems kept
@@ -98,6 +98,18 @@ class Submission:
     child: Child | None = None
     outputs: list[StudentOutput] = field(default_factory=list)
     protections: tuple[str, ...] = ()  # reported by the child before the submission's code ran
+    received: int = 0  # bytes of replies since the exercise began (`begin_exercise`), capped
+
+    def begin_exercise(self) -> None:
+        """Start counting the bytes of replies anew: an exercise may receive MAX_EXERCISE_BYTES."""
+        self.received = 0
+
+    def _count(self, nbytes: int) -> None:
+        self.received += nbytes
+        if self.received > MAX_EXERCISE_BYTES:
+            self.stop_child()
+            raise ChildFault("protocol", f"the evaluator sent more than {MAX_EXERCISE_BYTES >> 20} MiB of "
+                                         "replies for one exercise")
 
     def load(self) -> Loaded:
         """(Re)start the child and import the submission in it."""
@@ -235,7 +247,9 @@ class Submission:
                   "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args],
                   "gradcheck": options}
         try:
-            yield child.speculate(header, tensors, timeout=timeout)
+            count = child.speculate(header, tensors, timeout=timeout)
+            self._count(sum(len(k) + sum(len(r) for r in v) for k, v in child.ahead.items()))
+            yield count
         finally:
             child.ahead.clear()
 
@@ -245,7 +259,9 @@ class Submission:
 
     def _request(self, header: dict[str, Any], tensors: list[torch.Tensor], timeout: float) -> Message:
         self.ensure()
-        return self.child.request(header, tensors, timeout=timeout)
+        reply = self.child.request(header, tensors, timeout=timeout)
+        self._count(reply.nbytes)
+        return reply
 
     def stop_child(self) -> None:
         if self.child is not None:
