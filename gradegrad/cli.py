@@ -13,6 +13,7 @@ from gradegrad.batch import grade_folder, grade_source
 from gradegrad.cache import ResultCache
 from gradegrad.catalog import Rubric, exercise_dirs, load_catalog, resolve_rubric, rubric_dirs, select_exercises
 from gradegrad.errors import ExitCode, GradegradError
+from gradegrad.hygiene import one_line
 from gradegrad.options import make_options
 from gradegrad.render.files import make_folder
 from gradegrad.render.github import publish
@@ -45,7 +46,7 @@ def main_options(version: bool = typer.Option(False, "--version", callback=_vers
 
 def _fail(exc: GradegradError) -> typer.Exit:
     """The one-line message of a usage or configuration error, and the Exit to raise."""
-    make_console(stderr=True).print(f"gradegrad: error: {exc}", markup=False, soft_wrap=True)  # one line
+    make_console(stderr=True).print(f"gradegrad: error: {one_line(exc, 2000)}", markup=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 

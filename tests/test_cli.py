@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from conftest import FIXTURES, EXAMPLES, ROOT, SUBMISSIONS
 from gradegrad.cli import app
+from gradegrad.options import TORCH_ADDRESS_SPACE, minimum_memory
 
 runner = CliRunner()
 
@@ -45,11 +46,25 @@ def test_partial_exits_1_and_names_mistakes():
     (["check", EXAMPLES / "complete.py", "--exercise", "sigmod"], "did you mean 'sigmoid'"),
     (["check", EXAMPLES / "complete.py", "--memory", "lots"], "--memory"),
     (["check", EXAMPLES / "complete.py", "--device", "tpu"], "unknown device"),
+    (["check", EXAMPLES / "complete.py", "--memory", "300M"], "the student's process needs at least"),
+    (["check", EXAMPLES / "complete.py", "--load-timeout", "0"], "--load-timeout 0: must be a positive number"),
+    (["check", FIXTURES / "batch" / "notes.txt"], "give a .py file, an .ipynb notebook or a folder"),
+    (["check", FIXTURES / "batch" / "notes.txt", "--json", "x.json"], "cannot grade"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(args, words):
     result = run(*args)
     assert result.exit_code == 2
     assert words in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().split("\n")) == 1, result.output
+
+
+def test_the_smallest_memory_limit_accepted_runs_the_reference_solution():
+    least = minimum_memory()
+    assert least > TORCH_ADDRESS_SPACE  # RLIMIT_AS is set after torch is imported
+    result = run("check", EXAMPLES / "complete.py", "--rubric", "lab2", "--memory", f"{least >> 20}M")
+    assert result.exit_code == 0, result.output
+    too_low = run("check", EXAMPLES / "complete.py", "--memory", f"{(least >> 20) - 64}M")
+    assert too_low.exit_code == 2 and f"at least {least >> 20}M" in too_low.output
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
