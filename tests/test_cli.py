@@ -90,3 +90,13 @@ def test_top_level_code_that_raises_after_the_classes_loses_no_points_and_is_sho
 def test_console_script_and_module_entry_points():
     result = subprocess.run([sys.executable, "-m", "gradegrad", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and result.stdout.startswith("gradegrad ")
+
+
+@pytest.mark.parametrize("source", ["x = " + "1+" * 100_000 + "1\n", "x = " + "-" * 1_000_000 + "1\n"])
+def test_check_on_a_source_python_cannot_parse_reports_it_and_never_crashes(tmp_path, source):
+    path = tmp_path / "bomb.py"
+    path.write_text(source + (EXAMPLES / "complete.py").read_text())
+    result = CliRunner().invoke(app, ["check", str(path), "-e", "add"],
+                                env={"NO_COLOR": "1", "GITHUB_ACTIONS": "true", "COLUMNS": "120"})
+    assert result.exit_code == 1 and "could not be loaded" in result.output
+    assert "Traceback (most recent call last)" not in result.output.split("could not be loaded")[0]

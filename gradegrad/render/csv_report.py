@@ -36,10 +36,19 @@ def row(g: Graded, exercises: tuple[str, ...]) -> list[str]:
             *(scores.get(ex, "0") for ex in exercises), g.status, cell(_detail(g))]
 
 
+def _row_or_error(g: Graded, exercises: tuple[str, ...]) -> list[str]:
+    """The student's row; if it cannot be written, a row that says so (the others are written)."""
+    try:
+        return row(g, exercises)
+    except Exception as exc:  # noqa: BLE001 - one student's report never costs the gradebook
+        return [cell(g.name), "", "", *("" for _ in exercises), "error",
+                f"gradegrad could not write this row ({type(exc).__name__}); please report it"]
+
+
 def to_csv(result: BatchResult) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header(result))
     for g in result.graded:
-        writer.writerow(row(g, result.exercises))
+        writer.writerow(_row_or_error(g, result.exercises))
     return buffer.getvalue()
