@@ -91,3 +91,21 @@ def test_a_folder_is_read_up_to_its_limits_and_says_what_was_left_out(tmp_path, 
     assert "2 module(s) of st/ left out (m3.py, m4.py, ...): a folder is read up to 3 modules" in source.notes
     assert "st/m2.py left out: a folder is read up to 0 MB" in source.notes
     assert "graded st/m0.py, st/m1.py" in source.notes
+
+
+def test_module_option_in_the_sandbox_still_imports_its_siblings(tmp_path, catalog):
+    """The sandbox lets the child read one file: --module lab2.py once lost every point this way."""
+    from gradegrad.batch import grade_source
+    from gradegrad.catalog import resolve_rubric, select_exercises
+    from gradegrad.options import Options
+
+    alice = (BATCH / "alice.py").read_text()
+    helpers, lab = alice.split("class MatVec")
+    folder = _folder(tmp_path, {"helpers.py": helpers, "lab2.py": "import torch\nfrom torch.autograd import Function\n"
+                                "from helpers import Sigmoid\n\n\nclass MatVec" + lab,
+                                "notes.py": "raise SystemExit('never imported')\n"})
+    rubric = select_exercises(resolve_rubric("lab1", catalog), ["sigmoid", "matvec"], catalog)
+    report = grade_source(source_for(folder, "lab2.py"), rubric, catalog, Options())
+    assert report.error is None and report.load_problems == ()
+    statuses = {e.id: e.status for e in report.exercises}
+    assert statuses == {"sigmoid": "missing", "matvec": "passed"}  # only lab2's own classes are graded
