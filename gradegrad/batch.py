@@ -220,7 +220,7 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
     total, results = len(found.sources), {}
     todo = []
     for source in found.sources:
-        hit = cache.get(cache_key(source.digest, digest, source.name if rubric.variants else ""))
+        hit = cache.get(cache_key(source.digest, digest, source.name))  # a report names its student's files
         if hit is None:
             todo.append(source)
             continue
@@ -230,7 +230,7 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
     def record(source: SubmissionSource, report: Report, keep: bool, seconds: float) -> None:
         if keep:
             try:
-                cache.put(cache_key(source.digest, digest, source.name if rubric.variants else ""), report)
+                cache.put(cache_key(source.digest, digest, source.name), report)
             except Exception:  # noqa: BLE001 - a report the cache cannot hold is graded again next time
                 pass
         results[source.name] = _graded(source, report, False, seconds)

@@ -179,6 +179,20 @@ def test_no_cache_grades_again_but_still_writes(tmp_path, catalog, lab1):
     assert not grade_folder(found, lab1, catalog, other, 1, ResultCache(cache)).graded[0].cached
 
 
+def test_identical_submissions_never_share_a_cached_report(tmp_path, catalog, lab1):
+    (tmp_path / "s").mkdir()
+    for name in ("ann", "ben"):  # the same code: each report must still name its own student's file
+        (tmp_path / "s" / f"{name}.py").write_text("import torch\nraise RuntimeError('no')\n")
+    found = discover(tmp_path / "s")
+    cache = ResultCache(tmp_path / "cache")
+    first = grade_folder(found, lab1, catalog, Options(), 1, cache)
+    assert [g.cached for g in first.graded] == [False, False]
+    again = grade_folder(found, lab1, catalog, Options(), 1, cache)
+    assert [g.cached for g in again.graded] == [True, True]
+    for g in again.graded:
+        assert f"{g.name}.py" in g.report.error_traceback and g.report.submission.endswith(f"{g.name}.py")
+
+
 def test_a_grader_failure_is_that_students_error_and_is_not_cached(tmp_path, catalog, lab1, monkeypatch):
     (tmp_path / "s").mkdir()
     for name in ("ann", "ben"):

@@ -10,7 +10,7 @@ import pytest
 from conftest import EXAMPLES, FIXTURES, exercise
 from gradegrad.batch import grade_source
 from gradegrad.catalog import resolve_rubric
-from gradegrad.intake import notebook_module, source_for
+from gradegrad.intake import generated_code, notebook_module, source_for
 from gradegrad.intake.notebooks import read_notebook
 from gradegrad.options import Options
 from gradegrad.sandbox.process import Limits
@@ -67,6 +67,15 @@ def test_a_cell_that_is_not_text_is_left_out_with_a_note(tmp_path):
     source = source_for(path)
     assert source.problem is None and [s.cell for s in source.segments] == [1, 3]
     assert "nb.ipynb: cell 2 was not read: its source is not text" in source.notes
+
+
+def test_lone_surrogates_in_a_cell_become_question_marks(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    path.write_bytes(b'{"cells": [{"cell_type": "code", "source": "s = \'\\ud800\'"}]}')  # valid JSON, not text
+    source = source_for(path)
+    code = generated_code(source)
+    assert source.problem is None and "#| s = '?'" in code
+    assert run_generated(code, tmp_path)["problems"] == []
 
 
 def test_magic_detection_is_linear_on_long_lines():

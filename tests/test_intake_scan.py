@@ -178,3 +178,12 @@ def test_an_unreadable_entry_is_skipped_or_a_problem(tmp_path):
 def test_a_file_with_an_uppercase_suffix_is_read(tmp_path):
     (tmp_path / "Ann.PY").write_text("x = 1\n")
     assert Path(discover(tmp_path).sources[0].load).name == "Ann.PY"
+
+
+def test_identical_notebooks_and_folders_are_grouped_too(tmp_path):
+    for name in ("ann", "ben"):
+        (tmp_path / f"{name}.ipynb").write_bytes(notebook("x = 1", "class A:\n    pass"))
+        (tmp_path / f"{name}_dir").mkdir()
+        for module in ("a.py", "b.py"):
+            (tmp_path / f"{name}_dir" / module).write_text("y = 2\n")
+    assert sorted(identical(discover(tmp_path).sources)) == [("ann", "ben"), ("ann_dir", "ben_dir")]

@@ -125,7 +125,7 @@ def read_folder(folder: Path, name: str, module: str | None) -> tuple[Submission
         return SubmissionSource(name, folder, "folder", load=graded[0], digest=sha(text), module=module,
                                 notes=(*notes, f"graded {origin}")), None
     units, dropped = _units(folder, graded, library, notes)
-    code, segments = build(f"the folder {folder.name}/", units)
+    code, segments = build(units)
     origins = [u.pieces[0].origin for u in units if u.graded and u.pieces]
     notes.append(f"graded {', '.join(origins)}")
     if any(not u.graded for u in units):

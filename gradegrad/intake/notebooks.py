@@ -65,6 +65,7 @@ def _cell_lines(source: object) -> list[str] | None:
         source = "".join(source)
     if not isinstance(source, str):
         return None
+    source = source.encode("utf-8", "replace").decode("utf-8")  # JSON may hold lone surrogates: not text
     return source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
@@ -132,7 +133,7 @@ def read_notebook(name: str, data: bytes, unit: str = "notebook") -> Notebook:
 def notebook_module(name: str, data: bytes) -> tuple[str, tuple[Segment, ...], Notebook]:
     """A notebook on its own as the generated module: (text, segments, what was read)."""
     notebook = read_notebook(name, data)
-    code, segments = build(name, [notebook.unit])
+    code, segments = build([notebook.unit])
     return code, segments, notebook
 
 
