@@ -92,7 +92,8 @@ def test_console_script_and_module_entry_points():
     assert result.returncode == 0 and result.stdout.startswith("gradegrad ")
 
 
-@pytest.mark.parametrize("source", ["x = " + "1+" * 100_000 + "1\n", "x = " + "-" * 1_000_000 + "1\n"])
+@pytest.mark.parametrize("source", ["x = " + "1+" * 100_000 + "1\n", "x = " + "-" * 1_000_000 + "1\n"],
+                         ids=["recursion", "memory"])
 def test_check_on_a_source_python_cannot_parse_reports_it_and_never_crashes(tmp_path, source):
     path = tmp_path / "bomb.py"
     path.write_text(source + (EXAMPLES / "complete.py").read_text())

@@ -31,7 +31,7 @@ def test_method_locations_parse_files_cells_and_folders(found):
 
 
 @pytest.mark.parametrize("text", ["x = " + "(" * 100_000 + ")" * 100_000, "x = " + "-" * 1_000_000 + "1",
-                                  "def f(:\n"])
+                                  "def f(:\n"], ids=["parentheses", "memory", "syntax"])
 def test_source_that_python_cannot_parse_has_no_locations_and_never_raises(tmp_path, text):
     path = tmp_path / "deep.py"
     path.write_text(text + "\nclass Late:\n    pass\n")
