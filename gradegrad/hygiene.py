@@ -42,7 +42,8 @@ def cap(text: str, limit: int, one_line: bool = False) -> str:
         return text
     head, tail = text[: limit * 3 // 4], text[len(text) - limit // 5:]
     cut = len(text) - len(head) - len(tail)
-    return f"{head} … [{cut} characters cut] … {tail}" if one_line else f"{head}\n… [{cut} characters cut] …\n{tail}"
+    gap = f" … [{cut} characters cut] … " if one_line else f"\n… [{cut} characters cut] …\n"
+    return head + gap + tail
 
 
 def clean_text(text: object, limit: int = MESSAGE) -> str:

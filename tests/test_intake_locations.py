@@ -39,7 +39,8 @@ def test_source_that_python_cannot_parse_has_no_locations_and_never_raises(tmp_p
 
 
 def test_tracebacks_name_the_students_cells_and_files():
-    source = SubmissionSource("carol", Path("carol.ipynb"), "notebook", segments=(Segment(5, 4, "carol.ipynb", 1, 3, 3),))
+    cell = Segment(5, 4, "carol.ipynb", 1, 3, 3)
+    source = SubmissionSource("carol", Path("carol.ipynb"), "notebook", segments=(cell,))
     trace = ('Traceback:\n  File "/tmp/s/carol.py", line 7, in backward\n    #| return y\n'
              'ValueError: (carol.py, line 6)')
     fixed = relabel_traceback(trace, "/tmp/s/carol.py", source, "carol.ipynb")

@@ -74,7 +74,8 @@ def _raising_line(trace: str | None, fallback: Location) -> Location:
     if not frames:
         return fallback
     last = frames[-1]
-    return Location(last.group("file"), int(last.group("line")), int(last.group("cell")) if last.group("cell") else None)
+    cell = int(last.group("cell")) if last.group("cell") else None
+    return Location(last.group("file"), int(last.group("line")), cell)
 
 
 def _load_annotation(report: Report, fallback: Location) -> str:

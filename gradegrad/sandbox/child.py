@@ -168,8 +168,8 @@ class Evaluator:
     def load_problems(self, failed: BaseException | None) -> list[dict[str, Any]]:
         """What raised during the load while the rest ran: (first line of the piece, error)."""
         recorded = getattr(self.module, "_GG_PROBLEMS", None)
-        pieces = [(at, exc) for at, exc in recorded[:MAX_PROBLEMS] if type(at) is int and isinstance(exc, BaseException)] \
-            if isinstance(recorded, list) else []
+        recorded = recorded[:MAX_PROBLEMS] if isinstance(recorded, list) else []
+        pieces = [(at, exc) for at, exc in recorded if type(at) is int and isinstance(exc, BaseException)]
         if failed is not None and all(exc is not failed for _, exc in pieces):
             pieces.append((None, failed))
         return [{"at": at, **self.load_error(exc)} for at, exc in pieces[:MAX_PROBLEMS]]
