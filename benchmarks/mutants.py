@@ -472,7 +472,7 @@ KINDS = (
     *(Kind("rewritten" if i == 1 else f"rewritten_{i}", False) for i in range(1, RIGHT_FORMS + 1)),
     Kind("upcast_gradient", False, family="dtype"),
 )
-# A notebook of the seeds' kind, graded through the submission intake (gradegrad.submissions): a right
+# A notebook of the seeds' kind, graded through the submission intake (gradegrad.intake): a right
 # class in a cell, a later cell that raises (or a placeholder cell), and a wrong class. They need the
 # cell-by-cell notebook intake of issue 12 item 10 (robust's); `--notebooks` runs them.
 NOTEBOOK_KINDS = (
@@ -627,7 +627,7 @@ def run_notebook(kind: Kind, exercises: Iterable[str], folder: Path, seed: int =
     first failing cell, `notebook_later_cell_raises` is graded 0 (a false failure); with cell-by-cell
     intake it passes."""
     from gradegrad.batch import grade_source
-    from gradegrad.submissions import source_for
+    from gradegrad.intake import source_for
 
     catalog = load_catalog()
     outcomes = []

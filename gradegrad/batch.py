@@ -24,9 +24,11 @@ from gradegrad.registry import skipped_on
 from gradegrad.errors import GradegradError
 from gradegrad.grading import grade
 from gradegrad.options import Options
+from gradegrad.hygiene import clean_report
+from gradegrad.intake import (Discovery, Skipped, SubmissionSource, generated_code, identical, locate,
+                              relabel_traceback)
 from gradegrad.points import applicable
-from gradegrad.report import CheckResult, ExerciseResult, Report
-from gradegrad.submissions import Discovery, Skipped, SubmissionSource, identical, relabel_traceback
+from gradegrad.report import CheckResult, ExerciseResult, LoadProblem, Report
 from gradegrad.workers import JOBS_PER_PROCESS, grade_in_processes, processes_for
 
 StudentStatus = Literal["passed", "failed", "error", "timeout", "invalid"]
@@ -108,9 +110,21 @@ def unloaded_report(origin: str, rubric: Rubric, catalog: Mapping[str, Exercise]
     """The report of a submission that was never loaded: every exercise 0, its maximum kept."""
     results = () if rubric.only_found else tuple(_not_run(catalog[it.exercise], it, why or error, options.device)
                                                  for it in rubric.items)
-    return Report(origin, options.device, options.seed, rubric.name, 0.0, sum(r.max_score for r in results),
-                  results, notes=notes, error=error, error_traceback=trace,
-                  gradegrad_version=gradegrad.__version__)
+    return clean_report(Report(origin, options.device, options.seed, rubric.name, 0.0,
+                               sum(r.max_score for r in results), results, notes=notes, error=error,
+                               error_traceback=trace, gradegrad_version=gradegrad.__version__))
+
+
+def _relabel_problem(problem: LoadProblem, source: SubmissionSource, fix) -> LoadProblem:
+    """Name the student's file (and notebook cell) where the code that raised starts."""
+    trace = fix(problem.traceback)
+    if not source.generated:
+        load = source.load or source.origin
+        return replace(problem, file=str(load.relative_to(source.origin.parent)), traceback=trace)
+    where = locate(source, problem.line) if problem.line else None
+    if where is None:
+        return replace(problem, file=source.display, traceback=trace)
+    return replace(problem, file=where.file, line=None, cell=where.cell, traceback=trace)  # the trace has the line
 
 
 def _relabel(report: Report, source: SubmissionSource, loaded: Path, label: str) -> Report:
@@ -120,14 +134,17 @@ def _relabel(report: Report, source: SubmissionSource, loaded: Path, label: str)
     exercises = tuple(replace(e, checks=tuple(replace(c, traceback=fix(c.traceback), message=fix(c.message) or "")
                                               for c in e.checks)) for e in report.exercises)
     return replace(report, submission=str(source.origin), exercises=exercises, error=fix(report.error),
-                   error_traceback=fix(report.error_traceback), notes=report.notes + source.notes)
+                   error_traceback=fix(report.error_traceback), notes=report.notes + source.notes,
+                   load_problems=tuple(_relabel_problem(p, source, fix) for p in report.load_problems))
 
 
 def _grade_generated(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
                      options: Options) -> Report:
+    code = generated_code(source)
     with tempfile.TemporaryDirectory(prefix="gradegrad-source-") as scratch:
         loaded = Path(scratch) / f"{source.name if source.name.isidentifier() else 'submission'}.py"
-        loaded.write_text(source.code or "", encoding="utf-8")
+        loaded.write_text(code, encoding="utf-8")
+        del code
         return _relabel(grade(loaded, rubric, catalog, options, student=source.name), source, loaded,
                         source.display)
 
@@ -138,10 +155,10 @@ def grade_source(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str,
     if source.problem is not None:
         return unloaded_report(str(source.origin), rubric, catalog, options, f"not graded: {source.problem}",
                                notes=source.notes, why=source.problem)
-    if source.code is not None:
-        return _grade_generated(source, rubric, catalog, options)
-    return _relabel(grade(source.load, rubric, catalog, options, student=source.name), source, source.load,
-                    str(source.load))
+    if source.generated:
+        return clean_report(_grade_generated(source, rubric, catalog, options))
+    return clean_report(_relabel(grade(source.load, rubric, catalog, options, student=source.name), source,
+                                 source.load, str(source.load)))
 
 
 def _grade_safely(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
@@ -204,7 +221,7 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
     total, results = len(found.sources), {}
     todo = []
     for source in found.sources:
-        hit = cache.get(cache_key(source.digest, digest, source.name if rubric.variants else ""))
+        hit = cache.get(cache_key(source.digest, digest, source.name))  # a report names its student's files
         if hit is None:
             todo.append(source)
             continue
@@ -213,7 +230,10 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
 
     def record(source: SubmissionSource, report: Report, keep: bool, seconds: float) -> None:
         if keep:
-            cache.put(cache_key(source.digest, digest, source.name if rubric.variants else ""), report)
+            try:
+                cache.put(cache_key(source.digest, digest, source.name), report)
+            except Exception:  # noqa: BLE001 - a report the cache cannot hold is graded again next time
+                pass
         results[source.name] = _graded(source, report, False, seconds)
         notify(_event(len(results), total, results[source.name]))
 

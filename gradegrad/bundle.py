@@ -50,6 +50,7 @@ class BundleSpec:
     timeout: float = 30.0
     submission_timeout: float = 600.0
     memory: str = "4G"
+    load_timeout: float = 60.0
 
 
 # --------------------------------------------------------------------------- requirements
@@ -157,7 +158,8 @@ def grading_args(spec: BundleSpec, rubric_file: str, folders: list[str]) -> list
     if spec.module:
         args += ["--module", spec.module]
     args += ["--seed", str(spec.seed), "--timeout", f"{spec.timeout:g}",
-             "--submission-timeout", f"{spec.submission_timeout:g}", "--memory", spec.memory, "--device", "cpu"]
+             "--submission-timeout", f"{spec.submission_timeout:g}", "--load-timeout", f"{spec.load_timeout:g}",
+             "--memory", spec.memory, "--device", "cpu"]
     pairs = [args[i:i + 2] for i in range(0, len(args), 2)]
     return [" ".join(shlex.quote(a) for a in pair) for pair in pairs]
 

@@ -13,8 +13,9 @@ from gradegrad.registry import checks_for, skipped_on
 from gradegrad.discovery import Match
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
+from gradegrad.hygiene import clean_error, clean_report
 from gradegrad.kinds import extras, match_submission, noun
-from gradegrad.report import CheckResult, ExerciseResult, Report
+from gradegrad.report import CheckResult, ExerciseResult, LoadProblem, Report
 from gradegrad.options import Options
 from gradegrad.points import applicable
 from gradegrad.sandbox.remote import Loaded, Submission
@@ -79,6 +80,7 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
         over = Verdict("error", f"not run: the submission's time limit "
                        f"({options.limits.submission_timeout:g} s) was reached", timed_out=True)
         return _exercise_result(ex, item, match.info.name, "timeout", {cid: over for cid in ids}, options.device)
+    sub.begin_exercise()
     runner = Runner(sub, ex, match.info.name, options.seed, limit)
     ctx = CheckContext(ex, match.info, runner, options.device)
     checks = checks_for(ex.kind)
@@ -154,6 +156,18 @@ def _extra_hint(error: dict) -> str:
     return f" (the exercises that use it need {extras.install_hint(extra)})" if extra else ""
 
 
+def _load_problem(problem: dict, path: Path) -> LoadProblem:
+    """Top-level code that raised (or ran too long) while the rest of the submission loaded."""
+    problem = clean_error(problem)
+    line = next((problem[k] for k in ("at", "line") if type(problem.get(k)) is int), None)
+    kind = problem.get("kind") if problem.get("kind") in ("exit", "memory", "timeout") else "exception"
+    message = {"exit": "called sys.exit()", "memory": "ran out of memory",
+               "timeout": str(problem.get("message", ""))}.get(kind)
+    if message is None:
+        message = f"{problem.get('type', 'an exception')}: {problem.get('message', '')}".rstrip(": ")
+    return LoadProblem(str(path), line, None, kind, message, str(problem.get("traceback") or "") or None)
+
+
 def check_path(path: Path) -> Path:
     if not path.exists():
         raise SubmissionError(f"submission not found: {path}")
@@ -175,12 +189,14 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
     notes: list[str] = []
     error = trace = None
     not_graded: list[str] = []
+    problems: tuple[LoadProblem, ...] = ()
     try:
         loaded = sub.load()
         exercises = [(catalog[it.exercise], it) for it in rubric.items]
         if rubric.variants:
             exercises, options, note = personalise(exercises, student or student_name(path), options)
             notes.append(note)
+        problems = tuple(_load_problem(p, path) for p in loaded.problems)
         if loaded.error:
             error, trace = _load_message(loaded.error), loaded.error.get("traceback") or None
             if not rubric.only_found:
@@ -198,10 +214,10 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
                 notes.append(_found_note(results, catalog))
     finally:
         output = sub.close()
-    return Report(str(path), options.device, options.seed, rubric.name,
-                  sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
-                  output, tuple(notes), error, trace, sub.protections, gradegrad.__version__,
-                  not_graded=tuple(not_graded))
+    return clean_report(Report(str(path), options.device, options.seed, rubric.name,
+                               sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
+                               output, tuple(notes), error, trace, sub.protections, gradegrad.__version__,
+                               load_problems=problems, not_graded=tuple(not_graded)))
 
 
 def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) -> str:

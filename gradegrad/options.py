@@ -12,6 +12,32 @@ from gradegrad.sandbox.process import Limits
 
 DEVICES = ("cpu", "cuda", "auto")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+HEADROOM = 256 << 20  # address space the student's code and the checks need beyond torch's own
+UNKNOWN_BASE = 768 << 20  # torch's address space when /proc cannot tell (a CPU build takes about 620 MiB)
+
+
+def _address_space() -> int | None:
+    """This process's virtual memory size (what RLIMIT_AS counts), from /proc."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) << 10
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+# Measured right after `import torch` above, before any thread starts: an evaluator (a fork of a
+# process that imported torch) starts with about as much address space, and the `--memory` limit
+# is RLIMIT_AS, set after that import: below it, not even the reference solution can run.
+TORCH_ADDRESS_SPACE = _address_space() or UNKNOWN_BASE
+
+
+def minimum_memory() -> int:
+    """The smallest `--memory` at which a submission can run: torch's address space plus headroom."""
+    step = 64 << 20
+    return -(-(TORCH_ADDRESS_SPACE + HEADROOM) // step) * step
 
 
 @dataclass(frozen=True)
@@ -42,14 +68,20 @@ def parse_memory(text: str) -> int | None:
     if not m:
         raise UsageError(f"--memory {text!r}: expected a size such as 4G or 512M, or 'none'")
     size = int(float(m.group(1)) * _UNITS[m.group(2)])
-    if size < 256 << 20:
-        raise UsageError(f"--memory {text!r}: at least 256M is needed to run torch")
+    least = minimum_memory()
+    if size < least:
+        raise UsageError(f"--memory {text}: the student's process needs at least {least >> 20}M here (torch takes "
+                         f"{TORCH_ADDRESS_SPACE >> 20}M of address space once imported, plus {HEADROOM >> 20}M to "
+                         f"grade); give {-(-least // (1 << 30))}G or more, or 'none'")
     return size
 
 
 def make_options(seed: int, device: str, timeout: float, memory: str,
-                 submission_timeout: float = Limits.submission_timeout) -> Options:
-    for flag, value in (("--timeout", timeout), ("--submission-timeout", submission_timeout)):
-        if value <= 0:
+                 submission_timeout: float = Limits.submission_timeout,
+                 load_timeout: float = Limits.load_timeout) -> Options:
+    for flag, value in (("--timeout", timeout), ("--submission-timeout", submission_timeout),
+                        ("--load-timeout", load_timeout)):
+        if not value > 0:
             raise UsageError(f"{flag} {value:g}: must be a positive number of seconds")
-    return Options(seed, resolve_device(device), Limits(timeout, parse_memory(memory), submission_timeout))
+    return Options(seed, resolve_device(device), Limits(timeout, parse_memory(memory), submission_timeout,
+                                                        load_timeout=load_timeout))

@@ -125,6 +125,29 @@ class Adjustment:
 
 
 @dataclass(frozen=True)
+class LoadProblem:
+    """Top-level code of the submission that raised or ran too long while what it had defined is
+    graded: a notebook cell, a module of a student's folder, a file's code after its classes."""
+
+    file: str  # the student's file
+    line: int | None = None  # where the cell or the code that raised starts (in the cell, for a notebook)
+    cell: int | None = None  # the notebook cell, counted from 1 over every cell
+    kind: str = "exception"  # exception | exit | memory | timeout
+    message: str = ""  # e.g. "NameError: name 'model' is not defined"
+    traceback: str | None = None  # the student's frames
+
+    @property
+    def where(self) -> str:
+        """`lab.ipynb, cell 9` or `lab.py, line 40`."""
+        return self.file + (f", cell {self.cell}" if self.cell else f", line {self.line}" if self.line else "")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LoadProblem":
+        return cls(d["file"], d.get("line"), d.get("cell"), d.get("kind", "exception"), d.get("message", ""),
+                   d.get("traceback"))
+
+
+@dataclass(frozen=True)
 class Report:
     submission: str
     device: str
@@ -142,6 +165,7 @@ class Report:
     schema_version: int = SCHEMA_VERSION
     not_graded: tuple[str, ...] = ()  # without a rubric: the catalog's exercises whose class was not found
     adjustments: tuple[Adjustment, ...] = ()  # included in `score` (and in the exercise's score)
+    load_problems: tuple[LoadProblem, ...] = ()  # code that raised while what it defined was graded
 
     @property
     def passed(self) -> bool:
@@ -167,4 +191,5 @@ class Report:
             schema_version=d.get("schema_version", SCHEMA_VERSION),
             not_graded=tuple(d.get("not_graded", ())),
             adjustments=tuple(Adjustment.from_dict(a) for a in d.get("adjustments", ())),
+            load_problems=tuple(LoadProblem.from_dict(p) for p in d.get("load_problems", ())),
         )

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from gradegrad.report import Report
-from gradegrad.submissions import SubmissionSource
+from gradegrad.intake import SubmissionSource
 
 JOBS_PER_PROCESS = 2  # submissions one grader process keeps busy (its CPU ~ that of their children)
 READ_SIZE = 1 << 16

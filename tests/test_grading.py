@@ -90,16 +90,26 @@ def test_near_miss_gets_did_you_mean(graded):
     assert "MatVecFunction" in exercise(report, "matvec").hint
 
 
-def test_exception_at_import_shows_the_students_traceback(graded):
+def test_exception_at_import_after_the_classes_grades_them_and_shows_the_students_traceback(graded):
     report = graded(SUBMISSIONS / "raises_at_import.py", rubric="lab1")
-    assert not report.passed and "RuntimeError" in report.error
-    assert "raises_at_import.py" in report.error_traceback and "sanity_check" in report.error_traceback
+    problem, = report.load_problems
+    assert report.error is None and problem.kind == "exception"
+    assert problem.message == "RuntimeError: student forgot to remove this"
+    assert "raises_at_import.py" in problem.traceback and "sanity_check" in problem.traceback
     # Only the student's frames: every `File "..."` is the submission (whatever folder the checkout
     # is in: a clone is a folder named gradegrad), none is gradegrad's own code.
-    frames = re.findall(r'File "([^"]+)"', report.error_traceback)
+    frames = re.findall(r'File "([^"]+)"', problem.traceback)
     assert frames and all(Path(f).name == "raises_at_import.py" for f in frames), frames
-    assert "gradegrad/sandbox" not in report.error_traceback and "child.py" not in report.error_traceback
-    assert all(e.status == "error" and e.score == 0 for e in report.exercises)
+    assert "gradegrad/sandbox" not in problem.traceback and "child.py" not in problem.traceback
+    assert exercise(report, "add").status == "passed"  # defined before the error: graded
+    assert exercise(report, "sigmoid").status == "missing"
+
+
+def test_exception_at_import_before_any_class_is_a_load_error(graded):
+    report = graded(SUBMISSIONS / "raises_before_classes.py", rubric="lab1")
+    assert not report.passed and report.error.startswith("importing the submission raised FileNotFoundError")
+    assert "raises_before_classes.py" in report.error_traceback and "torch.load" in report.error_traceback
+    assert all(e.status == "error" and e.score == 0 for e in report.exercises) and not report.load_problems
 
 
 def test_exception_in_backward_costs_that_exercise_only(graded):

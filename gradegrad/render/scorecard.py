@@ -18,6 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gradegrad.hygiene import clean_report
 from gradegrad.render.markdown import verdict
 from gradegrad.report import CheckResult, ExerciseResult, Report
 
@@ -27,6 +28,8 @@ STYLES = {
 }
 MARKS = {"passed": "✓", "failed": "✗", "error": "!", "timeout": "⏱", "missing": "·"}
 OTHER_REASON = 240  # characters of the reason of a failing check after the first (the first is whole)
+PROBLEM_VERBS = {"exception": "raised", "timeout": "took too long", "exit": "called sys.exit()",
+                 "memory": "ran out of memory"}  # top-level code that did not run to its end
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -150,8 +153,11 @@ def _title(report: Report) -> Text:
 
 def _total(report: Report) -> Text:
     style = "bold green" if report.passed else "bold red"
+    n = len(report.load_problems)
+    unfinished = f"; {n} piece{'s' if n > 1 else ''} of top-level code did not run to {'their' if n > 1 else 'its'} " \
+                 "end (see above)" if n else ""
     return Text.assemble(("Total ", "bold"), (f"{_points(report.score)}/{_points(report.max_score)}", style),
-                         f"  {verdict(report)}")
+                         f"  {verdict(report)}{unfinished}")
 
 
 def _tracebacks(report: Report) -> list[Panel]:
@@ -161,6 +167,12 @@ def _tracebacks(report: Report) -> list[Panel]:
         if report.error_traceback:
             body.append("\n\n" + report.error_traceback.rstrip())
         panels.append(Panel(body, title="the submission could not be loaded", title_align="left"))
+    for problem in report.load_problems:
+        body = Text(problem.message.split("\n")[0], "bold yellow")  # the traceback ends with all of it
+        if problem.traceback:
+            body.append("\n\n" + problem.traceback.rstrip())
+        panels.append(Panel(body, title=f"{problem.where}: {PROBLEM_VERBS.get(problem.kind, 'raised')} "
+                            "(the rest was graded)", title_align="left", border_style="yellow"))
     for ex in report.exercises:
         shown = next((c for c in ex.checks if c.traceback), None)
         if shown:
@@ -185,6 +197,7 @@ def _output(report: Report) -> list[Panel]:
 
 
 def render_scorecard(report: Report, console: Console) -> None:
+    report = clean_report(report)  # capped text, so that Rich's per-line work stays bounded
     console.print(_title(report))
     if report.exercises:
         console.print(scorecard_table(report))

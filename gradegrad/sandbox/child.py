@@ -7,14 +7,17 @@ be tampered with by the student's code, which only affects that student's own re
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import os
+import signal
 import sys
 import traceback
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 from types import FunctionType
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -24,11 +27,40 @@ from gradegrad.sandbox.measure import forward_tangent, has_jvp, measure_bytes, s
 from gradegrad.sandbox.protocol import Channel, Message, encode_value, frame_tensor
 
 MODULE_NAME = "submission"
+MAX_PROBLEMS = 20  # load problems (cells that raised) reported
+LOAD_GRACE = 5.0  # seconds a generated module may take, once its load time is up, for its definitions
 MAX_HANDLES = 256  # live forward graphs kept for later backward calls
 MAX_TRACE = 8000
 MAX_OPS = 500
 MAX_AHEAD = 20000  # (request, reply) pairs one run-ahead may send
 GRADCHECK_OPTIONS = ("eps", "atol", "rtol", "fast_mode", "check_undefined_grad", "raise_exception")
+
+
+class LoadTimeout(BaseException):
+    """The submission's top-level code ran past its time (raised in it by SIGALRM, see `_time_limit`)."""
+
+    __module__ = "builtins"  # the student's traceback ends with "LoadTimeout: ...", not gradegrad's module path
+
+
+@contextmanager
+def _time_limit(seconds: Any) -> Iterator[None]:
+    """Interrupt the code run inside with LoadTimeout after `seconds` (the parent's deadline, a
+    little later, is what holds if the student's code catches it or blocks the signal)."""
+    if not isinstance(seconds, (int, float)) or seconds <= 0:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise LoadTimeout(f"import/top-level code took too long: it did not finish within --load-timeout "
+                          f"{seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class OpRecorder(TorchDispatchMode):
@@ -106,13 +138,41 @@ class Evaluator:
         return {"ok": True, "protections": active}
 
     def op_load(self, msg: Message, tensors: list) -> dict:
+        """Import the submission, its top-level code within `seconds`. When that code raises (or
+        runs too long) after defining classes or functions, they are kept and graded, and the
+        error is reported in `problems`; so are the pieces of a generated module (notebook
+        cells, a folder's modules) that raised while the others ran (its `_GG_PROBLEMS`)."""
         sys.path.append(str(Path(self.path).parent))  # last: cannot shadow torch or numpy
-        spec = importlib.util.spec_from_file_location(MODULE_NAME, self.path)
-        module = importlib.util.module_from_spec(spec)
+        loader = importlib.machinery.SourceFileLoader(MODULE_NAME, self.path)  # whatever the file's suffix
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader(MODULE_NAME, loader))
+        module.__dict__.update(_GG_TIMEOUT=LoadTimeout, _GG_GRACE=LOAD_GRACE)  # read by a generated module
         sys.modules[MODULE_NAME] = module
-        spec.loader.exec_module(module)
+        failed = None
+        try:
+            with _time_limit(msg.header.get("seconds")):
+                loader.exec_module(module)
+        except BaseException as exc:  # the student's exception, SystemExit and LoadTimeout included
+            failed = exc
         self.module = module
-        return {"ok": True, "classes": self.classes(), "functions": self.functions()}
+        classes, functions = self.classes(), self.functions()
+        if failed is not None and not classes and not functions:
+            return {"ok": False, "error": self.load_error(failed)}
+        return {"ok": True, "classes": classes, "functions": functions, "problems": self.load_problems(failed)}
+
+    def load_error(self, exc: BaseException) -> dict[str, Any]:
+        error = self.describe(exc)
+        if isinstance(exc, LoadTimeout):
+            error["kind"] = "timeout"
+        return error
+
+    def load_problems(self, failed: BaseException | None) -> list[dict[str, Any]]:
+        """What raised during the load while the rest ran: (first line of the piece, error)."""
+        recorded = getattr(self.module, "_GG_PROBLEMS", None)
+        recorded = recorded[:MAX_PROBLEMS] if isinstance(recorded, list) else []
+        pieces = [(at, exc) for at, exc in recorded if type(at) is int and isinstance(exc, BaseException)]
+        if failed is not None and all(exc is not failed for _, exc in pieces):
+            pieces.append((None, failed))
+        return [{"at": at, **self.load_error(exc)} for at, exc in pieces[:MAX_PROBLEMS]]
 
     def op_forward(self, msg: Message, tensors: list) -> dict:
         cls = self.find(msg.header["class"])

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 import torch
 
+from gradegrad.hygiene import clean_error
 from gradegrad.report import StudentOutput
 from gradegrad.sandbox import reaper
 from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
@@ -38,10 +39,11 @@ OUTPUT_LIMIT = 64 << 10  # bytes of stdout and of stderr kept per submission
 
 @dataclass(frozen=True)
 class Limits:
-    timeout: float = 30.0  # seconds per exercise (and for loading the submission)
+    timeout: float = 30.0  # seconds per exercise
     memory: int | None = 4 << 30  # bytes of address space per child (CPU only)
     submission_timeout: float = 600.0  # seconds for all the exercises of one submission
     confine: bool = True  # apply Landlock/seccomp where the kernel offers them
+    load_timeout: float = 60.0  # seconds for the submission's top-level code (import, notebook cells)
 
 
 class ChildFault(Exception):
@@ -56,6 +58,7 @@ class StudentRaised(Exception):
     """The student's code raised; `error` is the child's description of the exception."""
 
     def __init__(self, error: dict[str, Any]) -> None:
+        error = clean_error(error)  # capped, one-line type name, no control characters
         super().__init__(str(error.get("message", "")))
         self.error = error
 

@@ -19,8 +19,11 @@ import torch
 from gradegrad.report import StudentOutput
 from gradegrad.sandbox.process import (OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, ChildFault, Limits, StudentRaised,
                                       raise_for_error)
-from gradegrad.sandbox.protocol import (ChannelClosed, ChannelTimeout, Message, Other, ProtocolError, encode_frame,
-                                       encode_value, parse_frame)
+from gradegrad.sandbox.protocol import (MAX_EXERCISE_BYTES, ChannelClosed, ChannelTimeout, Message, Other,
+                                       ProtocolError, encode_frame, encode_value, parse_frame)
+
+LOAD_MARGIN = 10.0  # seconds past --load-timeout before the child is killed (it stops itself at the limit)
+MAX_PROBLEMS = 20  # load problems kept
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Loaded:
     classes: tuple[ClassInfo, ...] = ()
     error: dict[str, Any] | None = None  # StudentRaised.error, or {"kind": "timeout"/"crash", ...}
     functions: tuple[ClassInfo, ...] = ()  # plain functions it defines (kinds `vjp`, `chain`)
+    problems: tuple[dict[str, Any], ...] = ()  # top-level code that raised while the rest loaded: the
+    # child's description of the error, and "at", the line where that piece (a notebook cell) starts
 
 
 @dataclass
@@ -133,6 +138,18 @@ class Submission:
     child: Child | None = None
     outputs: list[StudentOutput] = field(default_factory=list)
     protections: tuple[str, ...] = ()  # reported by the child before the submission's code ran
+    received: int = 0  # bytes of replies since the exercise began (`begin_exercise`), capped
+
+    def begin_exercise(self) -> None:
+        """Start counting the bytes of replies anew: an exercise may receive MAX_EXERCISE_BYTES."""
+        self.received = 0
+
+    def _count(self, nbytes: int) -> None:
+        self.received += nbytes
+        if self.received > MAX_EXERCISE_BYTES:
+            self.stop_child()
+            raise ChildFault("protocol", f"the evaluator sent more than {MAX_EXERCISE_BYTES >> 20} MiB of "
+                                         "replies for one exercise")
 
     load_seconds: float = 0.0  # spent (re)importing the submission after a fault; no exercise's time
 
@@ -146,18 +163,23 @@ class Submission:
                                            "memory": self.limits.memory, "confine": self.limits.confine},
                                           timeout=STARTUP_TIMEOUT)
             self.protections = tuple(str(p) for p in confined.header.get("protections", []))
-            reply = self.child.request({"op": "load", "path": path}, timeout=self.limits.timeout)
+            reply = self.child.request({"op": "load", "path": path, "seconds": self.limits.load_timeout},
+                                       timeout=self.limits.load_timeout + LOAD_MARGIN)
         except StudentRaised as exc:
             return Loaded(error=exc.error)
         except ChildFault as exc:
-            return Loaded(error={"kind": exc.kind, "message": f"while importing the submission: {exc}",
-                                 "traceback": ""})
+            message = (f"import/top-level code took too long: it did not finish within --load-timeout "
+                       f"{self.limits.load_timeout:g} s" if exc.kind == "timeout" else
+                       f"while importing the submission: {exc}")
+            return Loaded(error={"kind": exc.kind, "message": message, "traceback": ""})
         classes = reply.header.get("classes")
         if not isinstance(classes, list):
             return Loaded(error={"kind": "protocol", "message": "invalid class list", "traceback": ""})
         functions = reply.header.get("functions") if isinstance(reply.header.get("functions"), list) else []
+        problems = reply.header.get("problems") if isinstance(reply.header.get("problems"), list) else []
         return Loaded(classes=tuple(_class_info(c) for c in classes if isinstance(c, dict)),
-                      functions=tuple(_class_info(c) for c in functions[:1000] if isinstance(c, dict)))
+                      functions=tuple(_class_info(c) for c in functions[:1000] if isinstance(c, dict)),
+                      problems=tuple(p for p in problems[:MAX_PROBLEMS] if isinstance(p, dict)))
 
     def ensure(self) -> None:
         """Start a fresh child if the last one was killed (after a timeout or a crash).
@@ -308,7 +330,9 @@ class Submission:
                   "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args],
                   "gradcheck": options}
         try:
-            yield child.speculate(header, tensors, timeout=timeout)
+            count = child.speculate(header, tensors, timeout=timeout)
+            self._count(sum(len(k) + sum(len(r) for r in v) for k, v in child.ahead.items()))
+            yield count
         finally:
             child.ahead.clear()
 
@@ -318,7 +342,9 @@ class Submission:
 
     def _request(self, header: dict[str, Any], tensors: list[torch.Tensor], timeout: float) -> Message:
         self.ensure()
-        return self.child.request(header, tensors, timeout=timeout)
+        reply = self.child.request(header, tensors, timeout=timeout)
+        self._count(reply.nbytes)
+        return reply
 
     def stop_child(self) -> None:
         if self.child is not None:
