@@ -339,18 +339,23 @@ def test_no_report_file_holds_escape_sequences_or_unbounded_text(hostile):
 
 def test_a_report_no_writer_can_render_costs_only_that_students_file(tmp_path, monkeypatch):
     from gradegrad.batch import BatchResult, Graded
+    from gradegrad.course import Gradebook
     from gradegrad.render import gradebook
 
     def fine(name):
         return Report(name, "cpu", 0, "lab1", 1.0, 1.0, ())
 
-    broken = Report("bob", "cpu", 0, "lab1", float("nan"), 1.0, ())  # NaN: json refuses it
+    class Unwritable(Report):
+        def to_dict(self):
+            raise ValueError("a report no writer can hold")
+
+    broken = Unwritable("bob", "cpu", 0, "lab1", 0.0, 1.0, ())
     result = BatchResult("f", "lab1", (), (Graded("ann", "file", fine("ann"), "passed"),
                                            Graded("bob", "file", broken, "failed"),
                                            Graded("cid", "file", fine("cid"), "passed")))
     real = gradebook.to_markdown
     monkeypatch.setattr(gradebook, "to_markdown", lambda r, n: real(r, n) if n != "bob" else 1 / 0)
-    gradebook.write_gradebook(result, tmp_path, gradescope=True)
+    gradebook.write_gradebook(Gradebook(result, 1.0, "lab1"), tmp_path, gradescope=True)
     data = json.loads((tmp_path / "grades.json").read_text())
     assert [d.get("name", d["submission"]) for d in data] == ["ann", "bob", "cid"]
     assert data[1]["error"].startswith("gradegrad could not write this report (ValueError")
