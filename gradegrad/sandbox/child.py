@@ -203,7 +203,8 @@ class Evaluator:
         the reply sent ahead instead of a round trip, and any other goes to this process as usual.
         Nothing here is a verdict: the replies are the same facts the grader would have asked for.
         """
-        from gradegrad.sandbox.remote import Loopback, remote_function
+        from gradegrad.sandbox.loopback import Loopback
+        from gradegrad.sandbox.requests import remote_function
 
         args = [a.requires_grad_(bool(rg)) if isinstance(a, torch.Tensor) else a
                 for a, rg in zip(msg.value(msg.header["args"]), msg.header["requires_grad"])]

@@ -27,6 +27,7 @@ from gradegrad.report import StudentOutput
 from gradegrad.sandbox import reaper
 from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
 from gradegrad.sandbox.zygote import zygote_server
+from gradegrad.sandbox.requests import ChildFault, StudentRaised, raise_for_error  # noqa: F401
 from gradegrad.sandbox.protocol import (Channel, ChannelClosed, ChannelTimeout, Message, ProtocolError, encode_frame,
                                        parse_frame, tensor_frame)
 
@@ -42,22 +43,6 @@ class Limits:
     memory: int | None = 4 << 30  # bytes of address space per child (CPU only)
     submission_timeout: float = 600.0  # seconds for all the exercises of one submission
     confine: bool = True  # apply Landlock/seccomp where the kernel offers them
-
-
-class ChildFault(Exception):
-    """The child could not answer: it timed out, died or sent garbage."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind  # "timeout" | "crash" | "protocol"
-
-
-class StudentRaised(Exception):
-    """The student's code raised; `error` is the child's description of the exception."""
-
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(str(error.get("message", "")))
-        self.error = error
 
 
 class _Drain(threading.Thread):
@@ -78,14 +63,6 @@ class _Drain(threading.Thread):
 
     def text(self) -> str:
         return self.kept.decode("utf-8", errors="replace")
-
-
-def raise_for_error(reply: Message) -> Message:
-    """The reply, or StudentRaised when it reports the student's exception."""
-    if not reply.header.get("ok"):
-        error = reply.header.get("error")
-        raise StudentRaised(error if isinstance(error, dict) else {"message": "unknown error"})
-    return reply
 
 
 class Child:
