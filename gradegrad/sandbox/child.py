@@ -58,8 +58,9 @@ class OpRecorder(TorchDispatchMode):
 
 
 class Evaluator:
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, layers: list[str] = (), missing: list[str] = ()) -> None:
         self.channel = channel
+        self.layers, self.missing = list(layers), list(missing)  # set up when this process was born
         self.module: Any = None
         self.path = ""
         self.device = "cpu"
@@ -70,7 +71,8 @@ class Evaluator:
     # ------------------------------------------------------------------ requests
 
     def serve(self) -> None:
-        self.channel.send({"ok": True, "op": "ready", "torch": torch.__version__, "pid": os.getpid()})
+        self.channel.send({"ok": True, "op": "ready", "torch": torch.__version__, "pid": os.getpid(),
+                           "layers": self.layers, "missing": self.missing})
         while True:
             msg = self.channel.recv()
             op = msg.header.get("op")
@@ -100,10 +102,10 @@ class Evaluator:
         self.device = msg.header.get("device", "cpu")
         if self.device != "cpu":
             torch.empty(0, device=self.device)  # initialise CUDA here, in the child only
-        active = []
+        active, missing = [], []
         if msg.header.get("confine", True):
-            active = confine(self.path, os.getcwd(), msg.header.get("memory"), self.device == "cpu")
-        return {"ok": True, "protections": active}
+            active, missing = confine(self.path, os.getcwd(), msg.header.get("memory"), self.device)
+        return {"ok": True, "protections": active, "missing": missing}
 
     def op_load(self, msg: Message, tensors: list) -> dict:
         sys.path.append(str(Path(self.path).parent))  # last: cannot shadow torch or numpy
@@ -362,9 +364,9 @@ def _detached(value: Any) -> Any:
     return value.detach() if isinstance(value, torch.Tensor) else value
 
 
-def main(read_fd: int, write_fd: int) -> None:
+def main(read_fd: int, write_fd: int, layers: list[str] = (), missing: list[str] = ()) -> None:
     sys.dont_write_bytecode = True
     torch.set_num_threads(1)
-    Evaluator(Channel(read_fd, write_fd)).serve()
+    Evaluator(Channel(read_fd, write_fd), layers, missing).serve()
     sys.stdout.flush()
     os._exit(0)

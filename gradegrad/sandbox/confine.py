@@ -1,18 +1,36 @@
-"""The protections a child applies to itself at the `confine` request, before the submission's code
-runs (after the device is set up): each layer lives in `layers/`."""
+"""The layers a child applies to itself at the `confine` request: after the device is set up
+(CUDA initialises threads and maps memory first), before the submission is imported.
+
+The layers applied when the evaluator was born (namespaces, cgroup, credentials, rlimits) are in
+`spawn.py`; each layer's own code is in `layers/`."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from gradegrad.sandbox.layers.landlock import landlock, limit_memory, readable_roots
-from gradegrad.sandbox.layers.landlock import deny_sockets
+from gradegrad.sandbox.layers import limits, seccomp
+from gradegrad.sandbox.layers.landlock import DEVICE_FILES, landlock, readable_roots
 
 
-def confine(submission: str, scratch: str, memory: int | None, cpu_only: bool) -> list[str]:
-    """Apply every protection available here, before the submission is imported."""
-    active = limit_memory(memory) if cpu_only else []
+def confine(submission: str, scratch: str, memory: int | None, device: str = "cpu") -> tuple[list[str], list[str]]:
+    """Apply RLIMIT_AS (CPU only), Landlock and seccomp: (layers now active, layers missing and why)."""
+    active, missing = [], []
+    if device == "cpu":
+        active += limits.limit_address_space(memory)
+    elif memory:
+        missing.append("rlimit-as (not with a GPU: CUDA reserves far more address space than it uses)")
     package_dir = str(Path(__file__).resolve().parent.parent)
-    active += landlock(readable_roots(submission, package_dir), [scratch])
-    active += deny_sockets()
-    return active
+    devices = list(DEVICE_FILES)
+    if device != "cpu":
+        devices += [f"/dev/{name}" for name in sorted(os.listdir("/dev")) if name.startswith("nvidia")]
+    landlocked = landlock(readable_roots(submission, package_dir), [scratch], devices)
+    active += landlocked
+    for name, need in (("landlock-fs", "Linux 5.13"), ("landlock-net", "Linux 6.7"), ("landlock-signal", "Linux 6.12")):
+        if name not in landlocked:
+            missing.append(f"{name} (needs Landlock, {need}+)")
+    filtered = seccomp.apply()
+    active += filtered
+    if not filtered:
+        missing.append("seccomp (not available here)")
+    return active, missing

@@ -16,74 +16,37 @@ import gc
 import json
 import os
 import socket
-import sys
 
 MAX_REQUEST = 1 << 16
 
 
-def _become_evaluator(fds: list[int], scratch: str, env: dict[str, str], keep: int) -> None:
-    """In the forked evaluator: own session, its pipes as stdio and fds 3/4, clean env, serve."""
-    os.setsid()
-    read_fd, write_fd, out_fd, err_fd = fds
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(out_fd, 1)
-    os.dup2(err_fd, 2)
-    # move the protocol pipes to 3 and 4, whatever numbers they had
-    r, w = os.dup(read_fd), os.dup(write_fd)
-    os.dup2(r, 3)
-    os.dup2(w, 4)
-    os.closerange(5, keep)
-    os.chdir(scratch)
-    os.environ.clear()
-    os.environ.update(env)
-    sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-    sys.stderr = os.fdopen(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-    from gradegrad.sandbox.child import main
-
-    main(3, 4)
-
-
-def _spawn(request: dict, fds: list[int], keep: int) -> int:
-    """Fork an evaluator through a short-lived intermediate; returns the evaluator's pid."""
-    pid_r, pid_w = os.pipe()
-    intermediate = os.fork()
-    if intermediate == 0:
-        try:
-            os.close(pid_r)
-            evaluator = os.fork()
-            if evaluator == 0:
-                os.close(pid_w)
-                try:
-                    _become_evaluator(fds, request["scratch"], request["env"], keep)
-                finally:
-                    os._exit(70)
-            os.write(pid_w, str(evaluator).encode())
-        finally:
-            os._exit(0)
-    os.close(pid_w)
-    os.waitpid(intermediate, 0)  # after this the evaluator has been re-parented to the grader
-    with os.fdopen(pid_r, "rb") as fh:
-        return int(fh.read() or b"-1")
-
-
 def serve(sock_fd: int) -> None:
+    from gradegrad.sandbox.layers import filesystem, namespaces
+    from gradegrad.sandbox.spawn import spawn
+
     sock = socket.socket(fileno=sock_fd)
     keep = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096
-    sock.send(json.dumps({"ready": os.getpid()}).encode())
+    probe = namespaces.probe()  # once: can evaluators have namespaces here, and if not, why
+    package_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    plans = {"cpu": filesystem.plan(os.path.join(package_dir, "gradegrad"))}
+    sock.send(json.dumps({"ready": os.getpid(), "namespaces": probe}).encode())
     while True:
         try:
-            data, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, 4)
+            data, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, 16)
         except OSError:
             return
         if not data:
             return
         try:
-            pid = _spawn(json.loads(data), fds, min(keep, 65536))
+            request = json.loads(data)
+            device = request.get("device", "cpu")
+            if device not in plans:
+                plans[device] = filesystem.plan(os.path.join(package_dir, "gradegrad"), device)
+            born = spawn(request, fds, min(keep, 65536), probe, plans)
         except Exception as exc:  # report, never die: the grader falls back to a plain start
             sock.send(json.dumps({"error": repr(exc)}).encode())
         else:
-            sock.send(json.dumps({"pid": pid}).encode())
+            sock.send(json.dumps(born.__dict__).encode())
         finally:
             for fd in fds:
                 os.close(fd)
@@ -129,6 +92,10 @@ def main(sock_fd: int) -> None:
     import gradegrad.sandbox.child  # noqa: F401
     import gradegrad.sandbox.confine  # noqa: F401
     import gradegrad.sandbox.loopback  # noqa: F401  (a run-ahead drives the proxy in the child)
+    import gradegrad.sandbox.spawn  # noqa: F401
+    from gradegrad.sandbox.layers import seccomp
+
+    seccomp.compiled()  # libseccomp (or the builtin compiler) runs here once, not per evaluator
 
     warm_up()
     gc.collect()

@@ -32,18 +32,23 @@ class Submission(Requests):
     limits: Limits = field(default_factory=Limits)
     child: Child | None = None
     outputs: list[StudentOutput] = field(default_factory=list)
-    protections: tuple[str, ...] = ()  # reported by the child before the submission's code ran
+    protections: tuple[str, ...] = ()  # the layers of containment active before the submission's code ran
+    missing_protections: tuple[str, ...] = ()  # those missing here, each with the reason
 
     def load(self) -> Loaded:
         """(Re)start the child and import the submission in it."""
         self.stop_child()
-        self.child = Child(self.device)
         path = str(Path(self.path).resolve())
         try:
+            self.child = Child(self.device, limits=self.limits, submission=path)
             confined = self.child.request({"op": "confine", "path": path, "device": self.device,
-                                           "memory": self.limits.memory, "confine": self.limits.confine},
+                                           "memory": self.limits.memory,
+                                           "confine": self.limits.confine and self.limits.isolation != "none"},
                                           timeout=STARTUP_TIMEOUT)
-            self.protections = tuple(str(p) for p in confined.header.get("protections", []))
+            self.protections = (*getattr(self.child, "layers", ()),
+                                *(str(p) for p in confined.header.get("protections", []) if isinstance(p, str)))
+            self.missing_protections = (*getattr(self.child, "missing", ()),
+                                        *(str(p) for p in confined.header.get("missing", []) if isinstance(p, str)))
             reply = self.child.request({"op": "load", "path": path}, timeout=self.limits.timeout)
         except StudentRaised as exc:
             return Loaded(error=exc.error)

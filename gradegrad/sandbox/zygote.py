@@ -55,26 +55,29 @@ class Zygote:
         theirs.close()
         self.sock = ours
         self.ready = False
+        self.namespaces: str | None = "the fork server is not ready"  # None: evaluators get namespaces
 
     def wait_ready(self) -> None:
         """Block until the zygote has imported torch (it does so while the grader starts up)."""
         if not self.ready:
             self.sock.settimeout(STARTUP_TIMEOUT)
-            json.loads(self.sock.recv(4096))  # {"ready": pid}
+            ready = json.loads(self.sock.recv(4096))  # {"ready": pid, "namespaces": None or why not}
+            reason = ready.get("namespaces") if isinstance(ready, dict) else "no answer"
+            self.namespaces = None if reason is None else str(reason)[:200]
             self.sock.settimeout(30)
             self.ready = True
 
-    def spawn(self, fds: list[int], scratch: str, env: dict[str, str]) -> int | None:
-        """Fork a fresh evaluator; None when the zygote cannot (the caller starts one itself)."""
+    def spawn(self, fds: list[int], request: dict) -> dict | None:
+        """Fork a fresh evaluator (`spawn.spawn`): what it set up and its pid, as `spawn.Born`'s
+        fields; None when the zygote cannot (the caller starts one itself)."""
         with self.lock:
             try:
                 self.wait_ready()
-                socket.send_fds(self.sock, [json.dumps({"scratch": scratch, "env": env}).encode()], fds)
-                reply = json.loads(self.sock.recv(4096) or b"{}")
+                socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
+                reply = json.loads(self.sock.recv(MAX_REQUEST) or b"{}")
             except (OSError, ValueError):
                 return None
-        pid = reply.get("pid")
-        return pid if isinstance(pid, int) and pid > 0 else None
+        return reply if isinstance(reply, dict) else None
 
     def close(self) -> None:
         """The zygote holds no state worth a clean exit: kill it."""
@@ -114,6 +117,21 @@ def zygote_server(wait: bool = True) -> Zygote | None:
 _START_LOCK = threading.Lock()
 
 
+def protect_grader() -> None:
+    """Before any evaluator: the grader is not dumpable (its /proc files, environ included, are
+    root's, so an evaluator of the same user cannot read them), and the OOM killer spares it
+    first where it may say so (root)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
+    except (OSError, AttributeError):
+        pass
+    from gradegrad.sandbox.layers.limits import protect_grader as spare
+
+    spare()
+
+
 def _zygote(wait: bool) -> Zygote | None:
     global _ZYGOTE, _ZYGOTE_FAILED
     if _ZYGOTE is not None and _ZYGOTE.popen.poll() is None:
@@ -122,6 +140,7 @@ def _zygote(wait: bool) -> Zygote | None:
         return _ZYGOTE
     if _ZYGOTE_FAILED or os.environ.get("GRADEGRAD_NO_ZYGOTE") or not reaper.enable_subreaper():
         return None
+    protect_grader()
     try:
         with reaper.LOCK:
             _ZYGOTE = Zygote()

@@ -1,14 +1,14 @@
-"""Kernel protections a child applies to itself before the submission's code runs.
+"""Landlock, an extra layer where the kernel has it: which files the evaluator may read and write.
 
-Unprivileged, best effort, each reported by name so the report says which were active:
-- `rlimit-as`: an address-space limit (CPU only; set after importing torch, which needs ~2 GiB).
-- `landlock-fs`: read only the Python installation, system folders and the submission file;
-  write only inside the scratch directory (Landlock, Linux 5.13+).
-- `landlock-net`: no TCP bind or connect (Landlock ABI 4, Linux 6.7+).
-- `landlock-signal`: no signals to processes outside the sandbox, so the grader cannot be killed
-  (Landlock ABI 6, Linux 6.12+).
-- `seccomp-socket`: no sockets other than Unix ones (seccomp-bpf).
-Nothing here decides a grade; a protection the kernel lacks is simply absent from the list.
+Applied by the evaluator to itself at the `confine` request. With a mount namespace it repeats,
+in the kernel's other words, what the evaluator's root already shows; without one it is the
+only file system confinement:
+- `landlock-fs`: read only Python, its packages, system folders, gradegrad and the submission
+  file; write only the scratch folder and /dev/null (and the GPU's nodes with --device cuda);
+- `landlock-net`: no TCP bind or connect (ABI 4, Linux 6.7+);
+- `landlock-signal`: no signals to processes outside the sandbox, no abstract Unix sockets
+  outside it (ABI 6, Linux 6.12+).
+Landlock also forbids ptrace of processes outside the domain (so /proc/<grader>/environ).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-import resource
 import struct
 import sys
 from pathlib import Path
@@ -42,14 +41,8 @@ RULE_PATH_BENEATH = 1
 FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE
 
 SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/opt", "/proc", "/sys",
-                   "/dev", "/run/nvidia-persistenced")
-
-
-def limit_memory(limit: int | None) -> list[str]:
-    if not limit:
-        return []
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    return ["rlimit-as"]
+                   "/run/nvidia-persistenced")
+DEVICE_FILES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 
 
 def _landlock_abi() -> int:
@@ -74,7 +67,7 @@ def _add_path(ruleset: int, path: str, access: int) -> None:
         os.close(fd)
 
 
-def landlock(readable: Iterable[str], writable: Iterable[str]) -> list[str]:
+def landlock(readable: Iterable[str], writable: Iterable[str], devices: Iterable[str] = DEVICE_FILES) -> list[str]:
     """Restrict this process and its descendants; returns the protections now active."""
     abi = _landlock_abi()
     if abi < 1:
@@ -93,7 +86,8 @@ def landlock(readable: Iterable[str], writable: Iterable[str]) -> list[str]:
             _add_path(ruleset, path, reads)
         for path in writable:
             _add_path(ruleset, path, reads | writes)
-        _add_path(ruleset, "/dev", reads | FS_WRITE_FILE)  # /dev/null, and GPU device files
+        for path in devices:  # /dev/null (written), the others read; GPU nodes with --device cuda
+            _add_path(ruleset, path, reads | FS_WRITE_FILE)
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         if _libc.syscall(SYS[2], ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
             return []
@@ -105,33 +99,6 @@ def landlock(readable: Iterable[str], writable: Iterable[str]) -> list[str]:
     if scoped:
         active.append("landlock-signal")
     return active
-
-
-def _bpf(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
-    return struct.pack("=HBBI", code, jt, jf, k)
-
-
-def deny_sockets() -> list[str]:
-    """A seccomp filter: socket() for anything but AF_UNIX fails with EACCES."""
-    if SYS is None:
-        return []
-    arch = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}[platform.machine()]
-    LD, JEQ, RET = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
-    ALLOW, DENY = 0x7FFF0000, 0x00050000 | 13  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EACCES
-    prog = b"".join([
-        _bpf(LD, 4), _bpf(JEQ, arch, 0, 5),          # seccomp_data.arch
-        _bpf(LD, 0), _bpf(JEQ, SYS[4], 0, 3),        # seccomp_data.nr == socket
-        _bpf(LD, 16), _bpf(JEQ, 1, 1, 0),            # args[0] (low word) == AF_UNIX
-        _bpf(RET, DENY), _bpf(RET, ALLOW), _bpf(RET, ALLOW),
-    ])
-    n = len(prog) // 8
-    filt = ctypes.create_string_buffer(prog, len(prog))
-    fprog = struct.pack("=HxxxxxxQ", n, ctypes.addressof(filt))
-    fbuf = ctypes.create_string_buffer(fprog, len(fprog))
-    _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    if _libc.syscall(SYS[3], ctypes.c_uint(1), ctypes.c_uint(0), fbuf) != 0:  # SECCOMP_SET_MODE_FILTER
-        return []
-    return ["seccomp-socket"]
 
 
 def readable_roots(submission: str, package_dir: str) -> list[str]:
