@@ -63,6 +63,10 @@ TIMEOUT = typer.Option(30.0, "--timeout", help="Seconds allowed per exercise.")
 MEMORY = typer.Option("4G", "--memory", help="Memory limit of the student's process (CPU), or 'none'.")
 SUBMISSION_TIMEOUT = typer.Option(600.0, "--submission-timeout", help="Seconds allowed for all the exercises "
                                   "of one submission.")
+ISOLATION = typer.Option("auto", "--isolation", help="Containment of student code: auto (every layer this "
+                         "machine allows, the missing ones named in the report), strict (exit 2 unless evaluators "
+                         "get their own namespaces), none (a separate process only: for debugging, never for "
+                         "untrusted code). See SECURITY.md.")
 EXERCISES = typer.Option([], "--exercises", help="Another folder of exercise manifests (repeatable); also "
                          "$GRADEGRAD_EXERCISES.")
 RUBRICS = typer.Option([], "--rubrics", help="Another folder of rubrics, for --rubric NAME (repeatable); also "
@@ -84,6 +88,7 @@ def check(
     timeout: float = TIMEOUT,
     memory: str = MEMORY,
     submission_timeout: float = SUBMISSION_TIMEOUT,
+    isolation: str = ISOLATION,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON to this file."),
@@ -95,7 +100,7 @@ def check(
     try:
         catalog, chosen = _chosen(rubric, exercise, exercises, rubrics)
         source = source_for(submission, module)
-        report = grade_source(source, chosen, catalog, make_options(seed, device, timeout, memory, submission_timeout))
+        report = grade_source(source, chosen, catalog, make_options(seed, device, timeout, memory, submission_timeout, isolation))
         render_scorecard(report, make_console())
         if json_path is not None:
             write_json(report, json_path)
@@ -118,6 +123,7 @@ def grade_command(
     timeout: float = TIMEOUT,
     memory: str = MEMORY,
     submission_timeout: float = SUBMISSION_TIMEOUT,
+    isolation: str = ISOLATION,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
     module: Optional[str] = MODULE,
@@ -132,7 +138,7 @@ def grade_command(
     """Grade a folder of submissions: a gradebook, feedback per student, and a summary."""
     try:
         catalog, chosen = _chosen(rubric or "all", exercise, exercises, rubrics)
-        options = make_options(seed, device, timeout, memory, submission_timeout)
+        options = make_options(seed, device, timeout, memory, submission_timeout, isolation)
         found = discover(folder, module, exclude=[out])
         cache = ResultCache(make_folder(out) / ".cache", read=not no_cache)
         with progress_reporter(make_console(stderr=True), len(found.sources)) as on_progress:
@@ -153,6 +159,7 @@ def gradescope_command(
     timeout: float = TIMEOUT,
     memory: str = MEMORY,
     submission_timeout: float = SUBMISSION_TIMEOUT,
+    isolation: str = ISOLATION,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
     module: Optional[str] = MODULE,
@@ -168,7 +175,7 @@ def gradescope_command(
     try:
         catalog, chosen = _chosen(rubric or "all", exercise, exercises, rubrics)
         report = grade_source(source_for(submission, module), chosen, catalog,
-                              make_options(seed, device, timeout, memory, submission_timeout))
+                              make_options(seed, device, timeout, memory, submission_timeout, isolation))
         write_gradescope(report, results)
         render_scorecard(report, make_console())
     except GradegradError as exc:

@@ -171,7 +171,8 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
         output = sub.close()
     return Report(str(path), options.device, options.seed, rubric.name,
                   sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
-                  output, tuple(notes), error, trace, sub.protections, gradegrad.__version__)
+                  output, tuple(notes), error, trace, sub.protections, gradegrad.__version__,
+                  missing_protections=sub.missing_protections)
 
 
 def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) -> str:

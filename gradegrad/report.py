@@ -96,9 +96,10 @@ class Report:
     notes: tuple[str, ...] = ()  # grader remarks, e.g. "graded the 3 exercises found"
     error: str | None = None  # the submission could not be loaded at all
     error_traceback: str | None = None  # the student's frames, when importing it raised
-    protections: tuple[str, ...] = ()  # kernel protections active in the student's process
+    protections: tuple[str, ...] = ()  # layers of containment active around the student's code
     gradegrad_version: str = ""
     schema_version: int = SCHEMA_VERSION
+    missing_protections: tuple[str, ...] = ()  # layers missing on this machine, each with the reason
 
     @property
     def passed(self) -> bool:
@@ -119,4 +120,5 @@ class Report:
             protections=tuple(d.get("protections", ())),
             gradegrad_version=d.get("gradegrad_version", ""),
             schema_version=d.get("schema_version", SCHEMA_VERSION),
+            missing_protections=tuple(d.get("missing_protections", ())),
         )

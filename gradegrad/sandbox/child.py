@@ -104,7 +104,8 @@ class Evaluator:
             torch.empty(0, device=self.device)  # initialise CUDA here, in the child only
         active, missing = [], []
         if msg.header.get("confine", True):
-            active, missing = confine(self.path, os.getcwd(), msg.header.get("memory"), self.device)
+            active, missing = confine(self.path, os.getcwd(), msg.header.get("memory"), self.device,
+                                      ipc_namespace="ipc-namespace" in msg.header.get("layers", ()))
         return {"ok": True, "protections": active, "missing": missing}
 
     def op_load(self, msg: Message, tensors: list) -> dict:

@@ -13,7 +13,8 @@ from gradegrad.sandbox.layers import limits, seccomp
 from gradegrad.sandbox.layers.landlock import DEVICE_FILES, landlock, readable_roots
 
 
-def confine(submission: str, scratch: str, memory: int | None, device: str = "cpu") -> tuple[list[str], list[str]]:
+def confine(submission: str, scratch: str, memory: int | None, device: str = "cpu",
+            ipc_namespace: bool = False) -> tuple[list[str], list[str]]:
     """Apply RLIMIT_AS (CPU only), Landlock and seccomp: (layers now active, layers missing and why)."""
     active, missing = [], []
     if device == "cpu":
@@ -29,7 +30,7 @@ def confine(submission: str, scratch: str, memory: int | None, device: str = "cp
     for name, need in (("landlock-fs", "Linux 5.13"), ("landlock-net", "Linux 6.7"), ("landlock-signal", "Linux 6.12")):
         if name not in landlocked:
             missing.append(f"{name} (needs Landlock, {need}+)")
-    filtered = seccomp.apply()
+    filtered = seccomp.apply(ipc_namespace)
     active += filtered
     if not filtered:
         missing.append("seccomp (not available here)")

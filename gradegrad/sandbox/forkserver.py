@@ -95,7 +95,8 @@ def main(sock_fd: int) -> None:
     import gradegrad.sandbox.spawn  # noqa: F401
     from gradegrad.sandbox.layers import seccomp
 
-    seccomp.compiled()  # libseccomp (or the builtin compiler) runs here once, not per evaluator
+    seccomp.compiled(True)  # libseccomp (or the builtin compiler) runs here once, not per evaluator
+    seccomp.compiled(False)
 
     warm_up()
     gc.collect()

@@ -104,9 +104,11 @@ class Child:
         self.fault: str | None = None  # why the grader stopped it ("memory"), if it did
         with reaper.LOCK:  # a sweep in another thread must not mistake this child for a stray
             server = zygote_server() if use_zygote else None
+            if server is None and isolation == "strict":
+                raise ChildFault("crash", "--isolation strict: no fork server, so no namespaces for the evaluator")
             born = None
             if server is not None:
-                born = server.spawn(child_fds + list(extra_fds), {**request, "env": child_env(self.scratch, server.token)})
+                born = server.spawn(child_fds + list(extra_fds), {**request, "env": child_env(self.scratch, self.token)})
             self.popen = None
             pid = born.get("pid") if born else None
             if not isinstance(pid, int) or pid <= 0:
@@ -121,7 +123,6 @@ class Child:
                     cwd=self.scratch, env=child_env(self.scratch, self.token), start_new_session=True)
                 pid = self.popen.pid
             else:
-                self.token = server.token
                 self.cgroup = Group.from_json(born.get("cgroup"))
                 self.namespaces = born.get("namespaces") is True
                 self.layers = tuple(str(x) for x in born.get("layers") or ())
@@ -156,9 +157,20 @@ class Child:
         """SIGKILL the evaluator now, from any thread (the watchdog's), remembering why; the
         thread waiting for its reply sees it die and reports `reason`."""
         self.fault = reason
+        tree = [] if self.namespaces else watchdog.descendants(self.pid, watchdog.children_of())
         self._signal()
         if self.cgroup is not None:
             self.cgroup.kill()
+        if not self.namespaces:  # no PID namespace to end with it: its process group and descendants
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            for pid in tree[1:]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     def _signal(self) -> None:
         try:

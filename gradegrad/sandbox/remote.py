@@ -42,7 +42,7 @@ class Submission(Requests):
         try:
             self.child = Child(self.device, limits=self.limits, submission=path)
             confined = self.child.request({"op": "confine", "path": path, "device": self.device,
-                                           "memory": self.limits.memory,
+                                           "memory": self.limits.memory, "layers": list(getattr(self.child, "layers", ())),
                                            "confine": self.limits.confine and self.limits.isolation != "none"},
                                           timeout=STARTUP_TIMEOUT)
             self.protections = (*getattr(self.child, "layers", ()),

@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 
 from gradegrad.sandbox.layers import cgroups, credentials, filesystem, limits, namespaces
@@ -65,19 +66,24 @@ def _host_ppid() -> int:
         return int(fh.read().rsplit(")", 1)[1].split()[1])
 
 
-def _die_with_grader(grader: int) -> None:
+def _die_with_grader(grader: int, intermediate: int) -> None:
+    """SIGKILL this process when the grader dies: set once it is the grader's child (the
+    intermediate has closed its pipe, but may not have finished exiting)."""
+    deadline = time.monotonic() + 5
+    while (ppid := _host_ppid()) == intermediate and time.monotonic() < deadline:
+        time.sleep(0.0002)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
     if grader and _host_ppid() != grader:  # the grader died before the line above
         os._exit(0)
 
 
-def become_evaluator(request: dict, fds: list[int], keep: int, born: Born, host_pid: int,
+def become_evaluator(request: dict, fds: list[int], keep: int, born: Born, host_pid: int, intermediate: int,
                      plan: filesystem.Plan | None) -> None:
     """In the new evaluator: every layer that needs no request, then serve the grader."""
     _stdio(fds, keep)
     layers: list[str] = []  # the intermediate's own (born.layers) reach the grader with the pid
     missing: list[str] = []
-    _die_with_grader(int(request.get("grader") or 0))
+    _die_with_grader(int(request.get("grader") or 0), intermediate)
     isolation = request.get("isolation", "auto")
     root = _host_uid() == 0
     scratch = request["scratch"]
@@ -176,6 +182,7 @@ def _intermediate(request: dict, fds: list[int], keep: int, probe: str | None,
             group.remove(wait=0)
         return
     sync_r, sync_w = os.pipe()
+    intermediate = os.getpid()
     evaluator = os.fork()
     if evaluator == 0:
         os.close(result_w)
@@ -183,7 +190,7 @@ def _intermediate(request: dict, fds: list[int], keep: int, probe: str | None,
         try:
             with os.fdopen(sync_r, "rb") as fh:
                 host_pid = int(fh.read() or b"0")  # the intermediate has exited once this returns
-            become_evaluator(request, fds, keep, born, host_pid, plans.get(request.get("device", "cpu")))
+            become_evaluator(request, fds, keep, born, host_pid, intermediate, plans.get(request.get("device", "cpu")))
         except BaseException as exc:  # noqa: BLE001 - the grader sees the message and the exit code
             try:
                 os.write(2, f"gradegrad: the evaluator could not start: {exc!r}\n".encode())

@@ -66,7 +66,7 @@ def _run() -> None:
             entries = list(_WATCHED.values())
         if not entries:
             continue
-        parents = _parents() if any(e.group is None for e in entries) else {}
+        parents = children_of() if any(e.group is None for e in entries) else {}
         for entry in entries:
             if not entry.child.alive:
                 continue
@@ -78,7 +78,7 @@ def _run() -> None:
                 entry.child.stop_for("memory")
 
 
-def _parents() -> dict[int, list[int]]:
+def children_of() -> dict[int, list[int]]:
     """Children of every process, from /proc/*/stat."""
     children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
@@ -137,7 +137,7 @@ def over_limit(pids: list[int], limit: int) -> bool:
 
 def tree_memory(pid: int) -> int:
     """The memory a process tree holds privately (for tests and reports)."""
-    return sum(private_bytes(p) for p in descendants(pid, _parents()))
+    return sum(private_bytes(p) for p in descendants(pid, children_of()))
 
 
 def _after_fork() -> None:

@@ -117,6 +117,17 @@ def zygote_server(wait: bool = True) -> Zygote | None:
 _START_LOCK = threading.Lock()
 
 
+def namespaces_unavailable() -> str | None:
+    """None when evaluators get their own namespaces here, else why not (for --isolation strict)."""
+    if os.environ.get("GRADEGRAD_NO_ZYGOTE"):
+        return "GRADEGRAD_NO_ZYGOTE is set: evaluators start without the fork server"
+    if not reaper.enable_subreaper():
+        return "this system has no child subreapers (Linux only)"
+    from gradegrad.sandbox.layers.namespaces import probe
+
+    return probe()
+
+
 def protect_grader() -> None:
     """Before any evaluator: the grader is not dumpable (its /proc files, environ included, are
     root's, so an evaluator of the same user cannot read them), and the OOM killer spares it

@@ -8,7 +8,9 @@ The policy (data, below), for every thread of the evaluator and all it starts:
 - clone with a namespace flag: EPERM; clone3 (its flags are out of a filter's sight): ENOSYS, so
   the C library falls back to clone;
 - socket(): EACCES for every family; socketpair(): AF_UNIX only;
-- ioctl TIOCSTI (type into a terminal) and TIOCLINUX: EPERM.
+- ioctl TIOCSTI (type into a terminal) and TIOCLINUX: EPERM;
+- without an IPC namespace of its own: SysV shared memory, semaphores, message queues (they
+  would outlive the evaluator on the host): EPERM.
 
 The program is compiled once, in the fork server, by libseccomp where it is installed (through
 the official `seccomp` binding, else `pyseccomp`, a ctypes binding with the same API): it knows
@@ -32,6 +34,7 @@ DENIED = ("io_uring_setup", "io_uring_enter", "io_uring_register", "ptrace", "pr
           "umount2", "pivot_root", "unshare", "setns", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount",
           "open_tree", "mount_setattr", "open_by_handle_at", "kexec_load", "kexec_file_load", "init_module",
           "finit_module", "delete_module", "reboot", "swapon", "swapoff", "acct", "syslog")
+SYSV_IPC = ("shmget", "semget", "msgget")  # denied too where the evaluator has no IPC namespace of its own
 NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 AF_UNIX = 1
 TIOCSTI, TIOCLINUX = 0x5412, 0x541C
@@ -45,14 +48,15 @@ NUMBERS = {  # the builtin compiler's syscall table (libseccomp has its own for 
                    setns=308, fsopen=430, fsconfig=431, fsmount=432, fspick=433, move_mount=429, open_tree=428,
                    mount_setattr=442, open_by_handle_at=304, kexec_load=246, kexec_file_load=320, init_module=175,
                    finit_module=313, delete_module=176, reboot=169, swapon=167, swapoff=168, acct=163, syslog=103,
-                   socket=41, socketpair=53, ioctl=16, clone=56, clone3=435),
+                   socket=41, socketpair=53, ioctl=16, clone=56, clone3=435, shmget=29, semget=64, msgget=68),
     "aarch64": dict(io_uring_setup=425, io_uring_enter=426, io_uring_register=427, ptrace=117, process_vm_readv=270,
                     process_vm_writev=271, pidfd_getfd=438, bpf=280, keyctl=219, add_key=217, request_key=218,
                     perf_event_open=241, userfaultfd=282, mount=40, umount2=39, pivot_root=41, unshare=97, setns=268,
                     fsopen=430, fsconfig=431, fsmount=432, fspick=433, move_mount=429, open_tree=428,
                     mount_setattr=442, open_by_handle_at=265, kexec_load=104, kexec_file_load=294, init_module=105,
                     finit_module=273, delete_module=106, reboot=142, swapon=224, swapoff=225, acct=89, syslog=116,
-                    socket=198, socketpair=199, ioctl=29, clone=220, clone3=435),
+                    socket=198, socketpair=199, ioctl=29, clone=220, clone3=435, shmget=194, semget=190,
+                    msgget=186),
 }
 
 RET_KILL_PROCESS, RET_ALLOW = 0x80000000, 0x7FFF0000
@@ -71,14 +75,18 @@ def _binding():
     return seccomp
 
 
-def compile_libseccomp() -> bytes:
+def denied(ipc_namespace: bool = True) -> tuple[str, ...]:
+    return DENIED if ipc_namespace else DENIED + SYSV_IPC
+
+
+def compile_libseccomp(ipc_namespace: bool = True) -> bytes:
     """The policy as BPF, by libseccomp (ImportError/RuntimeError/OSError where it is missing)."""
     sc = _binding()
     f = sc.SyscallFilter(sc.ALLOW)
     f.set_attr(sc.Attr.ACT_BADARCH, RET_KILL_PROCESS)
     f.set_attr(sc.Attr.CTL_NNP, 0)  # no_new_privs is set by `credentials`, and again by `install`
     eperm, eacces = sc.ERRNO(errno.EPERM), sc.ERRNO(errno.EACCES)
-    for name in DENIED:
+    for name in denied(ipc_namespace):
         try:
             f.add_rule(eperm, name)
         except (OSError, ValueError):
@@ -128,7 +136,7 @@ def _arg(i: int, high: bool = False) -> int:
     return 16 + 8 * i + (4 if high else 0)  # seccomp_data.args[i], little-endian words
 
 
-def compile_builtin(machine: str = MACHINE) -> bytes:
+def compile_builtin(machine: str = MACHINE, ipc_namespace: bool = True) -> bytes:
     """The same policy, without libseccomp, for x86-64 and aarch64 (little-endian)."""
     nr, p = NUMBERS[machine], _Program()
     p.op(LD_W_ABS, 4)  # seccomp_data.arch
@@ -136,7 +144,7 @@ def compile_builtin(machine: str = MACHINE) -> bytes:
     p.op(LD_W_ABS, 0)  # seccomp_data.nr
     if machine == "x86_64":
         p.op(JGE_K, X32_SYSCALL_BIT, "kill", 0)
-    for name in DENIED:
+    for name in denied(ipc_namespace):
         p.op(JEQ_K, nr[name], "eperm", 0)
     for name, target in (("clone", "clone"), ("clone3", "enosys"), ("socket", "eacces"),
                          ("socketpair", "socketpair"), ("ioctl", "ioctl")):
@@ -164,14 +172,14 @@ def compile_builtin(machine: str = MACHINE) -> bytes:
     return p.bytes()
 
 
-def compile_policy() -> tuple[bytes, str]:
+def compile_policy(ipc_namespace: bool = True) -> tuple[bytes, str]:
     """(BPF program, the layer's name): libseccomp's where it works, else the builtin one."""
     try:
-        return compile_libseccomp(), "seccomp"
+        return compile_libseccomp(ipc_namespace), "seccomp"
     except (ImportError, RuntimeError, OSError, AttributeError):
         pass
     if MACHINE in NUMBERS:
-        return compile_builtin(), "seccomp-builtin"
+        return compile_builtin(MACHINE, ipc_namespace), "seccomp-builtin"
     return b"", ""
 
 
@@ -184,20 +192,19 @@ def install(program: bytes) -> None:
     syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(SECCOMP_FILTER_FLAG_TSYNC), buf)
 
 
-_COMPILED: tuple[bytes, str] | None = None
+_COMPILED: dict[bool, tuple[bytes, str]] = {}
 
 
-def compiled() -> tuple[bytes, str]:
+def compiled(ipc_namespace: bool = True) -> tuple[bytes, str]:
     """The policy compiled once per process (the fork server compiles it before forking)."""
-    global _COMPILED
-    if _COMPILED is None:
-        _COMPILED = compile_policy()
-    return _COMPILED
+    if ipc_namespace not in _COMPILED:
+        _COMPILED[ipc_namespace] = compile_policy(ipc_namespace)
+    return _COMPILED[ipc_namespace]
 
 
-def apply() -> list[str]:
+def apply(ipc_namespace: bool = True) -> list[str]:
     """Install the filter here; the layer names now active (none where seccomp is missing)."""
-    program, name = compiled()
+    program, name = compiled(ipc_namespace)
     if not program:
         return []
     try:
