@@ -7,6 +7,7 @@ be tampered with by the student's code, which only affects that student's own re
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
 import sys
@@ -58,9 +59,11 @@ class OpRecorder(TorchDispatchMode):
 
 
 class Evaluator:
-    def __init__(self, channel: Channel, layers: list[str] = (), missing: list[str] = ()) -> None:
+    def __init__(self, channel: Channel, layers: list[str] = (), missing: list[str] = (),
+                 source: bytes | None = None) -> None:
         self.channel = channel
         self.layers, self.missing = list(layers), list(missing)  # set up when this process was born
+        self.source = source  # the submission, read before this process gave up root (spawn.py)
         self.module: Any = None
         self.path = ""
         self.device = "cpu"
@@ -110,7 +113,8 @@ class Evaluator:
 
     def op_load(self, msg: Message, tensors: list) -> dict:
         sys.path.append(str(Path(self.path).parent))  # last: cannot shadow torch or numpy
-        spec = importlib.util.spec_from_file_location(MODULE_NAME, self.path)
+        held = HeldSource(self.path, self.source) if self.source is not None else None
+        spec = importlib.util.spec_from_file_location(MODULE_NAME, self.path, loader=held)
         module = importlib.util.module_from_spec(spec)
         sys.modules[MODULE_NAME] = module
         spec.loader.exec_module(module)
@@ -365,9 +369,26 @@ def _detached(value: Any) -> Any:
     return value.detach() if isinstance(value, torch.Tensor) else value
 
 
-def main(read_fd: int, write_fd: int, layers: list[str] = (), missing: list[str] = ()) -> None:
+class HeldSource(importlib.abc.SourceLoader):
+    """Loads the submission from bytes read before the evaluator dropped root (without a mount
+    namespace, its new uid may not be allowed to read the file); tracebacks still name the file."""
+
+    def __init__(self, path: str, data: bytes) -> None:
+        self.path, self.data = path, data
+
+    def get_filename(self, fullname: str) -> str:
+        return self.path
+
+    def get_data(self, path: str) -> bytes:
+        if path != self.path:
+            raise OSError(f"no such file: {path}")
+        return self.data
+
+
+def main(read_fd: int, write_fd: int, layers: list[str] = (), missing: list[str] = (),
+         source: bytes | None = None) -> None:
     sys.dont_write_bytecode = True
     torch.set_num_threads(1)
-    Evaluator(Channel(read_fd, write_fd), layers, missing).serve()
+    Evaluator(Channel(read_fd, write_fd), layers, missing, source).serve()
     sys.stdout.flush()
     os._exit(0)

@@ -99,6 +99,7 @@ def become_evaluator(request: dict, fds: list[int], keep: int, born: Born, host_
         if uid is not None:
             os.chown(scratch, uid, uid)
         os.chdir(scratch)
+    source = _read_submission(request) if uid is not None and not born.namespaces else None
     if isolation != "none":
         layers += credentials.drop(uid, uid if uid is not None else _host_uid())
         layers += limits.apply(int(request.get("nproc") or limits.NPROC), int(request["scratch_bytes"]),
@@ -106,7 +107,16 @@ def become_evaluator(request: dict, fds: list[int], keep: int, born: Born, host_
         layers.append("no-terminal")
     env = dict(request["env"])
     env.update(HOME=scratch, TMPDIR=scratch)
-    serve(env, layers, missing)
+    serve(env, layers, missing, source)
+
+
+def _read_submission(request: dict) -> bytes | None:
+    """The submission's bytes, read while still root (its file may be readable by root only)."""
+    try:
+        with open(request.get("submission") or "", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
 
 
 def _host_uid() -> int:
@@ -121,14 +131,14 @@ def _host_uid() -> int:
     return os.getuid()
 
 
-def serve(env: dict[str, str], layers: list[str], missing: list[str]) -> None:
+def serve(env: dict[str, str], layers: list[str], missing: list[str], source: bytes | None = None) -> None:
     os.environ.clear()
     os.environ.update(env)
     sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
     from gradegrad.sandbox.child import main
 
-    main(3, 4, layers, missing)
+    main(3, 4, layers, missing, source)
 
 
 def spawn(request: dict, fds: list[int], keep: int, probe: str | None,
@@ -215,6 +225,7 @@ def plain(argv: list[str]) -> None:
     isolation = request.get("isolation", "auto")
     layers, missing = [], ["namespaces (no fork server)", "cgroup (no fork server)"]
     uid = credentials.evaluator_uid(os.getpid()) if os.geteuid() == 0 and isolation != "none" else None
+    source = _read_submission(request) if uid is not None else None
     if isolation != "none":
         layers += limits.oom_first()
         if uid is not None:
@@ -225,4 +236,4 @@ def plain(argv: list[str]) -> None:
         layers.append("no-terminal")
     from gradegrad.sandbox.child import main
 
-    main(3, 4, layers, missing)
+    main(3, 4, layers, missing, source)
