@@ -7,10 +7,11 @@
 
 The evaluator then, before it answers any request (and so before any submission code runs):
 takes its own session, stdin from /dev/null, its pipes as stdout/stderr and fds 3/4 (extra fds
-the grader passed follow from fd 5 on); dies with the grader (PDEATHSIG); makes itself the OOM
-killer's first choice; builds its file system (`layers/filesystem.py`); gives up root and every
-capability (`layers/credentials.py`); sets the tree's rlimits (`layers/limits.py`); and takes a
-clean environment. The remaining layers (RLIMIT_AS, Landlock, seccomp) follow at the `confine`
+the grader passed follow from fd 5 on); makes itself the OOM killer's first choice; builds its
+file system (`layers/filesystem.py`); gives up root and every capability
+(`layers/credentials.py`); sets the tree's rlimits (`layers/limits.py`); dies with the grader
+from then on (PDEATHSIG: a change of credentials clears it, so it comes last); and takes a clean
+environment. The remaining layers (RLIMIT_AS, Landlock, seccomp) follow at the `confine`
 request, after the device is set up (`confine.py`).
 
 Every layer is named in what the evaluator reports (`Born.layers`, the ready message), and every
@@ -24,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import select
 import signal
 import sys
 import time
@@ -66,14 +68,23 @@ def _host_ppid() -> int:
         return int(fh.read().rsplit(")", 1)[1].split()[1])
 
 
-def _die_with_grader(grader: int, intermediate: int) -> None:
-    """SIGKILL this process when the grader dies: set once it is the grader's child (the
-    intermediate has closed its pipe, but may not have finished exiting)."""
+def _wait_for_grader(grader: int, intermediate: int) -> None:
+    """Until this process is the grader's child (the intermediate has closed its pipe, but may
+    not have finished exiting); exit if the grader is gone already."""
     deadline = time.monotonic() + 5
-    while (ppid := _host_ppid()) == intermediate and time.monotonic() < deadline:
+    while _host_ppid() == intermediate and time.monotonic() < deadline:
         time.sleep(0.0002)
+    if grader and _host_ppid() != grader:
+        os._exit(0)
+
+
+def _die_with_grader() -> None:
+    """SIGKILL this process when the grader dies. Set after the last change of credentials (which
+    clears it); if the grader died before, its end of the request pipe (fd 3) is closed."""
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
-    if grader and _host_ppid() != grader:  # the grader died before the line above
+    poll = select.poll()
+    poll.register(3, select.POLLIN)
+    if any(event & (select.POLLHUP | select.POLLERR) for _, event in poll.poll(0)):
         os._exit(0)
 
 
@@ -83,7 +94,7 @@ def become_evaluator(request: dict, fds: list[int], keep: int, born: Born, host_
     _stdio(fds, keep)
     layers: list[str] = []  # the intermediate's own (born.layers) reach the grader with the pid
     missing: list[str] = []
-    _die_with_grader(int(request.get("grader") or 0), intermediate)
+    _wait_for_grader(int(request.get("grader") or 0), intermediate)
     isolation = request.get("isolation", "auto")
     root = _host_uid() == 0
     scratch = request["scratch"]
@@ -105,6 +116,7 @@ def become_evaluator(request: dict, fds: list[int], keep: int, born: Born, host_
         layers += limits.apply(int(request.get("nproc") or limits.NPROC), int(request["scratch_bytes"]),
                                request.get("cpu_seconds"))
         layers.append("no-terminal")
+    _die_with_grader()
     env = dict(request["env"])
     env.update(HOME=scratch, TMPDIR=scratch)
     serve(env, layers, missing, source)
