@@ -192,3 +192,22 @@ def test_ctrl_c_during_grade_with_four_jobs_leaves_no_process(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     assert not set(none_left(seconds=10)) - before
+
+
+@pytest.mark.parametrize("use_zygote", [True, False], ids=["fork-server", "fresh-interpreter"])
+def test_extra_fds_reach_the_evaluator_from_fd_5(tmp_path, use_zygote):
+    """What shared memory for inputs will use: a memfd the grader passes is the evaluator's fd 5."""
+    fd = os.memfd_create("inputs")
+    os.write(fd, b"shared bytes")
+    path = tmp_path / "reads_fd.py"
+    path.write_text("import os\nprint('FD5', os.pread(5, 100, 0), flush=True)\n")
+    os.chmod(tmp_path, 0o755)
+    child = process.Child("cpu", use_zygote=use_zygote, submission=str(path), extra_fds=(fd,))
+    try:
+        child.request({"op": "confine", "path": str(path), "device": "cpu", "memory": None,
+                       "layers": list(child.layers)}, timeout=120)
+        child.request({"op": "load", "path": str(path)}, timeout=60)
+    finally:
+        out = child.close()
+        os.close(fd)
+    assert "FD5 b'shared bytes'" in out.stdout

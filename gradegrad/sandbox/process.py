@@ -94,6 +94,7 @@ class Child:
         child_fds = [to_child_r, from_child_w, out_w, err_w]
         isolation = limits.isolation if limits.confine else "none"
         request = {"scratch": self.scratch, "submission": submission, "device": device, "isolation": isolation,
+                   "extra_fds": list(extra_fds),
                    "memory": limits.memory, "scratch_bytes": limits.scratch, "nproc": limits.processes,
                    "cpu_seconds": limits.submission_timeout, "grader": os.getpid()}
         reaper.enable_subreaper()

@@ -231,9 +231,12 @@ def plain(argv: list[str]) -> None:
 
     argv: read fd, write fd, the JSON request."""
     request = json.loads(argv[2])
-    read_fd, write_fd = int(argv[0]), int(argv[1])
-    os.dup2(read_fd, 3)
-    os.dup2(write_fd, 4)
+    fds = [int(argv[0]), int(argv[1]), *(int(fd) for fd in request.get("extra_fds") or ())]
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 256) for fd in fds]  # protocol on 3/4, extras from 5 on
+    for target, fd in enumerate(moved, start=3):
+        os.dup2(fd, target)
+    for fd in moved:
+        os.close(fd)
     isolation = request.get("isolation", "auto")
     layers, missing = [], ["namespaces (no fork server)", "cgroup (no fork server)"]
     uid = credentials.evaluator_uid(os.getpid()) if os.geteuid() == 0 and isolation != "none" else None
