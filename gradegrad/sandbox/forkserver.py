@@ -83,6 +83,10 @@ def warm_up() -> None:
 
 
 def main(sock_fd: int) -> None:
+    import ctypes
+
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no evaluator of our user may ptrace or
+    #                                         open /proc/<us>/mem (each evaluator sets itself dumpable again)
     gc.disable()  # no collection over torch's objects while importing: one, below, before freezing
     from gradegrad.sandbox.environment import limit_malloc_arenas
 

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 from gradegrad.sandbox.layers import cgroups, credentials, filesystem, limits, namespaces
-from gradegrad.sandbox.layers.kernel import PR_SET_PDEATHSIG, prctl
+from gradegrad.sandbox.layers.kernel import PR_SET_DUMPABLE, PR_SET_PDEATHSIG, prctl
 
 FIRST_EXTRA_FD = 5
 
@@ -92,6 +92,7 @@ def become_evaluator(request: dict, fds: list[int], keep: int, born: Born, host_
                      plan: filesystem.Plan | None) -> None:
     """In the new evaluator: every layer that needs no request, then serve the grader."""
     _stdio(fds, keep)
+    prctl(PR_SET_DUMPABLE, 1, what="dumpable")  # the fork server is not; the grader reads our /proc files
     layers: list[str] = []  # the intermediate's own (born.layers) reach the grader with the pid
     missing: list[str] = []
     _wait_for_grader(int(request.get("grader") or 0), intermediate)

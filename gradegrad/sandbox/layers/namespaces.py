@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from gradegrad.sandbox.layers.kernel import check, libc, write_file
+from gradegrad.sandbox.layers.kernel import PR_SET_DUMPABLE, check, libc, prctl, write_file
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -40,6 +40,7 @@ def enter() -> list[str]:
     if os.geteuid() == 0:
         unshare(EVERY)
         return list(NAMES)
+    prctl(PR_SET_DUMPABLE, 1, what="dumpable")  # (the fork server is not) else /proc/self/*_map are root's
     uid, gid = os.geteuid(), os.getegid()
     unshare(CLONE_NEWUSER | EVERY)
     write_file("/proc/self/setgroups", "deny")
