@@ -34,8 +34,6 @@ from dataclasses import dataclass, field
 from gradegrad.sandbox.layers import cgroups, credentials, filesystem, limits, namespaces
 from gradegrad.sandbox.layers.kernel import PR_SET_DUMPABLE, PR_SET_PDEATHSIG, prctl
 
-FIRST_EXTRA_FD = 5
-
 
 @dataclass
 class Born:
@@ -94,7 +92,6 @@ def become_evaluator(request: dict, fds: list[int], keep: int, born: Born, host_
     _stdio(fds, keep)
     prctl(PR_SET_DUMPABLE, 1, what="dumpable")  # the fork server is not; the grader reads our /proc files
     layers: list[str] = []  # the intermediate's own (born.layers) reach the grader with the pid
-    missing: list[str] = []
     _wait_for_grader(int(request.get("grader") or 0), intermediate)
     isolation = request.get("isolation", "auto")
     root = _host_uid() == 0
@@ -120,7 +117,7 @@ def become_evaluator(request: dict, fds: list[int], keep: int, born: Born, host_
     _die_with_grader()
     env = dict(request["env"])
     env.update(HOME=scratch, TMPDIR=scratch)
-    serve(env, layers, missing, source)
+    serve(env, layers, [], source)
 
 
 def _read_submission(request: dict) -> bytes | None:
