@@ -211,3 +211,30 @@ def test_extra_fds_reach_the_evaluator_from_fd_5(tmp_path, use_zygote):
         out = child.close()
         os.close(fd)
     assert "FD5 b'shared bytes'" in out.stdout
+
+
+def test_the_sandbox_imports_one_way():
+    """The grader's side and the child's side import the wire and the layers, never each other."""
+    import ast
+    from pathlib import Path
+
+    import gradegrad.sandbox as sandbox
+
+    root = Path(sandbox.__file__).parent
+    grader = {"process", "remote", "zygote", "watchdog", "reaper"}
+    child = {"child", "spawn", "forkserver", "loopback", "confine", "measure"}
+    imports = {}
+    for path in [*root.glob("*.py"), *root.glob("layers/*.py")]:
+        name = ".".join(path.relative_to(root).with_suffix("").parts)
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gradegrad.sandbox."):
+                found.add(node.module.removeprefix("gradegrad.sandbox."))
+        imports[name] = found
+    for name, found in imports.items():
+        if name in child:
+            assert not found & grader, (name, found & grader)
+        if name in grader:
+            assert not found & child, (name, found & child)
+        if name.startswith("layers."):
+            assert all(f.startswith("layers.") for f in found), (name, found)
