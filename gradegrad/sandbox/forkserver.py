@@ -20,13 +20,13 @@ import socket
 MAX_REQUEST = 1 << 16
 
 
-def serve(sock_fd: int) -> None:
-    from gradegrad.sandbox.layers import filesystem, namespaces
+def serve(sock_fd: int, probe: str | None) -> None:
+    """Answer spawn requests; `probe` is None when evaluators can have namespaces, else why not."""
+    from gradegrad.sandbox.layers import filesystem
     from gradegrad.sandbox.spawn import spawn
 
     sock = socket.socket(fileno=sock_fd)
     keep = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096
-    probe = namespaces.probe()  # once: can evaluators have namespaces here, and if not, why
     package_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     plans = {"cpu": filesystem.plan(os.path.join(package_dir, "gradegrad"))}
     sock.send(json.dumps({"ready": os.getpid(), "namespaces": probe}).encode())
@@ -89,21 +89,21 @@ def main(sock_fd: int) -> None:
     #                                         open /proc/<us>/mem (each evaluator sets itself dumpable again)
     gc.disable()  # no collection over torch's objects while importing: one, below, before freezing
     from gradegrad.sandbox.environment import limit_malloc_arenas
+    from gradegrad.sandbox.layers import namespaces, seccomp
 
     limit_malloc_arenas()
+    probe = namespaces.probe()  # once, while this process is small (a cheap fork): namespaces here?
+    seccomp.compiled(True)  # libseccomp (or the builtin compiler) runs here once, not per evaluator
+    seccomp.compiled(False)
     import torch  # noqa: F401  (the point of the zygote: pay this once)
 
     import gradegrad.sandbox.child  # noqa: F401
     import gradegrad.sandbox.confine  # noqa: F401
     import gradegrad.sandbox.loopback  # noqa: F401  (a run-ahead drives the proxy in the child)
     import gradegrad.sandbox.spawn  # noqa: F401
-    from gradegrad.sandbox.layers import seccomp
-
-    seccomp.compiled(True)  # libseccomp (or the builtin compiler) runs here once, not per evaluator
-    seccomp.compiled(False)
 
     warm_up()
     gc.collect()
     gc.freeze()  # evaluators share the zygote's pages: keep the collector from touching (copying) them
     gc.enable()
-    serve(sock_fd)
+    serve(sock_fd, probe)
