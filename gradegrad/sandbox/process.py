@@ -158,7 +158,7 @@ class Child:
         """SIGKILL the evaluator now, from any thread (the watchdog's), remembering why; the
         thread waiting for its reply sees it die and reports `reason`."""
         self.fault = reason
-        tree = [] if self.namespaces else watchdog.descendants(self.pid, watchdog.children_of())
+        tree = [] if self.namespaces else watchdog.tree(self.pid)
         self._signal()
         if self.cgroup is not None:
             self.cgroup.kill()

@@ -66,14 +66,16 @@ def _run() -> None:
             entries = list(_WATCHED.values())
         if not entries:
             continue
-        parents = children_of() if any(e.group is None for e in entries) else {}
+        parents = None  # one scan of /proc per round, for every tree without a cgroup
         for entry in entries:
             if not entry.child.alive:
                 continue
             if entry.group is not None:
                 over = entry.group.oom_kills() > entry.kills
             else:
-                over = over_limit(descendants(entry.child.pid, parents), entry.limit)
+                if parents is None and not _CHILDREN_FILES:
+                    parents = children_of()
+                over = over_limit(tree(entry.child.pid, parents), entry.limit)
             if over:
                 entry.child.stop_for("memory")
 
@@ -92,6 +94,27 @@ def children_of() -> dict[int, list[int]]:
         ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
         children.setdefault(ppid, []).append(int(name))
     return children
+
+
+_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def tree(pid: int, parents: dict[int, list[int]] | None = None) -> list[int]:
+    """`pid` and its descendants: from /proc/<pid>/task/<tid>/children where the kernel has them
+    (no scan of /proc), else from `parents` (`children_of()`)."""
+    if not _CHILDREN_FILES:
+        return descendants(pid, parents if parents is not None else children_of())
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children", "rb") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def descendants(pid: int, children: dict[int, list[int]]) -> list[int]:
@@ -137,7 +160,7 @@ def over_limit(pids: list[int], limit: int) -> bool:
 
 def tree_memory(pid: int) -> int:
     """The memory a process tree holds privately (for tests and reports)."""
-    return sum(private_bytes(p) for p in descendants(pid, children_of()))
+    return sum(private_bytes(p) for p in tree(pid))
 
 
 def _after_fork() -> None:
