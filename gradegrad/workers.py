@@ -113,9 +113,10 @@ def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, proces
                        threads: int) -> Iterator[Done]:
     """Grade `sources` in `processes` forked workers of `threads` threads each; yield each result
     as it arrives, then a `Done` without report for every submission a dead worker did not send."""
-    from gradegrad.sandbox import zygote
+    from gradegrad.sandbox import reaper, zygote
 
     zygote.shutdown()  # this process grades nothing itself now: its fork server would only wait
+    reaper.enable_subreaper()  # what a worker leaves when it dies comes to us, for the sweep below
     workers: dict[int, tuple[int, list[int]]] = {}  # read fd -> (pid, its share)
     grace = 0.0  # how long a worker may take to exit before it is killed
     try:
@@ -136,8 +137,6 @@ def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, proces
             _stop(pid, deadline)
         for read_fd in workers:
             os.close(read_fd)
-        from gradegrad.sandbox import reaper
-
         reaper.sweep("", -1)  # what a killed or interrupted worker left is now ours (we are its subreaper)
 
 

@@ -5,8 +5,9 @@ the evaluators alive on the machine, so that co-tenants of a batch cannot signal
 share an RLIMIT_NPROC count), with the same number as its group and no supplementary groups.
 A grader run by anyone else gives its evaluator its own uid, inside a user namespace where the
 evaluator is uid 0 with no capabilities left. Either way:
-- the capability bounding set is emptied, then every capability (permitted, effective,
-  inheritable, ambient) is dropped;
+- the capability bounding set is emptied (where the process may: a root grader's evaluator, or
+  one in its user namespace), then every capability (permitted, effective, inheritable,
+  ambient) is dropped;
 - the secure bits make uid 0 (inside a user namespace) worth nothing at execve, for good;
 - no_new_privs: no setuid binary or file capability can give anything back.
 """
