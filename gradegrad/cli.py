@@ -90,7 +90,8 @@ def _chosen(s: Settings, default: Optional[str] = None) -> tuple[dict, Rubric]:
 
 
 def _options(s: Settings) -> Options:
-    return make_options(s.seed, s.device, s.timeout, s.memory, s.submission_timeout, s.load_timeout)
+    return make_options(s.seed, s.device, s.timeout, s.memory, s.submission_timeout, s.load_timeout,
+                        s.isolation)
 
 
 def _given(path: Optional[Path], what: str, key: str) -> Path:
@@ -113,6 +114,10 @@ LOAD_TIMEOUT = typer.Option(None, "--load-timeout", metavar="SECONDS", help="Sec
                             "far are graded." + CONFIGURED + "60.")
 SUBMISSION_TIMEOUT = typer.Option(None, "--submission-timeout", metavar="SECONDS", help="Seconds allowed for all "
                                   "the exercises of one submission." + CONFIGURED + "600.")
+ISOLATION = typer.Option(None, "--isolation", metavar="LEVEL", help="Containment of student code: auto (every "
+                         "layer this machine allows, the missing ones named in the report), strict (exit 2 unless "
+                         "evaluators get their own namespaces), none (a separate process only: for debugging, never "
+                         "for untrusted code). See SECURITY.md." + CONFIGURED + "auto.")
 EXERCISES = typer.Option([], "--exercises", metavar="DIR", help="Another folder of exercise manifests "
                          "(repeatable); also $GRADEGRAD_EXERCISES and the config's `exercises`.")
 RUBRICS = typer.Option([], "--rubrics", metavar="DIR", help="Another folder of rubrics, for --rubric NAME "
@@ -139,6 +144,7 @@ def check(
     memory: Optional[str] = MEMORY,
     submission_timeout: Optional[float] = SUBMISSION_TIMEOUT,
     load_timeout: Optional[float] = LOAD_TIMEOUT,
+    isolation: Optional[str] = ISOLATION,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
     json_path: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Also write the report as JSON "
@@ -179,6 +185,7 @@ def grade_command(
     memory: Optional[str] = MEMORY,
     submission_timeout: Optional[float] = SUBMISSION_TIMEOUT,
     load_timeout: Optional[float] = LOAD_TIMEOUT,
+    isolation: Optional[str] = ISOLATION,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
     module: Optional[str] = MODULE,

@@ -14,8 +14,8 @@ import typer
 from gradegrad.batch import grade_source
 from gradegrad.bundle import BundleSpec, write_bundle
 from gradegrad.catalog import BUILTIN_EXERCISES, exercise_dirs
-from gradegrad.cli import (DEVICE, EXERCISE, EXERCISES, FIXED_RUBRIC, LOAD_TIMEOUT, MEMORY, MODULE, RUBRICS,
-                           SEED, SUBMISSION_TIMEOUT, TIMEOUT, CleanGroup, _chosen, _fail, _options, app)
+from gradegrad.cli import (DEVICE, EXERCISE, EXERCISES, FIXED_RUBRIC, ISOLATION, LOAD_TIMEOUT, MEMORY, MODULE,
+                           RUBRICS, SEED, SUBMISSION_TIMEOUT, TIMEOUT, CleanGroup, _chosen, _fail, _options, app)
 from gradegrad.config import settings
 from gradegrad.errors import ExitCode, GradegradError
 from gradegrad.render.gradescope import visibility_of, write_gradescope
@@ -37,6 +37,7 @@ def run(
     memory: Optional[str] = MEMORY,
     submission_timeout: Optional[float] = SUBMISSION_TIMEOUT,
     load_timeout: Optional[float] = LOAD_TIMEOUT,
+    isolation: Optional[str] = ISOLATION,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
     module: Optional[str] = MODULE,

@@ -217,7 +217,8 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
     return clean_report(Report(str(path), options.device, options.seed, rubric.name,
                                sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
                                output, tuple(notes), error, trace, sub.protections, gradegrad.__version__,
-                               load_problems=problems, not_graded=tuple(not_graded)))
+                               load_problems=problems, not_graded=tuple(not_graded),
+                               missing_protections=sub.missing_protections))
 
 
 def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gradegrad.errors import UsageError
-from gradegrad.sandbox.process import Limits
+from gradegrad.sandbox.process import ISOLATION, Limits
 
 DEVICES = ("cpu", "cuda", "auto")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -76,12 +76,27 @@ def parse_memory(text: str) -> int | None:
     return size
 
 
+def check_isolation(level: str) -> str:
+    """auto, strict or none; strict must be possible here (namespaces for every evaluator)."""
+    if level not in ISOLATION:
+        raise UsageError(f"--isolation {level!r}: use auto, strict or none")
+    if level == "strict":
+        from gradegrad.sandbox.zygote import namespaces_unavailable
+
+        reason = namespaces_unavailable()
+        if reason:
+            raise UsageError(f"--isolation strict: evaluators cannot have their own namespaces here ({reason}); "
+                             "see SECURITY.md, or use --isolation auto")
+    return level
+
+
 def make_options(seed: int, device: str, timeout: float, memory: str,
                  submission_timeout: float = Limits.submission_timeout,
-                 load_timeout: float = Limits.load_timeout) -> Options:
+                 load_timeout: float = Limits.load_timeout, isolation: str = "auto") -> Options:
     for flag, value in (("--timeout", timeout), ("--submission-timeout", submission_timeout),
                         ("--load-timeout", load_timeout)):
         if not value > 0:
             raise UsageError(f"{flag} {value:g}: must be a positive number of seconds")
-    return Options(seed, resolve_device(device), Limits(timeout, parse_memory(memory), submission_timeout,
-                                                        load_timeout=load_timeout))
+    limits = Limits(timeout, parse_memory(memory), submission_timeout, isolation=check_isolation(isolation),
+                    load_timeout=load_timeout)
+    return Options(seed, resolve_device(device), limits)

@@ -160,12 +160,13 @@ class Report:
     notes: tuple[str, ...] = ()  # grader remarks, e.g. "graded the 3 exercises found"
     error: str | None = None  # the submission could not be loaded at all
     error_traceback: str | None = None  # the student's frames, when importing it raised
-    protections: tuple[str, ...] = ()  # kernel protections active in the student's process
+    protections: tuple[str, ...] = ()  # layers of containment active around the student's code
     gradegrad_version: str = ""
     schema_version: int = SCHEMA_VERSION
     not_graded: tuple[str, ...] = ()  # without a rubric: the catalog's exercises whose class was not found
     adjustments: tuple[Adjustment, ...] = ()  # included in `score` (and in the exercise's score)
     load_problems: tuple[LoadProblem, ...] = ()  # code that raised while what it defined was graded
+    missing_protections: tuple[str, ...] = ()  # layers missing on this machine, each with the reason
 
     @property
     def passed(self) -> bool:
@@ -192,4 +193,5 @@ class Report:
             not_graded=tuple(d.get("not_graded", ())),
             adjustments=tuple(Adjustment.from_dict(a) for a in d.get("adjustments", ())),
             load_problems=tuple(LoadProblem.from_dict(p) for p in d.get("load_problems", ())),
+            missing_protections=tuple(d.get("missing_protections", ())),
         )

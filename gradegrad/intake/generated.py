@@ -44,8 +44,11 @@ _GG_DEFINITIONS = (_gg_ast.Import, _gg_ast.ImportFrom, _gg_ast.ClassDef, _gg_ast
 _gg_state = {"late": False}  # late: the time limit was reached, pieces left run their definitions only
 _GG_TIMEOUT = globals().get("_GG_TIMEOUT", ())
 _GG_GRACE = globals().get("_GG_GRACE", 0)
-with open(__file__, encoding="utf-8") as _gg_file:
-    _gg_lines = _gg_file.read().split("\\n")
+try:  # from the loader: it may hold the bytes, read before the evaluator gave up root
+    _gg_lines = __loader__.get_data(__file__).decode("utf-8").split("\\n")
+except (AttributeError, OSError):
+    with open(__file__, encoding="utf-8") as _gg_file:
+        _gg_lines = _gg_file.read().split("\\n")
 for _gg_number, _gg_line in enumerate(_gg_lines, start=1):
     if _gg_line.startswith("#|> "):
         _GG_PIECES.append(_gg_line[4:].split(" ")[:4] + [_gg_number + 1, _gg_number])

@@ -196,6 +196,13 @@ def _output(report: Report) -> list[Panel]:
     return [Panel(Group(*parts), title="what your code printed", title_align="left", border_style="dim")]
 
 
+def sandbox_line(report: Report) -> str:
+    """Every layer of containment that was active, then every one missing here (SECURITY.md)."""
+    active = ", ".join(report.protections) or "a separate process only"
+    missing = f"; missing: {', '.join(report.missing_protections)}" if report.missing_protections else ""
+    return f"sandbox: {active}{missing}"
+
+
 def render_scorecard(report: Report, console: Console) -> None:
     report = clean_report(report)  # capped text, so that Rich's per-line work stays bounded
     console.print(_title(report))
@@ -213,6 +220,5 @@ def render_scorecard(report: Report, console: Console) -> None:
         where = f" on {a.exercise}" if a.exercise else ""
         console.print(Text(f"adjusted by your teacher{where}: {'+' if a.points >= 0 else ''}{_points(a.points)}"
                            f"{' (' + a.comment + ')' if a.comment else ''}", "yellow"))
-    shield = ", ".join(report.protections) or "none available on this system"
-    console.print(Text(f"sandbox: separate process; kernel protections: {shield}", "dim"))
+    console.print(Text(sandbox_line(report), "dim"))
     console.print(_total(report))

@@ -7,6 +7,7 @@ be tampered with by the student's code, which only affects that student's own re
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
@@ -90,8 +91,11 @@ class OpRecorder(TorchDispatchMode):
 
 
 class Evaluator:
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, layers: list[str] = (), missing: list[str] = (),
+                 source: bytes | None = None) -> None:
         self.channel = channel
+        self.layers, self.missing = list(layers), list(missing)  # set up when this process was born
+        self.source = source  # the submission, read before this process gave up root (spawn.py)
         self.module: Any = None
         self.path = ""
         self.device = "cpu"
@@ -102,7 +106,8 @@ class Evaluator:
     # ------------------------------------------------------------------ requests
 
     def serve(self) -> None:
-        self.channel.send({"ok": True, "op": "ready", "torch": torch.__version__, "pid": os.getpid()})
+        self.channel.send({"ok": True, "op": "ready", "torch": torch.__version__, "pid": os.getpid(),
+                           "layers": self.layers, "missing": self.missing})
         while True:
             msg = self.channel.recv()
             op = msg.header.get("op")
@@ -132,10 +137,11 @@ class Evaluator:
         self.device = msg.header.get("device", "cpu")
         if self.device != "cpu":
             torch.empty(0, device=self.device)  # initialise CUDA here, in the child only
-        active = []
+        active, missing = [], []
         if msg.header.get("confine", True):
-            active = confine(self.path, os.getcwd(), msg.header.get("memory"), self.device == "cpu")
-        return {"ok": True, "protections": active}
+            active, missing = confine(self.path, os.getcwd(), msg.header.get("memory"), self.device,
+                                      ipc_namespace="ipc-namespace" in msg.header.get("layers", ()))
+        return {"ok": True, "protections": active, "missing": missing}
 
     def op_load(self, msg: Message, tensors: list) -> dict:
         """Import the submission, its top-level code within `seconds`. When that code raises (or
@@ -143,8 +149,10 @@ class Evaluator:
         error is reported in `problems`; so are the pieces of a generated module (notebook
         cells, a folder's modules) that raised while the others ran (its `_GG_PROBLEMS`)."""
         sys.path.append(str(Path(self.path).parent))  # last: cannot shadow torch or numpy
-        loader = importlib.machinery.SourceFileLoader(MODULE_NAME, self.path)  # whatever the file's suffix
-        module = importlib.util.module_from_spec(importlib.util.spec_from_loader(MODULE_NAME, loader))
+        loader = HeldSource(self.path, self.source) if self.source is not None else \
+            importlib.machinery.SourceFileLoader(MODULE_NAME, self.path)  # whatever the file's suffix
+        module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(MODULE_NAME, self.path,
+                                                                                        loader=loader))
         module.__dict__.update(_GG_TIMEOUT=LoadTimeout, _GG_GRACE=LOAD_GRACE)  # read by a generated module
         sys.modules[MODULE_NAME] = module
         failed = None
@@ -279,7 +287,8 @@ class Evaluator:
         the reply sent ahead instead of a round trip, and any other goes to this process as usual.
         Nothing here is a verdict: the replies are the same facts the grader would have asked for.
         """
-        from gradegrad.sandbox.remote import Loopback, remote_function
+        from gradegrad.sandbox.loopback import Loopback
+        from gradegrad.sandbox.requests import remote_function
 
         args = [a.requires_grad_(bool(rg)) if isinstance(a, torch.Tensor) else a
                 for a, rg in zip(msg.value(msg.header["args"]), msg.header["requires_grad"])]
@@ -502,9 +511,26 @@ def _detached(value: Any) -> Any:
     return value.detach() if isinstance(value, torch.Tensor) else value
 
 
-def main(read_fd: int, write_fd: int) -> None:
+class HeldSource(importlib.abc.SourceLoader):
+    """Loads the submission from bytes read before the evaluator dropped root (without a mount
+    namespace, its new uid may not be allowed to read the file); tracebacks still name the file."""
+
+    def __init__(self, path: str, data: bytes) -> None:
+        self.path, self.data = path, data
+
+    def get_filename(self, fullname: str) -> str:
+        return self.path
+
+    def get_data(self, path: str) -> bytes:
+        if path != self.path:
+            raise OSError(f"no such file: {path}")
+        return self.data
+
+
+def main(read_fd: int, write_fd: int, layers: list[str] = (), missing: list[str] = (),
+         source: bytes | None = None) -> None:
     sys.dont_write_bytecode = True
     torch.set_num_threads(1)
-    Evaluator(Channel(read_fd, write_fd)).serve()
+    Evaluator(Channel(read_fd, write_fd), layers, missing, source).serve()
     sys.stdout.flush()
     os._exit(0)
