@@ -8,6 +8,7 @@ Function gradcheck runs on), live in `requests.py`; they are re-exported here.
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
