@@ -144,6 +144,9 @@ def _host_uid() -> int:
 def serve(env: dict[str, str], layers: list[str], missing: list[str], source: bytes | None = None) -> None:
     os.environ.clear()
     os.environ.update(env)
+    import tempfile
+
+    tempfile.tempdir = None  # the fork server's own may be cached: the evaluator's is its TMPDIR (its scratch)
     sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
     from gradegrad.sandbox.child import main
