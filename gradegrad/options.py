@@ -12,32 +12,16 @@ from gradegrad.sandbox.process import ISOLATION, Limits
 
 DEVICES = ("cpu", "cuda", "auto")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-HEADROOM = 256 << 20  # address space the student's code and the checks need beyond torch's own
-UNKNOWN_BASE = 768 << 20  # torch's address space when /proc cannot tell (a CPU build takes about 620 MiB)
-
-
-def _address_space() -> int | None:
-    """This process's virtual memory size (what RLIMIT_AS counts), from /proc."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) << 10
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-# Measured right after `import torch` above, before any thread starts: an evaluator (a fork of a
-# process that imported torch) starts with about as much address space, and the `--memory` limit
-# is RLIMIT_AS, set after that import: below it, not even the reference solution can run.
-TORCH_ADDRESS_SPACE = _address_space() or UNKNOWN_BASE
+# `--memory` is what the student's processes may use beyond the pages they share with the fork
+# server (torch, imported once): the evaluator's cgroup where there is one, else RLIMIT_AS above
+# what is mapped once torch is loaded plus a watchdog (sandbox/layers/limits.py, watchdog.py). The
+# reference solution grades the whole catalog with 16 MiB here; the floor leaves room to spare.
+MINIMUM_MEMORY = 256 << 20
 
 
 def minimum_memory() -> int:
-    """The smallest `--memory` at which a submission can run: torch's address space plus headroom."""
-    step = 64 << 20
-    return -(-(TORCH_ADDRESS_SPACE + HEADROOM) // step) * step
+    """The smallest `--memory` accepted: what grading a correct submission needs, with headroom."""
+    return MINIMUM_MEMORY
 
 
 @dataclass(frozen=True)
@@ -70,9 +54,9 @@ def parse_memory(text: str) -> int | None:
     size = int(float(m.group(1)) * _UNITS[m.group(2)])
     least = minimum_memory()
     if size < least:
-        raise UsageError(f"--memory {text}: the student's process needs at least {least >> 20}M here (torch takes "
-                         f"{TORCH_ADDRESS_SPACE >> 20}M of address space once imported, plus {HEADROOM >> 20}M to "
-                         f"grade); give {-(-least // (1 << 30))}G or more, or 'none'")
+        raise UsageError(f"--memory {text}: grading needs at least {least >> 20}M for the student's processes "
+                         f"(beyond torch, which they share with the fork server); give {least >> 20}M or more, "
+                         "or 'none'")
     return size
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from conftest import FIXTURES, EXAMPLES, ROOT, SUBMISSIONS
 from gradegrad.catalog import load_catalog
 from gradegrad.cli import app
-from gradegrad.options import TORCH_ADDRESS_SPACE, minimum_memory
+from gradegrad.options import minimum_memory
 
 runner = CliRunner()
 
@@ -48,7 +48,7 @@ def test_partial_exits_1_and_names_mistakes():
     (["check", EXAMPLES / "complete.py", "--exercise", "sigmod"], "did you mean 'sigmoid'"),
     (["check", EXAMPLES / "complete.py", "--memory", "lots"], "--memory"),
     (["check", EXAMPLES / "complete.py", "--device", "tpu"], "unknown device"),
-    (["check", EXAMPLES / "complete.py", "--memory", "300M"], "the student's process needs at least"),
+    (["check", EXAMPLES / "complete.py", "--memory", "100M"], "grading needs at least"),
     (["check", EXAMPLES / "complete.py", "--load-timeout", "0"], "--load-timeout 0: must be a positive number"),
     (["check", FIXTURES / "batch" / "notes.txt"], "give a .py file, an .ipynb notebook or a folder"),
     (["check", FIXTURES / "batch" / "notes.txt", "--json", "x.json"], "cannot grade"),
@@ -62,7 +62,6 @@ def test_usage_errors_are_one_line_and_exit_2(args, words):
 
 def test_the_smallest_memory_limit_accepted_runs_the_reference_solution():
     least = minimum_memory()
-    assert least > TORCH_ADDRESS_SPACE  # RLIMIT_AS is set after torch is imported
     result = run("check", EXAMPLES / "complete.py", "--rubric", "lab2", "--memory", f"{least >> 20}M")
     assert result.exit_code == 0, result.output
     too_low = run("check", EXAMPLES / "complete.py", "--memory", f"{(least >> 20) - 64}M")
