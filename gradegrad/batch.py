@@ -225,7 +225,8 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
         if hit is None:
             todo.append(source)
             continue
-        results[source.name] = _graded(source, replace(hit, submission=str(source.origin)), True, 0.0)
+        hit = clean_report(replace(hit, submission=str(source.origin)))  # as a fresh report is cleaned
+        results[source.name] = _graded(source, hit, True, 0.0)
         notify(_event(len(results), total, results[source.name]))
 
     def record(source: SubmissionSource, report: Report, keep: bool, seconds: float) -> None:

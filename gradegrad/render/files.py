@@ -27,14 +27,15 @@ UMASK = _umask()
 
 
 def write_text_atomic(path: Path, text: str, bom: bool = False) -> None:
-    """Write `text` to a temporary file next to `path`, then rename it over `path`."""
+    """Write `text` to a temporary file next to `path`, then rename it over `path`. A character UTF-8
+    cannot hold (a lone surrogate that escaped cleaning) is written as `?`, never an exception."""
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"cannot write {path}: folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~UMASK)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="") as fh:
             fh.write((BOM if bom else "") + text)
         os.replace(tmp, path)
     except BaseException:

@@ -51,6 +51,16 @@ def _student_file(path: Path, render: Callable[[], str], what: str) -> None:
     write_text_atomic(path, text)
 
 
+def _batch_file(path: Path, render: Callable[[], str], what: str, bom: bool = False) -> None:
+    """Write one file of the whole batch; if rendering it fails, the file says so and the other files
+    are still written."""
+    try:
+        text = render()
+    except Exception as exc:  # noqa: BLE001 - one writer's failure never costs the other files
+        text = _failed(what, exc) + "\n"
+    write_text_atomic(path, text, bom=bom)
+
+
 def roster_notes(book: Gradebook) -> list[str]:
     """What did not fit between the roster and the submissions, in words (the summary shows them too)."""
     notes = []
@@ -87,16 +97,16 @@ def write_gradebook(book: Gradebook, out: Path, gradescope: bool = False,
     """Write every output; returns what was written, for the summary."""
     result = book.batch
     make_folder(out)
-    write_text_atomic(out / "grades.csv", to_csv(result, book.roster, book.maximum), bom=True)
-    write_text_atomic(out / "grades.json", grades_json(book))
-    write_text_atomic(out / "report.html", html_report(book))
+    _batch_file(out / "grades.csv", lambda: to_csv(result, book.roster, book.maximum), "grades.csv", bom=True)
+    _batch_file(out / "grades.json", lambda: grades_json(book), "grades.json")
+    _batch_file(out / "report.html", lambda: html_report(book), "report.html")
     feedback = make_folder(out / "feedback")
     for g in result.graded:
         _student_file(feedback / f"{g.name}.md", lambda g=g: to_markdown(g.report, g.name), "this feedback")
     written = [out / "grades.csv", out / "grades.json", out / "report.html", feedback]
     if book.roster is not None:
-        write_text_atomic(out / "canvas.csv", to_canvas(book), bom=True)
-        write_text_atomic(out / "moodle.csv", to_moodle(book), bom=True)
+        _batch_file(out / "canvas.csv", lambda: to_canvas(book), "canvas.csv", bom=True)
+        _batch_file(out / "moodle.csv", lambda: to_moodle(book), "moodle.csv", bom=True)
         written += [out / "canvas.csv", out / "moodle.csv"]
     if gradescope:
         root = make_folder(out / "gradescope")
