@@ -192,8 +192,10 @@ def read_answer(path: Path, n: int) -> Answer:
     if not isinstance(raw, list):
         raise SubmissionError(f"{path}: `gradient` must be a list of {n} numbers or a mapping x1: ..., x{n}: ...")
     values = tuple(_number(v) for v in raw[:n]) + (None,) * max(0, n - len(raw))
-    student = data.get("student")
-    return Answer(str(student) if student is not None else None, values)
+    student = data.get("student")  # only ever shown; a list or mapping (maybe YAML aliases nested a billion
+    # times over a few bytes) is not a name, and is never turned into text
+    named = isinstance(student, (str, int, float)) and not isinstance(student, bool)
+    return Answer(one_line(str(student), 200) if named else None, values)
 
 
 @dataclass(frozen=True)
