@@ -114,9 +114,42 @@ def _units(folder: Path, graded: list[Path], library: list[Path], notes: list[st
     return units, dropped
 
 
+MAX_WRAPPERS = 3  # folders inside folders followed down (an upload of a zipped folder: lab/lab2/lab2.py)
+NOT_CONTENT = re.compile(r"^(\..*|__.*|.*\.egg-info)$")  # .git, .ipynb_checkpoints, __MACOSX, __pycache__
+
+
+def _wrapped(folder: Path) -> Path | None:
+    """The one folder inside `folder` when `folder` holds nothing else of the student's (a zip of the
+    folder, as Gradescope and LMSs unpack it), else None. Links are not followed."""
+    try:
+        with os.scandir(folder) as entries:
+            inside = [e for e in entries if not NOT_CONTENT.match(e.name)]
+    except OSError:
+        return None
+    folders = [e for e in inside if e.is_dir(follow_symlinks=False)]
+    modules = [e for e in inside if Path(e.name).suffix.lower() in (".py", ".ipynb")]
+    return Path(folders[0].path) if len(folders) == 1 and not modules else None
+
+
+def _content_folder(folder: Path) -> tuple[Path, list[str]]:
+    """The folder whose modules are graded: `folder`, or the folder a zipped upload wrapped them in."""
+    inner = folder
+    for _ in range(MAX_WRAPPERS):
+        nested = _wrapped(inner)
+        if nested is None:
+            break
+        inner = nested
+    if inner == folder or not _module_files(inner)[0]:
+        return folder, []
+    where = printable(str(inner.relative_to(folder.parent)))
+    return inner, [f"{printable(folder.name)}/ holds only the folder {where}/: its modules are graded"]
+
+
 def read_folder(folder: Path, name: str, module: str | None) -> tuple[SubmissionSource, str | None]:
     """The folder's submission, and the generated module's text (None: one module loaded as it is)."""
+    folder, wrapped = _content_folder(folder)
     graded, library, notes = _candidates(folder, module)
+    notes = wrapped + notes
     if not graded:
         raise Unusable(f"{printable(folder.name)}/ has no .py or .ipynb file at its top level")
     if len(graded) == 1 and not library and graded[0].suffix.lower() == ".py":
