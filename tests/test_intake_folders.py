@@ -126,3 +126,14 @@ def test_an_upload_of_a_zipped_folder_grades_the_modules_inside_it(tmp_path):
     two = _folder(tmp_path, {}, "two")
     _folder(two, {"a.py": ""}, "a"), _folder(two, {"b.py": ""}, "b")
     assert source_for(two).problem  # which one? not guessed
+
+
+def test_modules_defining_the_same_class_say_which_one_is_graded(tmp_path):
+    """lab2.py and lab2_backup.py both define Softmax: the last module's is graded, silently until now."""
+    folder = _folder(tmp_path, {"lab2.py": "class Softmax:\n    pass\n\n\nclass Dot:\n    pass\n",
+                                "lab2_backup.py": "class Softmax:\n    pass\n\n\nclass Dot:\n    pass\n",
+                                "helpers.py": "class Helper:\n    pass\n", "broken.py": "def (:\n"})
+    notes = source_for(folder).notes
+    assert ("st/lab2.py and st/lab2_backup.py define the same names (Dot, Softmax): those of st/lab2_backup.py "
+            "are graded (--module chooses one file)") in notes
+    assert not [n for n in source_for(folder, "lab2.py").notes if "define the same" in n]

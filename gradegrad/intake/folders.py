@@ -10,6 +10,7 @@ bytes; what is left out is said in the report's notes.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import stat
@@ -114,6 +115,39 @@ def _units(folder: Path, graded: list[Path], library: list[Path], notes: list[st
     return units, dropped
 
 
+def _top_level_names(unit: Unit) -> set[str]:
+    """The classes and functions a unit defines at its top level (parsed here, never run); none for a
+    piece that does not parse (the child reports it)."""
+    names: set[str] = set()
+    for piece in unit.pieces:
+        try:
+            tree = ast.parse("\n".join(piece.lines))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        names.update(n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)))
+    return names
+
+
+def _shadowed(units: list[Unit]) -> list[str]:
+    """A note for each class or function that several graded modules define: the last one's is graded
+    (a folder holding lab2.py and lab2_backup.py), which the student should know."""
+    where: dict[str, list[str]] = {}
+    for unit in units:
+        if unit.graded and unit.pieces:
+            for name in _top_level_names(unit):
+                where.setdefault(name, []).append(unit.pieces[0].origin)
+    by_files: dict[tuple[str, ...], list[str]] = {}
+    for name, files in sorted(where.items()):
+        if len(files) > 1 and not name.startswith("_"):
+            by_files.setdefault(tuple(files), []).append(name)
+    notes = []
+    for files, names in list(by_files.items())[:5]:
+        shown = ", ".join(names[:8]) + (f", … ({len(names)} in all)" if len(names) > 8 else "")
+        notes.append(f"{' and '.join(files)} define the same names ({shown}): those of {files[-1]} are graded "
+                     "(--module chooses one file)")
+    return notes
+
+
 MAX_WRAPPERS = 3  # folders inside folders followed down (an upload of a zipped folder: lab/lab2/lab2.py)
 NOT_CONTENT = re.compile(r"^(\..*|__.*|.*\.egg-info)$")  # .git, .ipynb_checkpoints, __MACOSX, __pycache__
 
@@ -158,6 +192,7 @@ def read_folder(folder: Path, name: str, module: str | None) -> tuple[Submission
         return SubmissionSource(name, folder, "folder", load=graded[0], digest=sha(text), module=module,
                                 notes=(*notes, f"graded {origin}")), None
     units, dropped = _units(folder, graded, library, notes)
+    notes.extend(_shadowed(units))
     code, segments = build(units)
     origins = [u.pieces[0].origin for u in units if u.graded and u.pieces]
     notes.append(f"graded {', '.join(origins)}")
