@@ -118,6 +118,7 @@ def unloaded_report(origin: str, rubric: Rubric, catalog: Mapping[str, Exercise]
 def _relabel_problem(problem: LoadProblem, source: SubmissionSource, fix) -> LoadProblem:
     """Name the student's file (and notebook cell) where the code that raised starts."""
     trace = fix(problem.traceback)
+    problem = replace(problem, message=fix(problem.message) or "")  # a SyntaxError's "(generated.py, line 169)"
     if not source.generated:
         load = source.load or source.origin
         return replace(problem, file=str(load.relative_to(source.origin.parent)), traceback=trace)

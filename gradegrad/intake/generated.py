@@ -198,6 +198,17 @@ class Unit:
     graded: bool = True  # else only importable (a folder's other module, with --module)
 
 
+NUL_PIECE = "raise SyntaxError('source code cannot contain null bytes')  # gradegrad: as Python says of this piece"
+
+
+def _compilable(lines: list[str]) -> list[str]:
+    """A piece holding a NUL byte, which Python refuses anywhere in a file (comments too), becomes one
+    that raises as Python would for it alone, with the same number of lines: the rest still runs."""
+    if not any("\x00" in line for line in lines):
+        return lines
+    return [NUL_PIECE] + ["" for _ in lines[1:]]
+
+
 def build(units: list[Unit]) -> tuple[str, tuple[Segment, ...]]:
     """The generated module's text and the segments that map its lines back to the student's files.
 
@@ -212,7 +223,7 @@ def build(units: list[Unit]) -> tuple[str, tuple[Segment, ...]]:
         for piece in unit.pieces:
             kind, cell = ("cell", str(piece.cell)) if piece.cell is not None else ("module", "-")
             lines += ["", f"{MARKER}{role} {kind} {unit.name} {cell}"]
-            body = list(piece.lines)
+            body = _compilable(list(piece.lines))
             while body and not body[-1].strip():
                 body.pop()
             segments.append(Segment(len(lines) + 1, len(body), piece.origin, 1, piece.cell, len(BUNDLE_PREFIX)))
