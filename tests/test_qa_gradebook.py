@@ -14,6 +14,7 @@ from gradegrad.cli import app
 
 QA = FIXTURES / "qa"
 ESCAPED = "eve\x1b[2J"
+LONG = "é" * 120 + "ok"
 ROSTER = "id,name,email,section\nmallory,Mallory,+mallory@uni.edu,-A\nalice,=HYPERLINK(\"x\"),alice@uni.edu,A\n"
 
 
@@ -29,6 +30,7 @@ def course(tmp_path_factory):
     shutil.copy(QA / "surrogates.py", subs / "mallory.py")
     shutil.copy(QA / "right_einsum.py", subs / "alice.py")
     shutil.copy(QA / "mistakes_a.py", subs / f"{ESCAPED}.py")
+    shutil.copy(QA / "right_einsum.py", subs / f"{LONG}.py")  # 252 bytes: the longest name a file system takes
     (root / "roster.csv").write_text(ROSTER, encoding="utf-8")
     args = (subs, "--rubric", "lab1", "-e", "sigmoid", "-e", "dot", "--roster", root / "roster.csv",
             "--gradescope", "--jobs", "2", "--out")
@@ -61,7 +63,7 @@ def test_check_writes_html_for_a_lone_surrogate(tmp_path):
 
 def test_a_cached_report_is_cleaned_like_a_fresh_one(course):
     root, first, cached = course
-    assert "reused 3 from the cache" in cached.output
+    assert "reused 4 from the cache" in cached.output
     reports = json.loads((root / "out" / "grades.json").read_text())
     assert not any("\x1b" in r["submission"] for r in reports)
 
@@ -75,3 +77,13 @@ def test_no_csv_cell_is_a_formula(course):
                 assert not cell.startswith(("=", "+", "@", "\t")), (name, row)
                 assert not cell.startswith("-") or cell.lstrip("-").replace(".", "").isdigit(), (name, row)
     assert "'+mallory@uni.edu" in (root / "out" / "moodle.csv").read_text(encoding="utf-8-sig")
+
+
+def test_the_longest_file_name_still_gets_its_feedback(course):
+    """A 252-byte name used to crash `grade` when the feedback's temporary file name passed 255 bytes."""
+    root, first, _ = course
+    feedback = root / "out" / "feedback"
+    long = [p for p in feedback.iterdir() if p.name.startswith("é" * 50)]
+    assert len(long) == 1 and len(long[0].name.encode()) <= 255 and "ok" in first.output
+    assert long[0].read_text(encoding="utf-8").startswith("# gradegrad: ")
+    assert len(list((root / "out" / "gradescope").iterdir())) == 4

@@ -16,7 +16,7 @@ from gradegrad.batch import Graded
 from gradegrad.course import Gradebook
 from gradegrad.hygiene import one_line
 from gradegrad.render.csv_report import ROSTER_COLUMNS, to_csv
-from gradegrad.render.files import make_folder, write_text_atomic
+from gradegrad.render.files import file_name, make_folder, write_text_atomic
 from gradegrad.render.gradescope import Visibility, to_gradescope_json
 from gradegrad.render.html_report import gradebook_page
 from gradegrad.render.lms import to_canvas, to_moodle
@@ -102,7 +102,7 @@ def write_gradebook(book: Gradebook, out: Path, gradescope: bool = False,
     _batch_file(out / "report.html", lambda: html_report(book), "report.html")
     feedback = make_folder(out / "feedback")
     for g in result.graded:
-        _student_file(feedback / f"{g.name}.md", lambda g=g: to_markdown(g.report, g.name), "this feedback")
+        _student_file(feedback / file_name(g.name, ".md"), lambda g=g: to_markdown(g.report, g.name), "this feedback")
     written = [out / "grades.csv", out / "grades.json", out / "report.html", feedback]
     if book.roster is not None:
         _batch_file(out / "canvas.csv", lambda: to_canvas(book), "canvas.csv", bom=True)
@@ -111,7 +111,7 @@ def write_gradebook(book: Gradebook, out: Path, gradescope: bool = False,
     if gradescope:
         root = make_folder(out / "gradescope")
         for g in result.graded:
-            _student_file(make_folder(root / g.name) / "results.json",
+            _student_file(make_folder(root / file_name(g.name)) / "results.json",
                           lambda g=g: to_gradescope_json(g.report, g.name, visibility), "these results")
         written.append(root)
     return written
