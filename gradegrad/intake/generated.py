@@ -187,6 +187,7 @@ class Piece:
     origin: str  # the student's file, relative to the submissions folder: "dave/lab.ipynb"
     lines: tuple[str, ...]
     cell: int | None = None  # the notebook cell (counted from 1 over every cell), None for a module
+    first_line: int = 1  # the line of `origin` (or of the cell) the piece starts on (a .py run statement by statement)
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,7 @@ def build(units: list[Unit]) -> tuple[str, tuple[Segment, ...]]:
             body = _compilable(list(piece.lines))
             while body and not body[-1].strip():
                 body.pop()
-            segments.append(Segment(len(lines) + 1, len(body), piece.origin, 1, piece.cell, len(BUNDLE_PREFIX)))
+            segments.append(Segment(len(lines) + 1, len(body), piece.origin, piece.first_line, piece.cell,
+                                    len(BUNDLE_PREFIX)))
             lines += [BUNDLE_PREFIX + ln if ln else BUNDLE_PREFIX.rstrip() for ln in body]
     return "\n".join(lines) + "\n", tuple(segments)
