@@ -87,3 +87,10 @@ def test_a_student_field_that_is_no_name_is_ignored_not_expanded(tmp_path):
     assert answer.student is None and answer.gradient[:3] == (1.0, 2.0, 3.0)
     path.write_text('student: "Ada\\e[2J Lovelace"\ngradient: [1]\n')  # an escape sequence, written as YAML's escape
     assert read_answer(path, 5).student == "Ada Lovelace"
+
+
+def test_an_answer_that_never_ends_is_read_up_to_the_limit(tmp_path):
+    """/dev/zero (a link to it in an upload) says size 0: reading it used to never end."""
+    (tmp_path / "ada.yaml").symlink_to("/dev/zero")
+    with pytest.raises(SubmissionError, match="at most"):
+        read_answer(tmp_path / "ada.yaml", 5)
