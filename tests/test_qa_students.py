@@ -102,3 +102,22 @@ def test_a_list_from_backward_is_not_reported_as_one_value(graded):
     """gradcheck's message must not say '1 value(s)' of a backward that returned two in a list."""
     message = check(graded(QA / "mistakes_b.py"), "mul", "gradcheck").message
     assert "list" in message and "tuple" in message
+
+
+def test_a_real_looking_notebook_loses_only_its_broken_cells(catalog):
+    """Markdown, %%time and %%capture cells holding classes, `torch.sum?`, input(), display(), a
+    training cell using an undefined plt, a NUL byte pasted from a PDF, `files = !ls`, old outputs with
+    escape sequences: every class is graded, each broken cell is named."""
+    from gradegrad.batch import grade_source
+    from gradegrad.catalog import resolve_rubric, select_exercises
+    from gradegrad.intake import source_for
+    from gradegrad.options import Options
+
+    rubric = select_exercises(resolve_rubric("lab2", catalog), ("softmax", "leaky_relu", "dropout"), catalog)
+    report = grade_source(source_for(QA / "lab_notebook.ipynb"), rubric, catalog, Options())
+    assert {e.id: e.status for e in report.exercises} == {"softmax": "passed", "leaky_relu": "passed",
+                                                         "dropout": "failed"}
+    assert "mask or a condition missing" in check(report, "dropout", "backward").message
+    assert [(p.cell, p.message.split(":")[0]) for p in report.load_problems] == [
+        (8, "EOFError"), (10, "NameError"), (11, "SyntaxError")]
+    assert "5 shell/magic line(s) of the notebook not run" in report.notes
