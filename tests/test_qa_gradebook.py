@@ -29,6 +29,7 @@ def course(tmp_path_factory):
     subs.mkdir()
     shutil.copy(QA / "surrogates.py", subs / "mallory.py")
     shutil.copy(QA / "right_einsum.py", subs / "alice.py")
+    shutil.copy(QA / "lab_notebook.ipynb", subs / "alice.ipynb")  # a duplicate: the .py is graded
     shutil.copy(QA / "mistakes_a.py", subs / f"{ESCAPED}.py")
     shutil.copy(QA / "right_einsum.py", subs / f"{LONG}.py")  # 252 bytes: the longest name a file system takes
     (root / "roster.csv").write_text(ROSTER, encoding="utf-8")
@@ -87,3 +88,10 @@ def test_the_longest_file_name_still_gets_its_feedback(course):
     assert len(long) == 1 and len(long[0].name.encode()) <= 255 and "ok" in first.output
     assert long[0].read_text(encoding="utf-8").startswith("# gradegrad: ")
     assert len(list((root / "out" / "gradescope").iterdir())) == 4
+
+
+def test_the_page_says_what_was_not_graded(course):
+    """A duplicate may be a student's real work: the terminal's summary named it, report.html did not."""
+    root, *_ = course
+    page = (root / "out" / "report.html").read_text(encoding="utf-8")
+    assert "not graded: alice.ipynb: duplicate: alice.py is graded for alice" in page

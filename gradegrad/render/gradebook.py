@@ -78,6 +78,15 @@ def roster_notes(book: Gradebook) -> list[str]:
     return notes
 
 
+def folder_notes(book: Gradebook) -> list[str]:
+    """What of the folder was not graded, and who handed in the same code: the terminal's summary says
+    it, and a TA who reads only the page must see it too (a duplicate may be a student's real work)."""
+    result = book.batch
+    notes = [f"not graded: {s.name}: {s.reason}" for s in result.skipped]
+    notes += [f"identical submissions: {', '.join(names)}" for names in result.identical]
+    return notes
+
+
 def html_report(book: Gradebook) -> str:
     result = book.batch
     people, columns = {}, ()
@@ -89,7 +98,7 @@ def html_report(book: Gradebook) -> str:
     meta = (f"rubric {result.rubric} · folder {result.folder} · {len(result.exercises)} exercise(s) · "
             f"{len(result.graded)} submission(s)")
     return gradebook_page(f"gradegrad gradebook: {book.assignment}", meta, result.graded, summarize(result),
-                          book.maximum, people, columns, roster_notes(book))
+                          book.maximum, people, columns, roster_notes(book) + folder_notes(book))
 
 
 def write_gradebook(book: Gradebook, out: Path, gradescope: bool = False,
