@@ -243,6 +243,9 @@ def _one_gradient(i: int, got: Any, expected: torch.Tensor, ones: torch.Tensor |
         hint = ""
         if got.dim() == 2 and got.T.shape == expected.shape and close(got.T, expected, tol):
             hint = " (it is the transpose of the right gradient)"
+        elif got.numel() == 1 and expected.numel() > 1:
+            hint = (" (one number: a gradient has the input's shape; spread a scalar grad_output over it, "
+                    f"e.g. grad_output.expand_as({names[i]}))")
         return Finding("wrong_shape", f"{what} has shape {_shape(got)}, but `{names[i]}` has shape "
                        f"{_shape(expected)}{hint}")
     return compare_values(names[i], what, got, expected, tol, ones, twice, upstream)

@@ -42,7 +42,7 @@ MISTAKES = {
     "mistakes_b": [
         ("add", "backward", "wrong_count", "1 value(s) for the 2 arguments"),
         ("exp", "backward", "wrong_device", "device"),  # (g * out).cuda() on a machine without CUDA
-        ("sum", "backward", "wrong_shape", "has shape ()"),  # returns the scalar grad_output
+        ("sum", "backward", "wrong_shape", "expand_as(x)"),  # returns the scalar grad_output
         ("sigmoid", "stability", "not_finite", "nan/inf"),  # exp(x) / (1 + exp(x))
         ("dot", "inputs_unchanged", "mutates_input", "in place"),  # x.mul_(g) on a saved input
         ("matvec", "backward", "wrong_shape", "has shape (5,)"),  # sum over the wrong dimension
