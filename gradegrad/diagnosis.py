@@ -305,7 +305,7 @@ def diagnose_rejection(message: str) -> Finding:
     """Autograd refused what backward returned; say why in the student's terms."""
     count = re.search(r"incorrect number of gradients \(expected (\d+), got (\d+)\)", message)
     if count:
-        listed = (" (autograd counts a list as one value: return a tuple, `return gx, gy`)"
+        listed = (" (a single tensor, or a list, counts as one value: return a tuple, `return gx, gy`)"
                   if count.group(2) == "1" and count.group(1) != "1" else "")
         return Finding("wrong_count", f"backward returned {count.group(2)} value(s) but forward takes "
                        f"{count.group(1)} arguments: return one per argument, None for those without a gradient"
