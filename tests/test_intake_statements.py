@@ -21,7 +21,8 @@ def test_a_missing_package_costs_only_its_lines(catalog):
     assert exercise(report, "sigmoid").status == "passed"
     assert check(report, "dot", "backward").diagnosis == "sign_error"  # graded like any other class
     assert [(p.where, p.message) for p in report.load_problems] == [
-        ("imports_missing.py, line 5", "ModuleNotFoundError: No module named 'plotting_utils_from_the_students_laptop'"),
+        ("imports_missing.py, line 5",
+         "ModuleNotFoundError: No module named 'plotting_utils_from_the_students_laptop'"),
         ("imports_missing.py, line 9", "NameError: name 'plots' is not defined")]
     assert report.error is None and any("run statement by statement" in n for n in report.notes)
 

@@ -55,9 +55,9 @@ def test_a_lone_surrogate_costs_no_report_file(course):
 
 
 def test_check_writes_html_for_a_lone_surrogate(tmp_path):
-    result = CliRunner().invoke(app, ["check", str(QA / "surrogates.py"), "-e", "dot", "--html", str(tmp_path / "r.html"),
-                                      "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml")],
-                                env={"NO_COLOR": "1"})
+    args = ["check", str(QA / "surrogates.py"), "-e", "dot", "--html", str(tmp_path / "r.html"),
+            "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml")]
+    result = CliRunner().invoke(app, args, env={"NO_COLOR": "1"})
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "\ufffd" in (tmp_path / "r.html").read_text(encoding="utf-8")
 

@@ -14,8 +14,8 @@ FUNCTIONS = ("add", "mul", "exp", "sum", "sigmoid", "dot", "matvec", "softmax", 
 def test_right_answers_in_every_style_get_full_marks(graded, name):
     report = graded(QA / f"{name}.py")
     assert {e.id for e in report.exercises} == set(FUNCTIONS)
-    wrong = {e.id: [(c.id, c.diagnosis, c.message) for c in e.checks if c.status in ("failed", "error")] for e in report.exercises
-             if e.score != e.max_score}
+    wrong = {e.id: [(c.id, c.diagnosis, c.message) for c in e.checks if c.status in ("failed", "error")]
+             for e in report.exercises if e.score != e.max_score}
     assert not wrong
     assert report.score == report.max_score
 
