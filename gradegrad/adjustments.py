@@ -8,16 +8,14 @@ grading, to every output; the cache keeps the grader's own reports, so they surv
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from gradegrad.errors import ConfigError
 from gradegrad.report import Adjustment, Report
-from gradegrad.roster import RosterMatch, lookup
+from gradegrad.roster import RosterMatch, lookup, spreadsheet_rows
 
 COLUMNS = ("student", "exercise", "points", "comment")
 MAX_BYTES = 10 << 20
@@ -41,6 +39,8 @@ class Applied:
 
 
 def _points(origin: str, line: int, text: str) -> float:
+    if "," in text and "." not in text:
+        text = text.replace(",", ".", 1)  # a decimal comma (1,5), as a spreadsheet in many locales writes it
     try:
         value = float(text)
     except ValueError:
@@ -53,7 +53,7 @@ def _points(origin: str, line: int, text: str) -> float:
 def parse_adjustments(text: str, exercises: Iterable[str], origin: str = "adjustments.csv") -> tuple[AdjustmentRow, ...]:
     """The rows of the file; an unknown column, exercise or a bad number names the file and line."""
     known = tuple(exercises)
-    rows = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    rows = spreadsheet_rows(text)
     header = [h.strip().lower() for h in next(rows, [])]
     missing = [c for c in ("student", "points") if c not in header]
     if missing:

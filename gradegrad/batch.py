@@ -27,6 +27,7 @@ from gradegrad.options import Options
 from gradegrad.hygiene import clean_report
 from gradegrad.intake import (Discovery, Skipped, SubmissionSource, generated_code, identical, locate,
                               relabel_traceback)
+from gradegrad.intake.statements import IMPORT_FAILED, statement_source
 from gradegrad.points import applicable
 from gradegrad.report import CheckResult, ExerciseResult, LoadProblem, Report
 from gradegrad.workers import JOBS_PER_PROCESS, grade_in_processes, processes_for
@@ -118,13 +119,16 @@ def unloaded_report(origin: str, rubric: Rubric, catalog: Mapping[str, Exercise]
 def _relabel_problem(problem: LoadProblem, source: SubmissionSource, fix) -> LoadProblem:
     """Name the student's file (and notebook cell) where the code that raised starts."""
     trace = fix(problem.traceback)
+    problem = replace(problem, message=fix(problem.message) or "")  # a SyntaxError's "(generated.py, line 169)"
     if not source.generated:
         load = source.load or source.origin
         return replace(problem, file=str(load.relative_to(source.origin.parent)), traceback=trace)
     where = locate(source, problem.line) if problem.line else None
     if where is None:
         return replace(problem, file=source.display, traceback=trace)
-    return replace(problem, file=where.file, line=None, cell=where.cell, traceback=trace)  # the trace has the line
+    # the trace has the line; a statement of a .py run statement by statement starts where it raised
+    statements = where.cell is None and sum(seg.origin == where.file for seg in source.segments) > 1
+    return replace(problem, file=where.file, line=where.line if statements else None, cell=where.cell, traceback=trace)
 
 
 def _relabel(report: Report, source: SubmissionSource, loaded: Path, label: str) -> Report:
@@ -139,8 +143,8 @@ def _relabel(report: Report, source: SubmissionSource, loaded: Path, label: str)
 
 
 def _grade_generated(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
-                     options: Options) -> Report:
-    code = generated_code(source)
+                     options: Options, code: str | None = None) -> Report:
+    code = generated_code(source) if code is None else code
     with tempfile.TemporaryDirectory(prefix="gradegrad-source-") as scratch:
         loaded = Path(scratch) / f"{source.name if source.name.isidentifier() else 'submission'}.py"
         loaded.write_text(code, encoding="utf-8")
@@ -157,8 +161,12 @@ def grade_source(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str,
                                notes=source.notes, why=source.problem)
     if source.generated:
         return clean_report(_grade_generated(source, rubric, catalog, options))
-    return clean_report(_relabel(grade(source.load, rubric, catalog, options, student=source.name), source,
-                                 source.load, str(source.load)))
+    report = clean_report(_relabel(grade(source.load, rubric, catalog, options, student=source.name), source,
+                                   source.load, str(source.load)))
+    split = statement_source(source) if report.error and IMPORT_FAILED.match(report.error) else None
+    if split is None:
+        return report
+    return clean_report(_grade_generated(*split[:1], rubric, catalog, options, code=split[1]))
 
 
 def _grade_safely(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
@@ -225,7 +233,8 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
         if hit is None:
             todo.append(source)
             continue
-        results[source.name] = _graded(source, replace(hit, submission=str(source.origin)), True, 0.0)
+        hit = clean_report(replace(hit, submission=str(source.origin)))  # as a fresh report is cleaned
+        results[source.name] = _graded(source, hit, True, 0.0)
         notify(_event(len(results), total, results[source.name]))
 
     def record(source: SubmissionSource, report: Report, keep: bool, seconds: float) -> None:

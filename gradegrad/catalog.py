@@ -52,6 +52,16 @@ DOMAIN_FIELDS = {
     "randint": {"low": 0, "high": 2},
 }
 REFERENCE_SCOPE = ("torch", "F", "math", "solvers")  # solvers: gradegrad.kinds.solvers (RK4, fixed points)
+# A reference is evaluated in the grader (with every right the grader has): a manifest may come from a
+# course folder named in a project's config, which a student's repository can hold too. So it is kept to
+# what a formula needs (reference.py also refuses attribute chains that reach a module outside torch's
+# math: torch.os, torch.hub, ...).
+REFERENCE_NODES = (ast.Expression, ast.Name, ast.Load, ast.Constant, ast.Attribute, ast.Call, ast.keyword,
+                   ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.BinOp, ast.UnaryOp, ast.Compare, ast.IfExp,
+                   ast.BoolOp, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+REFERENCE_DENIED = frozenset({"load", "save", "from_file", "load_library", "compile", "hub", "ops", "classes",
+                              "library", "utils", "jit", "storage", "untyped_storage", "register_hook", "system",
+                              "open", "exec", "eval", "set_default_device", "set_default_dtype"})
 DEFAULT_TOLERANCE = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-5)}
 
 
@@ -396,6 +406,12 @@ def _reference(path: Path, expr: str, names: Iterable[str]) -> str:
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id not in known:
             raise ManifestError(path, "reference", f"unknown name {node.id!r} (use the input names, torch, F or math)")
+        if not isinstance(node, REFERENCE_NODES):
+            raise ManifestError(path, "reference", f"{type(node).__name__} is not allowed: a reference is arithmetic, "
+                                "indexing and calls of torch, F, math or the inputs' methods")
+        if isinstance(node, ast.Attribute) and (node.attr.startswith("_") or node.attr in REFERENCE_DENIED):
+            raise ManifestError(path, "reference", f"attribute {node.attr!r} is not allowed (it reads or writes "
+                                "files, loads code or reaches Python's internals)")
     return expr
 
 

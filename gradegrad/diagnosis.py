@@ -126,10 +126,24 @@ def _twice(what: str, worst: Worst) -> Finding:
                    "multiply by it once (the chain rule)", worst)
 
 
-def wrong_values(what: str, worst: Worst) -> Finding:
+def wrong_values(what: str, worst: Worst, why: str = "") -> Finding:
     where = f"at index {list(worst.index)} " if worst.index else ""
-    return Finding("wrong_values", f"{what} differs from the reference: {where}got {worst.got:.6g}, expected "
-                   f"{worst.expected:.6g}", worst)
+    return Finding("wrong_values", f"{what} differs from the reference: {where}got {worst.got + 0.0:.6g}, expected "
+                   f"{worst.expected + 0.0:.6g}{why}", worst)  # + 0.0: -0 is shown as 0
+
+
+def _zeros_hint(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> str:
+    """Where only the zeros differ: a mask or a condition left out (dropout without its mask), or a branch
+    that drops what it should scale (a ReLU's derivative for a leaky one)."""
+    if got.shape != expected.shape or not got.numel():
+        return ""
+    for zeros, other, text, question in (
+            (expected == 0, got, "nonzero where the reference is 0", "is a mask or a condition missing?"),
+            (got == 0, expected, "0 where the reference is not", "does a branch drop what it should scale?")):
+        if zeros.any() and not zeros.all() and (other[zeros] != 0).any() and close(got[~zeros], expected[~zeros], tol):
+            return (f" (it is {text} at {int((other[zeros] != 0).sum())} of {got.numel()} elements, and right "
+                    f"everywhere else: {question})")
+    return ""
 
 
 def _near(a: float, b: float) -> bool:
@@ -174,7 +188,7 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
     if factor is not None:
         return Finding("scale_error", f"{what} is {factor:.4g} times the expected value: "
                        "a constant factor is missing or extra", worst, factor, wrong_values(what, worst), what)
-    return wrong_values(what, worst)
+    return wrong_values(what, worst, _zeros_hint(got, expected, tol))
 
 
 def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance, type_name: str | None = None) -> Finding | None:
@@ -229,6 +243,9 @@ def _one_gradient(i: int, got: Any, expected: torch.Tensor, ones: torch.Tensor |
         hint = ""
         if got.dim() == 2 and got.T.shape == expected.shape and close(got.T, expected, tol):
             hint = " (it is the transpose of the right gradient)"
+        elif got.numel() == 1 and expected.numel() > 1:
+            hint = (" (one number: a gradient has the input's shape; spread a scalar grad_output over it, "
+                    f"e.g. grad_output.expand_as({names[i]}))")
         return Finding("wrong_shape", f"{what} has shape {_shape(got)}, but `{names[i]}` has shape "
                        f"{_shape(expected)}{hint}")
     return compare_values(names[i], what, got, expected, tol, ones, twice, upstream)
@@ -277,7 +294,8 @@ def dtype_finding(name: str, got: Any, input_dtype: torch.dtype) -> Finding | No
     if _precision(got.dtype) > _precision(input_dtype):
         return Finding("wrong_dtype", f"the gradient of `{name}` is {have} for a {want} input: autograd casts it "
                        f"back to {want}, but the precision is already lost; compute it in the input's dtype "
-                       "(no hard-coded dtype=torch.float32, .float() or torch.tensor(...) of Python numbers)")
+                       "(no hard-coded dtype=torch.float32, .float(), torch.tensor(...) of Python numbers, or "
+                       "torch.ones/zeros/empty(shape) without dtype=, which are float32: torch.ones_like(x) is not)")
     return Finding("wrong_dtype", f"the gradient of `{name}` is {have} for a {want} input: autograd casts it to "
                    f"{want}, so the caller gets the right values (no point lost; computing in {want} would "
                    "save time and memory)", note=True)
@@ -287,8 +305,11 @@ def diagnose_rejection(message: str) -> Finding:
     """Autograd refused what backward returned; say why in the student's terms."""
     count = re.search(r"incorrect number of gradients \(expected (\d+), got (\d+)\)", message)
     if count:
+        listed = (" (a single tensor, or a list, counts as one value: return a tuple, `return gx, gy`)"
+                  if count.group(2) == "1" and count.group(1) != "1" else "")
         return Finding("wrong_count", f"backward returned {count.group(2)} value(s) but forward takes "
-                       f"{count.group(1)} arguments: return one per argument, None for those without a gradient")
+                       f"{count.group(1)} arguments: return one per argument, None for those without a gradient"
+                       f"{listed}")
     shape = re.search(r"invalid gradient at index (\d+) - got \[([\d, ]*)\] but expected shape compatible "
                       r"with \[([\d, ]*)\]", message)
     if shape:
@@ -304,6 +325,10 @@ KNOWN_EXCEPTIONS = (  # (code, pattern in the exception's message, what to do) -
      "ctx.saved_tensors is a tuple: unpack it, e.g. `input_, = ctx.saved_tensors` (note the comma)"),
     ("retain_graph", re.compile(r"backward through the graph a second time"),
      "the graph was freed by an earlier backward: pass retain_graph=True to every backward but the last"),
+    ("wrong_device", re.compile(r"Torch not compiled with CUDA|No CUDA GPUs are available|Found no NVIDIA driver"
+                                r"|Expected all tensors to be on the same device"),
+     "your code moves a tensor to a device of its own (.cuda(), .to('cuda'), device='cuda'): create tensors on "
+     "the inputs' device instead (torch.zeros_like(x), device=x.device), so the Function runs wherever it is called"),
 )
 
 

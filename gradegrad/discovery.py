@@ -19,7 +19,7 @@ from gradegrad.sandbox.remote import ClassInfo
 # what students put around an exercise's name (normalised: lower case, no underscores)
 PREFIXES = ("my", "custom", "manual", "autograd", "torch", "simple")
 SUFFIXES = ("function", "func", "fun", "fn", "autograd", "op", "operation", "grad", "module", "layer", "loss",
-            "impl", "implementation", "class", "custom", "manual")
+            "impl", "implementation", "class", "custom", "manual", "product")
 _BEFORE = re.compile(f"(?:{'|'.join(PREFIXES)})*")
 _AFTER = re.compile(rf"(?:{'|'.join(SUFFIXES)}|v?\d+)*")
 
@@ -54,9 +54,17 @@ def closeness(ex: Exercise, info: ClassInfo) -> float:
     wanted = [normalize(n) for n in ex.names]
     name = normalize(info.name)
     ratio = max(difflib.SequenceMatcher(None, name, w).ratio() for w in wanted)
-    if ratio >= 0.8:
+    if any(_typo(name, w) for w in wanted):
         return ratio
     return 0.5 + ratio / 2 if any(len(w) >= 3 for w in wanted) and affixed(name, wanted) else 0.0
+
+
+def _typo(name: str, wanted: str) -> bool:
+    """A misspelling of `wanted` (`sigmod`), not another word around it: `dotproduct` holds `product` (an
+    alias of mul), yet it is no typo of it."""
+    longest = max(len(name), len(wanted))
+    return (abs(len(name) - len(wanted)) <= max(2, longest // 5)
+            and difflib.SequenceMatcher(None, name, wanted).ratio() >= 0.8)
 
 
 def _near_miss(ex: Exercise, classes: Iterable[ClassInfo]) -> Match:

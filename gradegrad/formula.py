@@ -175,9 +175,11 @@ def _number(value: Any) -> float | None:
 def read_answer(path: Path, n: int) -> Answer:
     """`gradient: [..]` (or `{x1: .., x2: ..}`) and optionally `student: NAME`, in YAML or JSON."""
     try:
-        if path.stat().st_size > MAX_ANSWER:
+        with open(path, "rb") as fh:  # at most that much, whatever stat says (/dev/zero, a pipe: size 0)
+            data = fh.read(MAX_ANSWER + 1)
+        if len(data) > MAX_ANSWER:
             raise SubmissionError(f"{path}: an answer file is at most {MAX_ANSWER >> 10} KB")
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except FileNotFoundError:
         raise SubmissionError(f"answer file not found: {path}") from None
@@ -192,8 +194,10 @@ def read_answer(path: Path, n: int) -> Answer:
     if not isinstance(raw, list):
         raise SubmissionError(f"{path}: `gradient` must be a list of {n} numbers or a mapping x1: ..., x{n}: ...")
     values = tuple(_number(v) for v in raw[:n]) + (None,) * max(0, n - len(raw))
-    student = data.get("student")
-    return Answer(str(student) if student is not None else None, values)
+    student = data.get("student")  # only ever shown; a list or mapping (maybe YAML aliases nested a billion
+    # times over a few bytes) is not a name, and is never turned into text
+    named = isinstance(student, (str, int, float)) and not isinstance(student, bool)
+    return Answer(one_line(str(student), 200) if named else None, values)
 
 
 @dataclass(frozen=True)

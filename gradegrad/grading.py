@@ -10,7 +10,7 @@ from typing import Mapping
 import gradegrad
 from gradegrad.catalog import Exercise, Rubric, RubricItem
 from gradegrad.registry import checks_for, skipped_on
-from gradegrad.discovery import Match
+from gradegrad.discovery import Match, normalize
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
 from gradegrad.hygiene import clean_error, clean_report
@@ -228,8 +228,16 @@ def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) 
         names = ", ".join(ex.class_name for ex in list(catalog.values())[:6])
         return f"no exercise class found (expected names such as {names}); see `gradegrad check --help`"
     graded = {r.id for r in results}
-    absent = [ex.class_name if ex.kind == "function" else f"{ex.class_name} ({ex.kind} {ex.id})"
-              for ex in catalog.values() if ex.id not in graded]
+    taken = {normalize(r.class_name): r for r in found if r.class_name}  # LeakyReLU, a Function, is no module
+
+    def absent_one(ex: Exercise) -> str:
+        if ex.kind == "function":
+            return ex.class_name
+        other = taken.get(normalize(ex.class_name))
+        mine = f"; your {other.class_name} is graded as {other.id}" if other else ""
+        return f"{ex.class_name} ({ex.kind} {ex.id}{mine})"
+
+    absent = [absent_one(ex) for ex in catalog.values() if ex.id not in graded]
     more = f"; not found: {', '.join(absent)}" if absent else ""
     return (f"graded the {len(found)} exercise(s) whose class was found, out of {len(catalog)} in the "
             f"catalog{more}. Pass --rubric to grade a fixed set.")

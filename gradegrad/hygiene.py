@@ -22,6 +22,7 @@ NOTES = 50  # notes kept per report
 TRACEBACK = 8000  # a student's traceback (the child keeps the same)
 OUTPUT = 64 << 10  # what the submission printed, per stream
 PROBLEMS = 20  # load problems kept per report (cells that raised)
+CAP_SLACK = 40  # characters past a limit kept rather than replaced by " … [N characters cut] … "
 
 # Escape sequences whole: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ST), DCS/SOS/PM/APC
 # (ESC P/X/^/_ ... ST), any other ESC + one character, and the one-byte CSI and OSC. Each match
@@ -32,13 +33,14 @@ _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)
                      re.DOTALL)
 _CONTROLS = [c for c in range(0x20) if c not in (0x09, 0x0A)] + list(range(0x7F, 0xA0))
 _INVISIBLE = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF]  # bidi, BOM
-_MULTILINE = {c: None for c in _CONTROLS + _INVISIBLE} | {0x2028: "\n", 0x2029: "\n"}
+_SURROGATES = {c: "\ufffd" for c in range(0xD800, 0xE000)}  # lone halves (JSON, undecodable names): not UTF-8
+_MULTILINE = {c: None for c in _CONTROLS + _INVISIBLE} | _SURROGATES | {0x2028: "\n", 0x2029: "\n"}
 _ONE_LINE = _MULTILINE | {0x09: " ", 0x0A: " ", 0x0D: " ", 0x2028: " ", 0x2029: " "}
 
 
 def cap(text: str, limit: int, one_line: bool = False) -> str:
     """At most about `limit` characters: the start and the end, and how much was cut between."""
-    if len(text) <= limit:
+    if len(text) <= limit + CAP_SLACK:  # cutting less than the marker would add is no cut
         return text
     head, tail = text[: limit * 3 // 4], text[len(text) - limit // 5:]
     cut = len(text) - len(head) - len(tail)
@@ -48,7 +50,8 @@ def cap(text: str, limit: int, one_line: bool = False) -> str:
 
 def clean_text(text: object, limit: int = MESSAGE) -> str:
     """Multi-line text (a traceback, printed output): newlines and tabs kept, every other control
-    character and escape sequence removed, `\\r` read as a line break, capped."""
+    character and escape sequence removed, lone surrogates (which no UTF-8 file can hold) replaced
+    by U+FFFD, `\\r` read as a line break, capped."""
     text = cap(text if isinstance(text, str) else str(text), limit)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _ESCAPE.sub("", text).translate(_MULTILINE)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import math
 from functools import lru_cache
-from types import CodeType
+from types import CodeType, ModuleType
 from typing import Any, Callable, Sequence
 
 import torch
@@ -14,8 +15,41 @@ from gradegrad.catalog import Exercise
 from gradegrad.errors import ManifestError
 
 
+# the modules a reference may reach through attributes of torch, F, math and solvers (torch.linalg.norm)
+ALLOWED_MODULES = ("torch", "torch.nn", "torch.nn.functional", "torch.linalg", "torch.fft", "torch.special",
+                   "math", "gradegrad.kinds.solvers")
+
+
+def _chain(node: ast.AST) -> list[str]:
+    """`torch.linalg.norm` as ["torch", "linalg", "norm"]; [] when the chain does not start at a name."""
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    return [node.id, *reversed(names)] if isinstance(node, ast.Name) else []
+
+
+def _reach_only_math(expr: str, path: str) -> None:
+    """Refuse an attribute chain from torch, F, math or solvers that passes through any other module
+    (`torch.os.system`): the grader evaluates the reference with its own rights."""
+    from gradegrad.kinds import solvers
+
+    roots = {"torch": torch, "F": F, "math": math, "solvers": solvers}
+    for node in ast.walk(ast.parse(expr, mode="eval")):
+        names = _chain(node) if isinstance(node, ast.Attribute) else []
+        if not names or names[0] not in roots:
+            continue
+        value = roots[names[0]]
+        for i, name in enumerate(names[1:], start=1):
+            value = getattr(value, name, None)
+            if isinstance(value, ModuleType) and value.__name__ not in ALLOWED_MODULES:
+                raise ManifestError(path, "reference", f"{'.'.join(names[:i + 1])} is the module {value.__name__}, "
+                                    f"which a reference may not use (only {', '.join(ALLOWED_MODULES)})")
+
+
 @lru_cache(maxsize=None)
 def _compiled(expr: str, path: str) -> CodeType:
+    _reach_only_math(expr, path)
     return compile(expr, f"{path}:reference", "eval")
 
 
@@ -42,8 +76,9 @@ def reference_output(ex: Exercise, args: Sequence[Any]) -> torch.Tensor:
 
     scope = {"torch": torch, "F": F, "math": math, "solvers": solvers, "__builtins__": {"__import__": __import__}}
     scope.update({spec.name: a for spec, a in zip(ex.inputs, args)})
+    code = _compiled(ex.reference, ex.path)  # a ManifestError of its own when it reaches past torch's math
     try:
-        out = eval(_compiled(ex.reference, ex.path), scope)  # instructor's manifest, never student data
+        out = eval(code, scope)  # instructor's manifest, never student data
     except Exception as exc:
         raise ManifestError(ex.path, "reference", f"evaluating {ex.reference!r} failed: {exc}") from None
     if not isinstance(out, torch.Tensor):

@@ -59,13 +59,22 @@ class RosterMatch:
         return tuple(s for s in self.students if s.id not in have)
 
 
+def spreadsheet_rows(text: str):
+    """The rows of a CSV file as a spreadsheet saves it: a comma between cells, or a semicolon (Excel in
+    locales whose decimal mark is a comma) or a tab, whichever the header line uses instead."""
+    text = text.lstrip("\ufeff")
+    header = text.split("\n", 1)[0]
+    delimiter = next((d for d in (";", "\t") if d in header and "," not in header), ",")
+    return csv.reader(io.StringIO(text), delimiter=delimiter)
+
+
 def _column(name: str) -> str:
     return name.strip().lstrip("\ufeff").lower().replace(" ", "_")
 
 
 def parse_roster(text: str, origin: str = "roster.csv") -> tuple[Student, ...]:
     """Students from CSV text; a missing column, an empty or duplicate id names the file and row."""
-    rows = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    rows = spreadsheet_rows(text)
     header = [_column(h) for h in next(rows, [])]
     if "id" not in header:
         raise ConfigError(f"{origin}:1: the roster needs an `id` column (columns: {', '.join(COLUMNS)}); "

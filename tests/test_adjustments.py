@@ -48,3 +48,8 @@ def test_a_student_who_is_nobody_is_an_error_with_a_guess():
     with pytest.raises(ConfigError, match=r"adjustments.csv:2: student: 'anne' is neither a submission nor a student "
                                           r"of the roster \(did you mean 'ann'\?\)"):
         assign(rows, ["ann"], None)
+
+
+def test_a_spreadsheets_semicolons_and_decimal_commas_are_read():
+    rows = parse_adjustments("\ufeffstudent;exercise;points;comment\r\nann;sigmoid;1,5;regrade, accepted\r\n", EXERCISES)
+    assert [(r.student, r.adjustment.points, r.adjustment.comment) for r in rows] == [("ann", 1.5, "regrade, accepted")]

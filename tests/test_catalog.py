@@ -54,6 +54,11 @@ def test_a_new_exercise_is_one_yaml_file(tmp_path):
     (("class: Tanh", "clas: Tanh"), "clas", "did you mean 'class'"),
     (("reference: torch.tanh(x)", "reference: torch.tanh(z)"), "reference", "unknown name 'z'"),
     (("reference: torch.tanh(x)", "reference: torch.tanh(x"), "reference", "not a valid Python expression"),
+    # a reference runs in the grader: only arithmetic, indexing and calls of torch's math
+    (("reference: torch.tanh(x)", "reference: x.__class__"), "reference", "attribute '__class__' is not allowed"),
+    (("reference: torch.tanh(x)", "reference: torch.save(x, 'f') or x"), "reference", "attribute 'save'"),
+    (("reference: torch.tanh(x)", "reference: '[a for a in x] and x'"), "reference", "ListComp is not allowed"),
+    (("reference: torch.tanh(x)", "reference: '(lambda: x)()'"), "reference", "Lambda is not allowed"),
     (("    shape: [4]", "    shape: [4]\n    domain: {kind: gaussian}"), "inputs[0].domain.kind", "expected one of"),
     (("    shape: [4]", "    shape: [4]\n    include: 1000"), "inputs[0].include", "a list of numbers"),
     (("    shape: [4]", "    shape: [4]\n    include: [1000, big]"), "inputs[0].include", "non-empty list of numbers"),
@@ -142,3 +147,18 @@ def test_every_stability_case_holds_its_decisive_values_whatever_the_seed(catalo
             for case in [c for c in ex.cases if c.stability]:
                 x = make_inputs(ex, case, seed)[0]
                 assert x.abs().max() >= 1000, (ex.id, case.name, seed)
+
+
+def test_a_reference_cannot_reach_a_module_beyond_torchs_math(tmp_path):
+    """`torch.os.system(...)`: a manifest in a student's repository (named by its gradegrad.toml) used
+    to run commands as the grader (root in CI)."""
+    from gradegrad.reference import reference_output
+
+    import torch
+
+    ex = load_exercise(write(tmp_path, GOOD.replace("reference: torch.tanh(x)", "reference: torch.os.getcwd() or x")))
+    with pytest.raises(ManifestError, match="torch.os is the module os"):
+        reference_output(ex, [torch.zeros(4)])
+    ok = load_exercise(write(tmp_path, GOOD.replace("torch.tanh(x)", "torch.linalg.norm(x) + torch.special.expit(x)"),
+                             "ok.yaml"))
+    assert reference_output(ok, [torch.zeros(4)]).shape == (4,)

@@ -120,3 +120,21 @@ def test_instructor_commands_read_the_course_folders_of_the_config(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     listed = run("list")
     assert listed.exit_code == 0 and any(line.startswith("tanh ") for line in listed.output.splitlines())
+
+
+def test_a_students_config_cannot_run_code_in_the_grader(tmp_path, monkeypatch):
+    """A TA who runs `gradegrad check` inside a student's cloned repository reads the student's
+    gradegrad.toml and its exercise folder: a reference reaching `torch.os` used to run as the grader."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "lab.py").write_text(SIGMOID_ONLY)
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "pwned"
+    (evil / "tanh.yaml").write_text(f"id: evil_tanh\nclass: Sigmoid\nteaches: x\n"
+                                    f"reference: torch.os.system('touch {marker}') or torch.sigmoid(x)\n"
+                                    "inputs:\n  - name: x\n    shape: [4]\n")
+    (tmp_path / "gradegrad.toml").write_text('exercises = ["evil"]\n')
+    monkeypatch.chdir(tmp_path)
+    result = run("check", "lab.py")
+    assert result.exit_code == 2 and "attribute 'system' is not allowed" in result.output
+    assert not marker.exists()

@@ -63,3 +63,12 @@ def test_the_function_is_graded_when_the_module_wrapping_it_has_the_exercises_na
     two = match_submission([catalog["linear"]], Loaded(classes=(info("LinearFunction"), info("MyLinearFn"),
                                                                  module("Linear"))))["linear"]
     assert two.info.name == "Linear"  # which one? not guessed
+
+
+def test_a_name_holding_another_exercises_alias_is_no_typo_of_it(catalog):
+    """`DotProduct` holds `Product` (mul's alias) but is dot's name with a usual suffix: it used to be
+    offered as "did you mean DotProduct? rename it Mul"."""
+    for name, ex_id in (("DotProduct", "dot"), ("Dot_Product", "dot"), ("MatVecProduct", "matvec"),
+                        ("CrossEntropyLos", "cross_entropy"), ("Sigmod", "sigmoid")):
+        m = match_all(list(catalog.values()), [info(name)])
+        assert [ex for ex, x in m.items() if x.hint] == [ex_id], name

@@ -74,3 +74,23 @@ def test_malformed_answer_files_are_one_line_errors(tmp_path, text, words):
     path.write_text(text)
     with pytest.raises(SubmissionError, match=words):
         read_answer(path, 5)
+
+
+def test_a_student_field_that_is_no_name_is_ignored_not_expanded(tmp_path):
+    """YAML aliases nest a list a billion times over in 500 bytes: turning `student:` into text used
+    to take all the grader's memory (MemoryError, or the machine's OOM killer)."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    path = tmp_path / "ada_lovelace.yaml"
+    path.write_text("\n".join(lines + ["student: *a8", "gradient: [1, 2, 3]"]) + "\n")
+    answer = read_answer(path, 5)
+    assert answer.student is None and answer.gradient[:3] == (1.0, 2.0, 3.0)
+    path.write_text('student: "Ada\\e[2J Lovelace"\ngradient: [1]\n')  # an escape sequence, written as YAML's escape
+    assert read_answer(path, 5).student == "Ada Lovelace"
+
+
+def test_an_answer_that_never_ends_is_read_up_to_the_limit(tmp_path):
+    """/dev/zero (a link to it in an upload) says size 0: reading it used to never end."""
+    (tmp_path / "ada.yaml").symlink_to("/dev/zero")
+    with pytest.raises(SubmissionError, match="at most"):
+        read_answer(tmp_path / "ada.yaml", 5)

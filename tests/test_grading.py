@@ -18,6 +18,8 @@ def test_complete_submission_gets_full_marks(graded, catalog):
                    "hand_written"]
     assert check(report, "sigmoid", "device").status == "skipped"
     assert check(report, "matvec", "needs_input_grad").status == "passed"
+    # its LeakyReLU is a Function: the module exercise of that name is not "not found" without a word
+    assert "LeakyReLU (module leaky_relu_nn; your LeakyReLU is graded as leaky_relu)" in report.notes[0]
 
 
 PARTIAL = {  # exercise: (status, failing check, diagnosis)

@@ -114,3 +114,17 @@ def test_cleaning_a_megabyte_of_adversarial_text(size):
     text = adversarial(size)
     assert len(clean_text(text, size)) <= size and "\x1b" not in one_line(text, size)
     assert io.StringIO(clean_text(text, size)).read().count("\x07") == 0
+
+
+def test_lone_surrogates_become_replacement_characters():
+    """A lone surrogate (a JSON string from the child, an undecodable file name) cannot be written
+    in UTF-8: it used to crash every report file after grades.json."""
+    assert clean_text("bad \udcff x") == "bad \ufffd x"
+    assert one_line("n\udc80me\ud800") == "n\ufffdme\ufffd"
+    clean_text("\udcff" * 10).encode("utf-8")
+
+
+def test_a_cap_never_cuts_less_than_its_marker():
+    just_over = "a" * (MESSAGE + 12)
+    assert clean_text(just_over) == just_over  # not "... [12 characters cut] ...", longer than the 12
+    assert "characters cut" in clean_text("a" * (MESSAGE * 2))

@@ -109,3 +109,31 @@ def test_module_option_in_the_sandbox_still_imports_its_siblings(tmp_path, catal
     assert report.error is None and report.load_problems == ()
     statuses = {e.id: e.status for e in report.exercises}
     assert statuses == {"sigmoid": "missing", "matvec": "passed"}  # only lab2's own classes are graded
+
+
+def test_an_upload_of_a_zipped_folder_grades_the_modules_inside_it(tmp_path):
+    """Gradescope and LMSs unpack a zip of the student's folder as submission/lab/lab2.py: that used
+    to be 0 points ("no .py or .ipynb file at its top level")."""
+    folder = _folder(tmp_path, {})
+    (folder / "__MACOSX").mkdir()
+    inner = _folder(folder, {"lab2.py": "from helpers import twice\n", "helpers.py": "def twice(x):\n    return 2 * x\n"},
+                    "lab2")
+    (inner / ".ipynb_checkpoints").mkdir()
+    source = source_for(folder, "lab2.py")
+    assert source.problem is None and "graded lab2/lab2.py" in source.notes
+    assert "st/ holds only the folder st/lab2/: its modules are graded" in source.notes
+    assert source_for(_folder(tmp_path, {}, "empty")).problem  # nothing inside: still a problem
+    two = _folder(tmp_path, {}, "two")
+    _folder(two, {"a.py": ""}, "a"), _folder(two, {"b.py": ""}, "b")
+    assert source_for(two).problem  # which one? not guessed
+
+
+def test_modules_defining_the_same_class_say_which_one_is_graded(tmp_path):
+    """lab2.py and lab2_backup.py both define Softmax: the last module's is graded, silently until now."""
+    folder = _folder(tmp_path, {"lab2.py": "class Softmax:\n    pass\n\n\nclass Dot:\n    pass\n",
+                                "lab2_backup.py": "class Softmax:\n    pass\n\n\nclass Dot:\n    pass\n",
+                                "helpers.py": "class Helper:\n    pass\n", "broken.py": "def (:\n"})
+    notes = source_for(folder).notes
+    assert ("st/lab2.py and st/lab2_backup.py define the same names (Dot, Softmax): those of st/lab2_backup.py "
+            "are graded (--module chooses one file)") in notes
+    assert not [n for n in source_for(folder, "lab2.py").notes if "define the same" in n]

@@ -177,3 +177,22 @@ def test_a_training_cell_longer_than_the_load_limit_keeps_every_class(catalog, t
     assert problem.cell == 2 and problem.kind == "timeout"
     assert problem.message == "import/top-level code took too long: it did not finish within --load-timeout 2 s"
     assert "after training" not in report.output.stdout  # later cells ran their definitions only
+
+
+def test_a_nul_byte_in_one_cell_costs_only_that_cell(tmp_path):
+    """Python refuses a NUL byte anywhere in a file, comments included: one pasted into a cell used to
+    make the whole generated module unloadable (0 points, no cell named)."""
+    path = tmp_path / "nb.ipynb"
+    path.write_bytes(notebook("class A:\n    pass", "x = 'a\x00b'\ny = 2", "class B:\n    pass"))
+    ran = run_generated(generated_code(source_for(path)), tmp_path)
+    assert ran["names"] == ["A", "B"]
+    assert [p[1:] for p in ran["problems"]] == [["SyntaxError", "source code cannot contain null bytes"]]
+
+
+def test_a_syntax_errors_message_names_the_cell_not_the_generated_file(catalog, tmp_path):
+    path = tmp_path / "lab.ipynb"
+    path.write_bytes(notebook("import torch", "y = 1 \u2028 z = 2", "def (:\n    pass"))
+    report = _graded(catalog, path, "lab1")
+    messages = [p.message for p in report.load_problems]
+    assert messages == ["SyntaxError: invalid non-printable character U+2028 (lab.ipynb, cell 2, line 1)",
+                        "SyntaxError: invalid syntax (lab.ipynb, cell 3, line 1)"], messages

@@ -116,3 +116,4 @@ def test_seed002_beyond_jax_torch_and_jacobian_get_full_marks(graded):
     import sys
 
     assert not [m for m in sys.modules if m.split(".")[0] in ("jax", "haiku", "optax")]  # only the child imports JAX
+    assert "gradegrad" not in report.output.stderr  # gradegrad's own warnings are not the student's output

@@ -48,3 +48,13 @@ def test_reading_a_missing_or_binary_roster_is_one_line(tmp_path):
     (tmp_path / "r.csv").write_bytes(b"id\n\xff\xfe\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
         read_roster(tmp_path / "r.csv")
+
+
+def test_a_roster_saved_by_a_spreadsheet_with_semicolons_or_tabs_is_read():
+    """Excel saves CSV with semicolons where the decimal mark is a comma: that roster used to be refused
+    ("needs an `id` column; found: id;name;email;section")."""
+    for sep in (";", "\t"):
+        text = ROSTER.replace(",", sep).replace("Alice Liddell", "Liddell, Alice" if sep == ";" else "Alice Liddell")
+        students = parse_roster(text)
+        assert [s.id for s in students] == ["a1", "b2", "c3", "d4", "d5", "z9"]
+    assert parse_roster(ROSTER.replace(",", ";").replace("Alice Liddell", "Liddell, Alice"))[0].name == "Liddell, Alice"

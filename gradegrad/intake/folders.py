@@ -10,6 +10,7 @@ bytes; what is left out is said in the report's notes.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import stat
@@ -114,9 +115,75 @@ def _units(folder: Path, graded: list[Path], library: list[Path], notes: list[st
     return units, dropped
 
 
+def _top_level_names(unit: Unit) -> set[str]:
+    """The classes and functions a unit defines at its top level (parsed here, never run); none for a
+    piece that does not parse (the child reports it)."""
+    names: set[str] = set()
+    for piece in unit.pieces:
+        try:
+            tree = ast.parse("\n".join(piece.lines))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        names.update(n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)))
+    return names
+
+
+def _shadowed(units: list[Unit]) -> list[str]:
+    """A note for each class or function that several graded modules define: the last one's is graded
+    (a folder holding lab2.py and lab2_backup.py), which the student should know."""
+    where: dict[str, list[str]] = {}
+    for unit in units:
+        if unit.graded and unit.pieces:
+            for name in _top_level_names(unit):
+                where.setdefault(name, []).append(unit.pieces[0].origin)
+    by_files: dict[tuple[str, ...], list[str]] = {}
+    for name, files in sorted(where.items()):
+        if len(files) > 1 and not name.startswith("_"):
+            by_files.setdefault(tuple(files), []).append(name)
+    notes = []
+    for files, names in list(by_files.items())[:5]:
+        shown = ", ".join(names[:8]) + (f", … ({len(names)} in all)" if len(names) > 8 else "")
+        notes.append(f"{' and '.join(files)} define the same names ({shown}): those of {files[-1]} are graded "
+                     "(--module chooses one file)")
+    return notes
+
+
+MAX_WRAPPERS = 3  # folders inside folders followed down (an upload of a zipped folder: lab/lab2/lab2.py)
+NOT_CONTENT = re.compile(r"^(\..*|__.*|.*\.egg-info)$")  # .git, .ipynb_checkpoints, __MACOSX, __pycache__
+
+
+def _wrapped(folder: Path) -> Path | None:
+    """The one folder inside `folder` when `folder` holds nothing else of the student's (a zip of the
+    folder, as Gradescope and LMSs unpack it), else None. Links are not followed."""
+    try:
+        with os.scandir(folder) as entries:
+            inside = [e for e in entries if not NOT_CONTENT.match(e.name)]
+    except OSError:
+        return None
+    folders = [e for e in inside if e.is_dir(follow_symlinks=False)]
+    modules = [e for e in inside if Path(e.name).suffix.lower() in (".py", ".ipynb")]
+    return Path(folders[0].path) if len(folders) == 1 and not modules else None
+
+
+def _content_folder(folder: Path) -> tuple[Path, list[str]]:
+    """The folder whose modules are graded: `folder`, or the folder a zipped upload wrapped them in."""
+    inner = folder
+    for _ in range(MAX_WRAPPERS):
+        nested = _wrapped(inner)
+        if nested is None:
+            break
+        inner = nested
+    if inner == folder or not _module_files(inner)[0]:
+        return folder, []
+    where = printable(str(inner.relative_to(folder.parent)))
+    return inner, [f"{printable(folder.name)}/ holds only the folder {where}/: its modules are graded"]
+
+
 def read_folder(folder: Path, name: str, module: str | None) -> tuple[SubmissionSource, str | None]:
     """The folder's submission, and the generated module's text (None: one module loaded as it is)."""
+    folder, wrapped = _content_folder(folder)
     graded, library, notes = _candidates(folder, module)
+    notes = wrapped + notes
     if not graded:
         raise Unusable(f"{printable(folder.name)}/ has no .py or .ipynb file at its top level")
     if len(graded) == 1 and not library and graded[0].suffix.lower() == ".py":
@@ -125,6 +192,7 @@ def read_folder(folder: Path, name: str, module: str | None) -> tuple[Submission
         return SubmissionSource(name, folder, "folder", load=graded[0], digest=sha(text), module=module,
                                 notes=(*notes, f"graded {origin}")), None
     units, dropped = _units(folder, graded, library, notes)
+    notes.extend(_shadowed(units))
     code, segments = build(units)
     origins = [u.pieces[0].origin for u in units if u.graded and u.pieces]
     notes.append(f"graded {', '.join(origins)}")

@@ -187,6 +187,7 @@ class Piece:
     origin: str  # the student's file, relative to the submissions folder: "dave/lab.ipynb"
     lines: tuple[str, ...]
     cell: int | None = None  # the notebook cell (counted from 1 over every cell), None for a module
+    first_line: int = 1  # the line of `origin` (or of the cell) the piece starts on (a .py run statement by statement)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,17 @@ class Unit:
     name: str  # importable name, an identifier
     pieces: tuple[Piece, ...]
     graded: bool = True  # else only importable (a folder's other module, with --module)
+
+
+NUL_PIECE = "raise SyntaxError('source code cannot contain null bytes')  # gradegrad: as Python says of this piece"
+
+
+def _compilable(lines: list[str]) -> list[str]:
+    """A piece holding a NUL byte, which Python refuses anywhere in a file (comments too), becomes one
+    that raises as Python would for it alone, with the same number of lines: the rest still runs."""
+    if not any("\x00" in line for line in lines):
+        return lines
+    return [NUL_PIECE] + ["" for _ in lines[1:]]
 
 
 def build(units: list[Unit]) -> tuple[str, tuple[Segment, ...]]:
@@ -212,9 +224,10 @@ def build(units: list[Unit]) -> tuple[str, tuple[Segment, ...]]:
         for piece in unit.pieces:
             kind, cell = ("cell", str(piece.cell)) if piece.cell is not None else ("module", "-")
             lines += ["", f"{MARKER}{role} {kind} {unit.name} {cell}"]
-            body = list(piece.lines)
+            body = _compilable(list(piece.lines))
             while body and not body[-1].strip():
                 body.pop()
-            segments.append(Segment(len(lines) + 1, len(body), piece.origin, 1, piece.cell, len(BUNDLE_PREFIX)))
+            segments.append(Segment(len(lines) + 1, len(body), piece.origin, piece.first_line, piece.cell,
+                                    len(BUNDLE_PREFIX)))
             lines += [BUNDLE_PREFIX + ln if ln else BUNDLE_PREFIX.rstrip() for ln in body]
     return "\n".join(lines) + "\n", tuple(segments)

@@ -28,7 +28,8 @@ def _tensor(value: Any) -> Any:
         array = np.asarray(value)
     except Exception:  # noqa: BLE001 - not an array: its type name goes back
         return value
-    return torch.from_numpy(np.ascontiguousarray(array)) if array.dtype.kind in "fiub" else value
+    # a copy: JAX's arrays are read-only, and torch warns about those (in the student's stderr panel)
+    return torch.from_numpy(np.array(array, copy=True, order="C")) if array.dtype.kind in "fiub" else value
 
 
 def vjp(evaluator: Any, msg: Any, tensors: list) -> dict:

@@ -25,6 +25,20 @@ def cell(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def safe_row(row: list[str]) -> list[str]:
+    """Every text cell of a row as `cell` makes it (a roster's email `+1@x`, an id `=1+1`); numbers such
+    as `-2` stay numbers. Applied by every CSV writer, so no column can forget it."""
+    return [c if not isinstance(c, str) or _number(c) else cell(c) for c in row]
+
+
 def _points(x: float) -> str:
     return f"{x:g}"
 
@@ -77,10 +91,10 @@ def _row_or_error(g: Graded, exercises: tuple[str, ...], roster: RosterMatch | N
 def to_csv(result: BatchResult, roster: RosterMatch | None = None, maximum: float | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header(result, roster))
+    writer.writerow(safe_row(header(result, roster)))
     adjusted = _adjusted(result)
     for g in result.graded:
-        writer.writerow(_row_or_error(g, result.exercises, roster, adjusted))
+        writer.writerow(safe_row(_row_or_error(g, result.exercises, roster, adjusted)))
     for student in roster.absent if roster else ():
-        writer.writerow(absent_row(student, result, maximum or 0.0))
+        writer.writerow(safe_row(absent_row(student, result, maximum or 0.0)))
     return buffer.getvalue()

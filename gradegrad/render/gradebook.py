@@ -16,7 +16,7 @@ from gradegrad.batch import Graded
 from gradegrad.course import Gradebook
 from gradegrad.hygiene import one_line
 from gradegrad.render.csv_report import ROSTER_COLUMNS, to_csv
-from gradegrad.render.files import make_folder, write_text_atomic
+from gradegrad.render.files import file_name, make_folder, write_text_atomic
 from gradegrad.render.gradescope import Visibility, to_gradescope_json
 from gradegrad.render.html_report import gradebook_page
 from gradegrad.render.lms import to_canvas, to_moodle
@@ -51,6 +51,16 @@ def _student_file(path: Path, render: Callable[[], str], what: str) -> None:
     write_text_atomic(path, text)
 
 
+def _batch_file(path: Path, render: Callable[[], str], what: str, bom: bool = False) -> None:
+    """Write one file of the whole batch; if rendering it fails, the file says so and the other files
+    are still written."""
+    try:
+        text = render()
+    except Exception as exc:  # noqa: BLE001 - one writer's failure never costs the other files
+        text = _failed(what, exc) + "\n"
+    write_text_atomic(path, text, bom=bom)
+
+
 def roster_notes(book: Gradebook) -> list[str]:
     """What did not fit between the roster and the submissions, in words (the summary shows them too)."""
     notes = []
@@ -68,6 +78,15 @@ def roster_notes(book: Gradebook) -> list[str]:
     return notes
 
 
+def folder_notes(book: Gradebook) -> list[str]:
+    """What of the folder was not graded, and who handed in the same code: the terminal's summary says
+    it, and a TA who reads only the page must see it too (a duplicate may be a student's real work)."""
+    result = book.batch
+    notes = [f"not graded: {s.name}: {s.reason}" for s in result.skipped]
+    notes += [f"identical submissions: {', '.join(names)}" for names in result.identical]
+    return notes
+
+
 def html_report(book: Gradebook) -> str:
     result = book.batch
     people, columns = {}, ()
@@ -79,7 +98,7 @@ def html_report(book: Gradebook) -> str:
     meta = (f"rubric {result.rubric} · folder {result.folder} · {len(result.exercises)} exercise(s) · "
             f"{len(result.graded)} submission(s)")
     return gradebook_page(f"gradegrad gradebook: {book.assignment}", meta, result.graded, summarize(result),
-                          book.maximum, people, columns, roster_notes(book))
+                          book.maximum, people, columns, roster_notes(book) + folder_notes(book))
 
 
 def write_gradebook(book: Gradebook, out: Path, gradescope: bool = False,
@@ -87,21 +106,21 @@ def write_gradebook(book: Gradebook, out: Path, gradescope: bool = False,
     """Write every output; returns what was written, for the summary."""
     result = book.batch
     make_folder(out)
-    write_text_atomic(out / "grades.csv", to_csv(result, book.roster, book.maximum), bom=True)
-    write_text_atomic(out / "grades.json", grades_json(book))
-    write_text_atomic(out / "report.html", html_report(book))
+    _batch_file(out / "grades.csv", lambda: to_csv(result, book.roster, book.maximum), "grades.csv", bom=True)
+    _batch_file(out / "grades.json", lambda: grades_json(book), "grades.json")
+    _batch_file(out / "report.html", lambda: html_report(book), "report.html")
     feedback = make_folder(out / "feedback")
     for g in result.graded:
-        _student_file(feedback / f"{g.name}.md", lambda g=g: to_markdown(g.report, g.name), "this feedback")
+        _student_file(feedback / file_name(g.name, ".md"), lambda g=g: to_markdown(g.report, g.name), "this feedback")
     written = [out / "grades.csv", out / "grades.json", out / "report.html", feedback]
     if book.roster is not None:
-        write_text_atomic(out / "canvas.csv", to_canvas(book), bom=True)
-        write_text_atomic(out / "moodle.csv", to_moodle(book), bom=True)
+        _batch_file(out / "canvas.csv", lambda: to_canvas(book), "canvas.csv", bom=True)
+        _batch_file(out / "moodle.csv", lambda: to_moodle(book), "moodle.csv", bom=True)
         written += [out / "canvas.csv", out / "moodle.csv"]
     if gradescope:
         root = make_folder(out / "gradescope")
         for g in result.graded:
-            _student_file(make_folder(root / g.name) / "results.json",
+            _student_file(make_folder(root / file_name(g.name)) / "results.json",
                           lambda g=g: to_gradescope_json(g.report, g.name, visibility), "these results")
         written.append(root)
     return written

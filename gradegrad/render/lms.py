@@ -24,7 +24,7 @@ import csv
 import io
 
 from gradegrad.course import Gradebook
-from gradegrad.render.csv_report import cell
+from gradegrad.render.csv_report import cell, safe_row
 from gradegrad.render.text import one_line
 from gradegrad.report import Report
 from gradegrad.roster import Student
@@ -50,7 +50,7 @@ def exported_report(book: Gradebook, student: Student) -> Report | None:
 
 def _csv(rows: list[list[str]]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    csv.writer(buffer, lineterminator="\r\n").writerows(safe_row(r) for r in rows)
     return buffer.getvalue()
 
 
