@@ -80,6 +80,9 @@ class ProgressEvent:
 
 
 OnProgress = Callable[[ProgressEvent], None]
+Record = Callable[[SubmissionSource, Report, bool, float], None]  # (source, report, worth caching, seconds)
+# grades the sources elsewhere (cluster.py: a Dask cluster), recording each as it comes back
+Remote = Callable[[list[SubmissionSource], Rubric, Mapping[str, Exercise], Options, Record], None]
 
 
 def student_status(report: Report, invalid: bool = False) -> StudentStatus:
@@ -169,8 +172,9 @@ def _event(done: int, total: int, g: Graded) -> ProgressEvent:
     return ProgressEvent(done, total, g.name, g.status, g.report.score, g.report.max_score, g.cached)
 
 
-def _timed(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
-           options: Options) -> tuple[Report, bool, float]:
+def grade_timed(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
+                options: Options) -> tuple[Report, bool, float]:
+    """(report, worth caching, seconds): what every pool runs per submission (a cluster's workers too)."""
     start = time.monotonic()
     report, keep = _grade_safely(source, rubric, catalog, options)
     return report, keep, time.monotonic() - start
@@ -191,11 +195,13 @@ def _grade_in_threads(todo: list[SubmissionSource], grade_one, jobs: int, record
 
 def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options,
                  jobs: int, cache: ResultCache | None = None,
-                 on_progress: OnProgress | None = None, processes: int | None = None) -> BatchResult:
+                 on_progress: OnProgress | None = None, processes: int | None = None,
+                 remote: Remote | None = None) -> BatchResult:
     """Grade every source of `found`, `jobs` at a time, reusing cached reports.
 
     With a few jobs, threads of this process drive the children; with more, forked grading
-    processes share the batch (`workers.processes_for`; `processes` overrides how many).
+    processes share the batch (`workers.processes_for`; `processes` overrides how many). A
+    `remote` (a Dask cluster, `cluster.py`) grades what the cache does not have instead.
     """
     start = time.monotonic()
     cache = cache or ResultCache(None)
@@ -217,9 +223,11 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
         results[source.name] = _graded(source, report, False, seconds)
         notify(_event(len(results), total, results[source.name]))
 
-    grade_one = lambda s: _timed(s, rubric, catalog, options)  # noqa: E731
+    grade_one = lambda s: grade_timed(s, rubric, catalog, options)  # noqa: E731
     processes = min(processes_for(jobs) if processes is None else processes, len(todo) // JOBS_PER_PROCESS)
-    if processes > 1 and hasattr(os, "fork"):
+    if remote is not None:
+        remote(todo, rubric, catalog, options, record)
+    elif processes > 1 and hasattr(os, "fork"):
         for done in grade_in_processes(todo, grade_one, processes, threads=-(-jobs // processes)):
             if done.report is None:
                 record(done.source, unloaded_report(str(done.source.origin), rubric, catalog, options,

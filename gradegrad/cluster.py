@@ -1,0 +1,231 @@
+"""`gradegrad grade --cluster`: a batch graded on a Dask cluster instead of this machine.
+
+`dask_grader(address)` starts a `LocalCluster` (`local:N`: N worker processes here) or connects
+to a Dask scheduler, checks that its workers run this very gradegrad and torch, installs the
+plugins of `cluster_worker.py` (a fork server prepared in each worker, a warden in each nanny),
+and yields a `batch.Remote`: `grade_folder` hands it what the cache does not have.
+
+Each submission becomes one task. It travels as data (`portable.py`: the file's bytes or the
+generated module's text, never a path a worker cannot see), with the batch's rubric, exercises
+and options as one shared task of their own; the worker grades it with gradegrad's own contained
+evaluators, as `grade` does here, and sends the report back as a plain dict. Reports are
+recorded as their futures complete (the progress bar, the cache). A worker lost mid-grade costs
+nothing: the scheduler runs its tasks elsewhere. A task whose every worker died (`KilledWorker`,
+after `distributed.scheduler.allowed-failures` retries) is that student's `error` row, not cached,
+and the batch goes on. Dask is an optional extra (`gradegrad[dask]`), imported only here.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
+
+from gradegrad.batch import GRADER_ERROR, Record, Remote, grade_timed, unloaded_report
+from gradegrad.catalog import Exercise, Rubric
+from gradegrad.errors import UsageError
+from gradegrad.options import Options
+from gradegrad.portable import grading_context, pack_submission
+from gradegrad.report import Report
+from gradegrad.submissions import SubmissionSource
+
+EXTRA = "gradegrad[dask]"
+CONNECT_TIMEOUT = 30.0  # seconds to reach the scheduler
+WAIT_FOR_WORKERS = 60.0  # seconds for a first worker to join it
+IN_FLIGHT_PER_THREAD = 4  # tasks kept submitted per worker thread (at least MIN_IN_FLIGHT)
+MIN_IN_FLIGHT = 32
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError(f"--cluster needs Dask: pip install '{EXTRA}'") from None
+    return distributed
+
+
+def local_workers(address: str) -> int | None:
+    """N for `local:N` (`local` alone: one per core), None for a scheduler's address."""
+    from gradegrad.workers import default_jobs
+
+    kind, _, count = address.partition(":")
+    if kind != "local":
+        return None
+    if not count:
+        return default_jobs()
+    if not count.isdigit() or int(count) < 1:
+        raise UsageError(f"--cluster {address}: expected local:N (N worker processes, at least 1) "
+                         "or a scheduler's address such as tcp://host:8786")
+    return int(count)
+
+
+@contextmanager
+def dask_grader(address: str | None, jobs: int | None = None) -> Iterator[Remote | None]:
+    """The `Remote` that grades on the cluster at `address` (None: grade here; yields None)."""
+    if address is None:
+        yield None
+        return
+    if jobs is not None:
+        raise UsageError("--jobs and --cluster: on a cluster its workers decide how many submissions are "
+                         "graded at once (dask worker --nworkers/--nthreads); leave out --jobs")
+    distributed = _distributed()
+    from gradegrad import cluster_worker
+
+    with _client(distributed, address) as client:
+        client.register_plugin(cluster_worker.Warden())
+        client.register_plugin(cluster_worker.Prepare())  # first: each worker starts its fork server
+        _same_grader(client, address)
+        yield DaskGrader(client)
+
+
+@contextmanager
+def _client(distributed: Any, address: str) -> Iterator[Any]:
+    count = local_workers(address)
+    if count is not None:
+        yield from _local_client(distributed, count)
+        return
+    try:
+        client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError for a bad address
+        raise UsageError(f"--cluster {address}: cannot reach the Dask scheduler ({_line(exc)})") from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
+        except TimeoutError:
+            raise UsageError(f"--cluster {address}: the Dask scheduler has no worker after {WAIT_FOR_WORKERS:g} s "
+                             f"(start some: dask worker {address})") from None
+        yield client
+    finally:
+        client.close()
+
+
+def _local_client(distributed: Any, count: int) -> Iterator[Any]:
+    """A LocalCluster of `count` single-threaded worker processes, each grading one submission at
+    a time; the scheduler hands a worker its next task only when it is free (worker-saturation 1)."""
+    import dask
+
+    from gradegrad.cluster_worker import sweep_orphans
+
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=logging.ERROR)
+    try:
+        client = distributed.Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+        sweep_orphans()  # this process is the workers' nanny: what a stopped worker left is ours
+
+
+def _same_grader(client: Any, address: str) -> None:
+    """Wait until the workers are prepared; refuse those whose gradegrad or torch differ from this
+    machine's (their verdicts could)."""
+    from gradegrad.cluster_worker import describe, identity, ready
+
+    mine = identity()
+    for worker, theirs in sorted(client.run(ready).items()):
+        if theirs != mine:
+            raise UsageError(f"--cluster {address}: the Dask worker {worker} runs {describe(theirs)}, this machine "
+                             f"{describe(mine)}: install the same on every worker (docs/cluster.md)")
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class DaskGrader:
+    """A `batch.Remote`: grade sources as tasks of `client`, recording each as it completes."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __call__(self, todo: list[SubmissionSource], rubric: Rubric, catalog: Mapping[str, Exercise],
+                 options: Options, record: Record) -> None:
+        from distributed import as_completed
+
+        from gradegrad import cluster_worker
+
+        batch = _Batch(rubric, catalog, options, record)
+        sendable = [s for s in todo if not batch.here(s)]
+        if not sendable:
+            return
+        data = {**grading_context(rubric, catalog, options), "token": uuid.uuid4().hex,
+                "identity": cluster_worker.identity()}
+        context = self.client.submit(cluster_worker.context, data, key=f"gradegrad-context-{data['token']}",
+                                     pure=False)
+        running: dict[Any, SubmissionSource] = {}
+        queue = iter(sendable)
+        completed = as_completed()
+        try:
+            for _ in range(self._window()):
+                self._send(queue, context, batch, running, completed)
+            for future in completed:
+                source = running.pop(future)
+                batch.record(source, *batch.outcome(source, future))
+                self._send(queue, context, batch, running, completed)
+        finally:
+            self.client.cancel([*running, context])  # Ctrl-C: nothing more runs for this batch
+
+    def _window(self) -> int:
+        threads = sum(self.client.nthreads().values())
+        return max(MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD * threads)
+
+    def _send(self, queue: Iterator[SubmissionSource], context: Any, batch: "_Batch",
+              running: dict[Any, SubmissionSource], completed: Any) -> None:
+        """Submit the next source of `queue` (one whose file vanished gets its row now, and the next goes)."""
+        from gradegrad import cluster_worker
+
+        for source in queue:
+            payload = batch.pack(source)
+            if payload is not None:
+                future = self.client.submit(cluster_worker.grade_packed, payload, context,
+                                            key=f"gradegrad-grade-{uuid.uuid4().hex}", pure=False)
+                running[future] = source
+                completed.add(future)
+                return
+
+
+class _Batch:
+    """One batch's rubric, exercises and options on this side, and how its outcomes are recorded."""
+
+    def __init__(self, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options, record: Record) -> None:
+        self.rubric, self.catalog, self.options, self.record = rubric, catalog, options, record
+
+    def here(self, source: SubmissionSource) -> bool:
+        """A source that cannot be graded (an empty file...) needs no worker: its row is made here."""
+        if source.problem is None:
+            return False
+        self.record(source, *grade_timed(source, self.rubric, self.catalog, self.options))
+        return True
+
+    def pack(self, source: SubmissionSource) -> dict | None:
+        try:
+            return pack_submission(source)
+        except OSError as exc:
+            self.record(source, self.lost(source, f"its file cannot be read ({exc.strerror or exc})"), False, 0.0)
+            return None
+
+    def lost(self, source: SubmissionSource, why: str) -> Report:
+        return unloaded_report(str(source.origin), self.rubric, self.catalog, self.options, f"{GRADER_ERROR}: {why}")
+
+    def outcome(self, source: SubmissionSource, future: Any) -> tuple[Report, bool, float]:
+        """(report, worth caching, seconds) of a completed task; a lost one is an error row."""
+        from distributed import KilledWorker
+
+        try:
+            data = future.result()
+        except KilledWorker as exc:
+            worker = getattr(exc.last_worker, "address", exc.last_worker)
+            why = (f"every Dask worker grading it died before it finished ({exc.allowed_failures + 1} tries, the "
+                   f"last on {worker}); see the workers' logs")
+            return self.lost(source, why), False, 0.0
+        except Exception as exc:  # noqa: BLE001 - cancelled, or a bug on the worker: this student's row
+            return self.lost(source, f"on the Dask cluster ({_line(exc)})"), False, 0.0
+        if data.get("report") is None:
+            return self.lost(source, str(data.get("problem", "the Dask worker sent no report"))), False, 0.0
+        return Report.from_dict(data["report"]), data.get("keep") is True, float(data.get("seconds", 0.0))
