@@ -18,6 +18,7 @@ and the batch goes on. Dask is an optional extra (`gradegrad[dask]`), imported o
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
@@ -33,8 +34,7 @@ from gradegrad.submissions import SubmissionSource
 EXTRA = "gradegrad[dask]"
 CONNECT_TIMEOUT = 30.0  # seconds to reach the scheduler
 WAIT_FOR_WORKERS = 60.0  # seconds for a first worker to join it
-IN_FLIGHT_PER_THREAD = 4  # tasks kept submitted per worker thread (at least MIN_IN_FLIGHT)
-MIN_IN_FLIGHT = 32
+THREADS_REFRESH = 2.0  # seconds between two looks at how many worker threads the cluster has
 
 
 def _distributed() -> Any:
@@ -108,8 +108,8 @@ def _local_client(distributed: Any, count: int) -> Iterator[Any]:
     from gradegrad.cluster_worker import sweep_orphans
 
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-        cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.ERROR)
+        cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
     try:
         client = distributed.Client(cluster)
         try:
@@ -139,10 +139,16 @@ def _line(exc: BaseException) -> str:
 
 
 class DaskGrader:
-    """A `batch.Remote`: grade sources as tasks of `client`, recording each as it completes."""
+    """A `batch.Remote`: grade sources as tasks of `client`, recording each as it completes.
+
+    At most one task per worker thread is submitted at a time: each waits on no other worker,
+    so when a worker dies only the submission it was grading is retried (and counted against
+    `allowed-failures`), never one that merely queued behind it.
+    """
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self.threads, self.counted = 1, 0.0
 
     def __call__(self, todo: list[SubmissionSource], rubric: Rubric, catalog: Mapping[str, Exercise],
                  options: Options, record: Record) -> None:
@@ -151,43 +157,45 @@ class DaskGrader:
         from gradegrad import cluster_worker
 
         batch = _Batch(rubric, catalog, options, record)
-        sendable = [s for s in todo if not batch.here(s)]
-        if not sendable:
-            return
+        queue = iter([s for s in todo if not batch.here(s)])
         data = {**grading_context(rubric, catalog, options), "token": uuid.uuid4().hex,
                 "identity": cluster_worker.identity()}
         context = self.client.submit(cluster_worker.context, data, key=f"gradegrad-context-{data['token']}",
                                      pure=False)
         running: dict[Any, SubmissionSource] = {}
-        queue = iter(sendable)
         completed = as_completed()
         try:
-            for _ in range(self._window()):
-                self._send(queue, context, batch, running, completed)
+            self._fill(queue, context, batch, running, completed)
             for future in completed:
                 source = running.pop(future)
                 batch.record(source, *batch.outcome(source, future))
-                self._send(queue, context, batch, running, completed)
+                self._fill(queue, context, batch, running, completed)
         finally:
             self.client.cancel([*running, context])  # Ctrl-C: nothing more runs for this batch
 
     def _window(self) -> int:
-        threads = sum(self.client.nthreads().values())
-        return max(MIN_IN_FLIGHT, IN_FLIGHT_PER_THREAD * threads)
+        """The cluster's worker threads (looked up every THREADS_REFRESH seconds): tasks in flight."""
+        if time.monotonic() - self.counted > THREADS_REFRESH:
+            self.threads = max(1, sum(self.client.nthreads().values()))
+            self.counted = time.monotonic()
+        return self.threads
 
-    def _send(self, queue: Iterator[SubmissionSource], context: Any, batch: "_Batch",
+    def _fill(self, queue: Iterator[SubmissionSource], context: Any, batch: "_Batch",
               running: dict[Any, SubmissionSource], completed: Any) -> None:
-        """Submit the next source of `queue` (one whose file vanished gets its row now, and the next goes)."""
+        """Submit sources of `queue` until one per worker thread is in flight (one whose file
+        vanished gets its row at once)."""
         from gradegrad import cluster_worker
 
-        for source in queue:
+        while len(running) < self._window():
+            source = next(queue, None)
+            if source is None:
+                return
             payload = batch.pack(source)
             if payload is not None:
                 future = self.client.submit(cluster_worker.grade_packed, payload, context,
                                             key=f"gradegrad-grade-{uuid.uuid4().hex}", pure=False)
                 running[future] = source
                 completed.add(future)
-                return
 
 
 class _Batch:

@@ -126,6 +126,8 @@ def _prepare() -> None:
 
         gc.freeze()  # what is imported lives as long as the worker: later collections skip it
         zygote_server(wait=True)
+    except Exception:  # noqa: BLE001 - only a head start (e.g. the worker closing meanwhile): tasks redo it
+        pass
     finally:
         _PREPARED.set()
 
