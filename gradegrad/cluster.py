@@ -35,6 +35,7 @@ EXTRA = "gradegrad[dask]"
 CONNECT_TIMEOUT = 30.0  # seconds to reach the scheduler
 WAIT_FOR_WORKERS = 60.0  # seconds for a first worker to join it
 THREADS_REFRESH = 2.0  # seconds between two looks at how many worker threads the cluster has
+QUEUED_PER_THREAD = 3  # tasks submitted per worker thread in a large batch (more than 2: Dask queues them)
 
 
 def _distributed() -> Any:
@@ -102,12 +103,14 @@ def _client(distributed: Any, address: str) -> Iterator[Any]:
 
 def _local_client(distributed: Any, count: int) -> Iterator[Any]:
     """A LocalCluster of `count` single-threaded worker processes, each grading one submission at
-    a time; the scheduler hands a worker its next task only when it is free (worker-saturation 1)."""
+    a time (the scheduler hands a worker its next task only when it is free: worker-saturation 1),
+    each preparing its grader as it starts (a preload)."""
     import dask
 
     from gradegrad.cluster_worker import sweep_orphans
 
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
+                          "distributed.worker.preload": ["gradegrad.cluster_worker"]}):
         cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
                                            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
     try:
@@ -141,9 +144,13 @@ def _line(exc: BaseException) -> str:
 class DaskGrader:
     """A `batch.Remote`: grade sources as tasks of `client`, recording each as it completes.
 
-    At most one task per worker thread is submitted at a time: each waits on no other worker,
-    so when a worker dies only the submission it was grading is retried (and counted against
-    `allowed-failures`), never one that merely queued behind it.
+    Only a window of the batch is submitted at a time. A large batch keeps QUEUED_PER_THREAD
+    tasks per worker thread submitted: Dask then holds them in its scheduler's queue (they are
+    "root-ish") and hands a worker its next one as it finishes, one at a time with
+    worker-saturation 1 (`--cluster local:N`). A small one keeps one per thread, which Dask would
+    otherwise assign to workers straight away, several to a worker. Either way no submission
+    waits on a worker behind another, so a worker that dies takes only the one it was grading
+    with it (and counts against `allowed-failures` for that one only).
     """
 
     def __init__(self, client: Any) -> None:
@@ -157,7 +164,7 @@ class DaskGrader:
         from gradegrad import cluster_worker
 
         batch = _Batch(rubric, catalog, options, record)
-        queue = iter([s for s in todo if not batch.here(s)])
+        queue = [s for s in reversed(todo) if not batch.here(s)]  # popped from the end: in order
         data = {**grading_context(rubric, catalog, options), "token": uuid.uuid4().hex,
                 "identity": cluster_worker.identity()}
         context = self.client.submit(cluster_worker.context, data, key=f"gradegrad-context-{data['token']}",
@@ -173,23 +180,21 @@ class DaskGrader:
         finally:
             self.client.cancel([*running, context])  # Ctrl-C: nothing more runs for this batch
 
-    def _window(self) -> int:
-        """The cluster's worker threads (looked up every THREADS_REFRESH seconds): tasks in flight."""
+    def _window(self, left: int) -> int:
+        """How many tasks to keep submitted when `left` are not done (see the class)."""
         if time.monotonic() - self.counted > THREADS_REFRESH:
             self.threads = max(1, sum(self.client.nthreads().values()))
             self.counted = time.monotonic()
-        return self.threads
+        return QUEUED_PER_THREAD * self.threads if left > 2 * self.threads else self.threads
 
-    def _fill(self, queue: Iterator[SubmissionSource], context: Any, batch: "_Batch",
+    def _fill(self, queue: list[SubmissionSource], context: Any, batch: "_Batch",
               running: dict[Any, SubmissionSource], completed: Any) -> None:
-        """Submit sources of `queue` until one per worker thread is in flight (one whose file
-        vanished gets its row at once)."""
+        """Submit sources of `queue` until the window is full (one whose file vanished gets its row
+        at once)."""
         from gradegrad import cluster_worker
 
-        while len(running) < self._window():
-            source = next(queue, None)
-            if source is None:
-                return
+        while queue and len(running) < self._window(len(queue) + len(running)):
+            source = queue.pop()
             payload = batch.pack(source)
             if payload is not None:
                 future = self.client.submit(cluster_worker.grade_packed, payload, context,

@@ -108,10 +108,23 @@ class Prepare(WorkerPlugin):
     idempotent = True
 
     def setup(self, worker) -> None:  # noqa: ANN001 - distributed's Worker
-        threading.Thread(target=_prepare, name="gradegrad-prepare", daemon=True).start()
+        prepare()
 
 
+def dask_setup(worker) -> None:  # noqa: ANN001
+    """`dask worker --preload gradegrad.cluster_worker`: prepare as the worker starts, before any
+    client has installed `Prepare` (`--cluster local:N` starts its workers so)."""
+    prepare()
+
+
+_PREPARING = threading.Lock()
 _PREPARED = threading.Event()
+
+
+def prepare() -> None:
+    """Start this process's preparation, once."""
+    if _PREPARING.acquire(blocking=False):
+        threading.Thread(target=_prepare, name="gradegrad-prepare", daemon=True).start()
 
 
 def _prepare() -> None:
