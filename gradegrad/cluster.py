@@ -232,13 +232,13 @@ class _Batch:
 
         try:
             data = future.result()
+            if data.get("report") is None:
+                return self.lost(source, str(data.get("problem", "the Dask worker sent no report"))), False, 0.0
+            return Report.from_dict(data["report"]), data.get("keep") is True, float(data.get("seconds", 0.0))
         except KilledWorker as exc:
             worker = getattr(exc.last_worker, "address", exc.last_worker)
             why = (f"every Dask worker grading it died before it finished ({exc.allowed_failures + 1} tries, the "
                    f"last on {worker}); see the workers' logs")
             return self.lost(source, why), False, 0.0
-        except Exception as exc:  # noqa: BLE001 - cancelled, or a bug on the worker: this student's row
+        except Exception as exc:  # noqa: BLE001 - cancelled, a bug on the worker, a report we cannot read
             return self.lost(source, f"on the Dask cluster ({_line(exc)})"), False, 0.0
-        if data.get("report") is None:
-            return self.lost(source, str(data.get("problem", "the Dask worker sent no report"))), False, 0.0
-        return Report.from_dict(data["report"]), data.get("keep") is True, float(data.get("seconds", 0.0))

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from functools import lru_cache
 from pathlib import Path
 
 from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin
@@ -43,13 +44,18 @@ PREPARE_TIMEOUT = 300.0  # seconds `ready` waits for a worker's preparation (tor
 
 def identity() -> dict[str, str]:
     """What must match between the TA's machine and a worker for their gradebooks to agree."""
+    return dict(_identity())
+
+
+@lru_cache(maxsize=1)
+def _identity() -> tuple[tuple[str, str], ...]:
     from gradegrad.cache import package_digest
 
     try:
         torch = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         torch = "none"
-    return {"gradegrad": gradegrad.__version__, "source": package_digest()[:16], "torch": torch}
+    return (("gradegrad", gradegrad.__version__), ("source", package_digest()[:16]), ("torch", torch))
 
 
 def describe(ident: dict[str, str]) -> str:

@@ -310,3 +310,11 @@ def test_an_unreachable_scheduler_is_a_usage_error(tmp_path, monkeypatch):
     monkeypatch.setattr("gradegrad.cluster.CONNECT_TIMEOUT", 1.0)
     one_line_usage_error(grade(BATCH, *ARGS, "--cluster", "tcp://127.0.0.1:9", "--out", tmp_path),
                          "cannot reach the Dask scheduler")
+
+
+def test_the_command_starts_no_fork_server_of_its_own_for_a_cluster():
+    from gradegrad.entry import _grading_processes
+
+    assert _grading_processes(["grade", "subs", "--cluster", "local:2"])
+    assert _grading_processes(["grade", "subs", "--cluster=tcp://10.0.0.5:8786"])
+    assert not _grading_processes(["grade", "subs", "--jobs", "2"])
