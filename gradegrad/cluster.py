@@ -7,12 +7,13 @@ and yields a `batch.Remote`: `grade_folder` hands it what the cache does not hav
 
 Each submission becomes one task. It travels as data (`portable.py`: the file's bytes or the
 generated module's text, never a path a worker cannot see), with the batch's rubric, exercises
-and options as one shared task of their own; the worker grades it with gradegrad's own contained
-evaluators, as `grade` does here, and sends the report back as a plain dict. Reports are
-recorded as their futures complete (the progress bar, the cache). A worker lost mid-grade costs
-nothing: the scheduler runs its tasks elsewhere. A task whose every worker died (`KilledWorker`,
-after `distributed.scheduler.allowed-failures` retries) is that student's `error` row, not cached,
-and the batch goes on. Dask is an optional extra (`gradegrad[dask]`), imported only here.
+and options (some 30 kB, rebuilt once per batch on each worker); the worker grades it with
+gradegrad's own contained evaluators, as `grade` does here, and sends the report back as a plain
+dict. Reports are recorded as their futures complete (the progress bar, the cache). A worker
+lost mid-grade costs nothing: the scheduler runs its task elsewhere. A task whose every worker
+died (`KilledWorker`, after `distributed.scheduler.allowed-failures` retries) is that student's
+`error` row, not cached, and the batch goes on. Dask is an optional extra (`gradegrad[dask]`),
+imported only here.
 """
 
 from __future__ import annotations
@@ -150,7 +151,9 @@ class DaskGrader:
     worker-saturation 1 (`--cluster local:N`). A small one keeps one per thread, which Dask would
     otherwise assign to workers straight away, several to a worker. Either way no submission
     waits on a worker behind another, so a worker that dies takes only the one it was grading
-    with it (and counts against `allowed-failures` for that one only).
+    with it (and counts against `allowed-failures` for that one only). Tasks depend on nothing
+    (the grading context travels in each): Dask would send a task only to workers holding its
+    dependencies, all of them to the same worker.
     """
 
     def __init__(self, client: Any) -> None:
@@ -165,10 +168,8 @@ class DaskGrader:
 
         batch = _Batch(rubric, catalog, options, record)
         queue = [s for s in reversed(todo) if not batch.here(s)]  # popped from the end: in order
-        data = {**grading_context(rubric, catalog, options), "token": uuid.uuid4().hex,
-                "identity": cluster_worker.identity()}
-        context = self.client.submit(cluster_worker.context, data, key=f"gradegrad-context-{data['token']}",
-                                     pure=False)
+        context = {**grading_context(rubric, catalog, options), "token": uuid.uuid4().hex,
+                   "identity": cluster_worker.identity()}
         running: dict[Any, SubmissionSource] = {}
         completed = as_completed()
         try:
@@ -178,7 +179,7 @@ class DaskGrader:
                 batch.record(source, *batch.outcome(source, future))
                 self._fill(queue, context, batch, running, completed)
         finally:
-            self.client.cancel([*running, context])  # Ctrl-C: nothing more runs for this batch
+            self.client.cancel(list(running))  # Ctrl-C: nothing more runs for this batch
 
     def _window(self, left: int) -> int:
         """How many tasks to keep submitted when `left` are not done (see the class)."""
@@ -187,7 +188,7 @@ class DaskGrader:
             self.counted = time.monotonic()
         return QUEUED_PER_THREAD * self.threads if left > 2 * self.threads else self.threads
 
-    def _fill(self, queue: list[SubmissionSource], context: Any, batch: "_Batch",
+    def _fill(self, queue: list[SubmissionSource], context: dict, batch: "_Batch",
               running: dict[Any, SubmissionSource], completed: Any) -> None:
         """Submit sources of `queue` until the window is full (one whose file vanished gets its row
         at once)."""

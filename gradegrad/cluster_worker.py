@@ -65,12 +65,6 @@ def describe(ident: dict[str, str]) -> str:
 # --------------------------------------------------------------------------- the tasks
 
 
-def context(data: dict) -> dict:
-    """The batch's grading context as a task of its own: the scheduler recomputes it if the worker
-    holding it dies, and every grading task fetches it once per worker."""
-    return data
-
-
 _PARSED: OrderedDict[str, tuple] = OrderedDict()
 _PARSED_LOCK = threading.Lock()
 

@@ -246,7 +246,7 @@ def test_a_submission_whose_workers_all_die_is_its_error_row_and_is_not_cached(c
         (plan / "kill-always-bob").unlink()
     assert result.exit_code == 1, result.output
     r = rows(tmp_path / "out")
-    assert (r["alice"]["status"], r["alice"]["total"]) == ("passed", "23")
+    assert (r["alice"]["status"], r["alice"]["total"]) == ("passed", "23"), r["alice"]["detail"]
     assert (r["bob"]["status"], r["bob"]["total"], r["bob"]["max"]) == ("error", "0", "23")
     assert "every Dask worker grading it died before it finished (2 tries" in r["bob"]["detail"]
     assert len(list((tmp_path / "out" / ".cache").glob("*.json"))) == 1  # alice only: bob is graded next time
