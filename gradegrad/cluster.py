@@ -127,11 +127,11 @@ def _local_client(distributed: Any, count: int) -> Iterator[Any]:
 
 def _same_grader(client: Any, address: str) -> None:
     """Wait until the workers are prepared; refuse those whose gradegrad or torch differ from this
-    machine's (their verdicts could)."""
+    machine's (their verdicts could). One that joins later is checked by each of its tasks."""
     from gradegrad.cluster_worker import describe, identity, ready
 
     mine = identity()
-    for worker, theirs in sorted(client.run(ready).items()):
+    for worker, theirs in sorted(client.run(ready, on_error="ignore").items()):  # a worker lost meanwhile: skipped
         if theirs != mine:
             raise UsageError(f"--cluster {address}: the Dask worker {worker} runs {describe(theirs)}, this machine "
                              f"{describe(mine)}: install the same on every worker (docs/cluster.md)")

@@ -318,3 +318,24 @@ def test_the_command_starts_no_fork_server_of_its_own_for_a_cluster():
     assert _grading_processes(["grade", "subs", "--cluster", "local:2"])
     assert _grading_processes(["grade", "subs", "--cluster=tcp://10.0.0.5:8786"])
     assert not _grading_processes(["grade", "subs", "--jobs", "2"])
+
+
+def test_workers_running_another_gradegrad_are_refused(cluster, tmp_path, monkeypatch):
+    address, _ = cluster
+    monkeypatch.setattr("gradegrad.cluster_worker.identity",
+                        lambda: {"gradegrad": "0.0.9", "source": "0123456789abcdef", "torch": "2.13.0+cpu"})
+    one_line_usage_error(grade(BATCH, *ARGS, "--cluster", address, "--out", tmp_path),
+                         "runs gradegrad 0.1.0", "this machine gradegrad 0.0.9", "install the same on every worker")
+
+
+def test_a_worker_joining_with_another_gradegrad_grades_nothing(catalog):
+    from gradegrad.catalog import resolve_rubric
+    from gradegrad.cluster_worker import grade_packed
+    from gradegrad.options import Options
+    from gradegrad.portable import grading_context, pack_submission
+    from gradegrad.submissions import source_for
+
+    context = {**grading_context(resolve_rubric("lab1", catalog), catalog, Options()), "token": "t",
+               "identity": {"gradegrad": "0.0.9", "source": "0123456789abcdef", "torch": "2.13.0+cpu"}}
+    result = grade_packed(pack_submission(source_for(BATCH / "alice.py")), context)
+    assert result["report"] is None and "the TA's machine gradegrad 0.0.9" in result["problem"]
