@@ -28,7 +28,7 @@ from gradegrad.sandbox.protocol import Message
 class InProcessChild:
     """Stands in for `sandbox.process.Child`: the evaluator runs in this very process."""
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", **ignored: Any) -> None:
         self.evaluator = Evaluator(channel=None)
         self.alive = True
 

@@ -20,13 +20,15 @@ from typing import Callable, Literal, Mapping
 import gradegrad
 from gradegrad.cache import ResultCache, cache_key, grading_digest
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.checks import skipped_on
+from gradegrad.registry import skipped_on
 from gradegrad.errors import GradegradError
 from gradegrad.grading import grade
 from gradegrad.options import Options
+from gradegrad.hygiene import clean_report
+from gradegrad.intake import (Discovery, Skipped, SubmissionSource, generated_code, identical, locate,
+                              relabel_traceback)
 from gradegrad.points import applicable
-from gradegrad.report import CheckResult, ExerciseResult, Report
-from gradegrad.submissions import Discovery, Skipped, SubmissionSource, identical, relabel_traceback
+from gradegrad.report import CheckResult, ExerciseResult, LoadProblem, Report
 from gradegrad.workers import JOBS_PER_PROCESS, grade_in_processes, processes_for
 
 StudentStatus = Literal["passed", "failed", "error", "timeout", "invalid"]
@@ -111,9 +113,21 @@ def unloaded_report(origin: str, rubric: Rubric, catalog: Mapping[str, Exercise]
     """The report of a submission that was never loaded: every exercise 0, its maximum kept."""
     results = () if rubric.only_found else tuple(_not_run(catalog[it.exercise], it, why or error, options.device)
                                                  for it in rubric.items)
-    return Report(origin, options.device, options.seed, rubric.name, 0.0, sum(r.max_score for r in results),
-                  results, notes=notes, error=error, error_traceback=trace,
-                  gradegrad_version=gradegrad.__version__)
+    return clean_report(Report(origin, options.device, options.seed, rubric.name, 0.0,
+                               sum(r.max_score for r in results), results, notes=notes, error=error,
+                               error_traceback=trace, gradegrad_version=gradegrad.__version__))
+
+
+def _relabel_problem(problem: LoadProblem, source: SubmissionSource, fix) -> LoadProblem:
+    """Name the student's file (and notebook cell) where the code that raised starts."""
+    trace = fix(problem.traceback)
+    if not source.generated:
+        load = source.load or source.origin
+        return replace(problem, file=str(load.relative_to(source.origin.parent)), traceback=trace)
+    where = locate(source, problem.line) if problem.line else None
+    if where is None:
+        return replace(problem, file=source.display, traceback=trace)
+    return replace(problem, file=where.file, line=None, cell=where.cell, traceback=trace)  # the trace has the line
 
 
 def _relabel(report: Report, source: SubmissionSource, loaded: Path, label: str) -> Report:
@@ -123,35 +137,39 @@ def _relabel(report: Report, source: SubmissionSource, loaded: Path, label: str)
     exercises = tuple(replace(e, checks=tuple(replace(c, traceback=fix(c.traceback), message=fix(c.message) or "")
                                               for c in e.checks)) for e in report.exercises)
     return replace(report, submission=str(source.origin), exercises=exercises, error=fix(report.error),
-                   error_traceback=fix(report.error_traceback), notes=report.notes + source.notes)
+                   error_traceback=fix(report.error_traceback), notes=report.notes + source.notes,
+                   load_problems=tuple(_relabel_problem(p, source, fix) for p in report.load_problems))
 
 
 def _grade_generated(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
-                     options: Options) -> Report:
+                     options: Options, code: str | None = None) -> Report:
+    code = generated_code(source) if code is None else code
     with tempfile.TemporaryDirectory(prefix="gradegrad-source-") as scratch:
         loaded = Path(scratch) / f"{source.name if source.name.isidentifier() else 'submission'}.py"
-        loaded.write_text(source.code or "", encoding="utf-8")
+        loaded.write_text(code, encoding="utf-8")
+        del code
         return _relabel(grade(loaded, rubric, catalog, options, student=source.name), source, loaded,
                         source.display)
 
 
 def grade_source(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
-                 options: Options) -> Report:
-    """Grade one submission; a problem with its files is a report, not an exception."""
+                 options: Options, code: str | None = None) -> Report:
+    """Grade one submission; a problem with its files is a report, not an exception. `code` is its
+    generated module when that was built elsewhere (a Dask worker has no access to the files)."""
     if source.problem is not None:
         return unloaded_report(str(source.origin), rubric, catalog, options, f"not graded: {source.problem}",
                                notes=source.notes, why=source.problem)
-    if source.code is not None:
-        return _grade_generated(source, rubric, catalog, options)
-    return _relabel(grade(source.load, rubric, catalog, options, student=source.name), source, source.load,
-                    str(source.load))
+    if source.generated:
+        return clean_report(_grade_generated(source, rubric, catalog, options, code))
+    return clean_report(_relabel(grade(source.load, rubric, catalog, options, student=source.name), source,
+                                 source.load, str(source.load)))
 
 
 def _grade_safely(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
-                  options: Options) -> tuple[Report, bool]:
+                  options: Options, code: str | None = None) -> tuple[Report, bool]:
     """(report, worth caching): gradegrad's own failure is this student's error, never the batch's."""
     try:
-        return grade_source(source, rubric, catalog, options), True
+        return grade_source(source, rubric, catalog, options, code), True
     except (GradegradError, OSError) as exc:
         return unloaded_report(str(source.origin), rubric, catalog, options, f"{GRADER_ERROR}: {exc}"), False
     except Exception as exc:  # a bug in gradegrad: kept with its traceback, for the TA to report
@@ -173,10 +191,10 @@ def _event(done: int, total: int, g: Graded) -> ProgressEvent:
 
 
 def grade_timed(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
-                options: Options) -> tuple[Report, bool, float]:
+                options: Options, code: str | None = None) -> tuple[Report, bool, float]:
     """(report, worth caching, seconds): what every pool runs per submission (a cluster's workers too)."""
     start = time.monotonic()
-    report, keep = _grade_safely(source, rubric, catalog, options)
+    report, keep = _grade_safely(source, rubric, catalog, options, code)
     return report, keep, time.monotonic() - start
 
 
@@ -210,7 +228,7 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
     total, results = len(found.sources), {}
     todo = []
     for source in found.sources:
-        hit = cache.get(cache_key(source.digest, digest, source.name if rubric.variants else ""))
+        hit = cache.get(cache_key(source.digest, digest, source.name))  # a report names its student's files
         if hit is None:
             todo.append(source)
             continue
@@ -219,7 +237,10 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
 
     def record(source: SubmissionSource, report: Report, keep: bool, seconds: float) -> None:
         if keep:
-            cache.put(cache_key(source.digest, digest, source.name if rubric.variants else ""), report)
+            try:
+                cache.put(cache_key(source.digest, digest, source.name), report)
+            except Exception:  # noqa: BLE001 - a report the cache cannot hold is graded again next time
+                pass
         results[source.name] = _graded(source, report, False, seconds)
         notify(_event(len(results), total, results[source.name]))
 

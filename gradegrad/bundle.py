@@ -33,8 +33,6 @@ from gradegrad.render.files import write_bytes_atomic
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # What gradegrad needs besides torch, when neither its pyproject.toml nor its metadata can be read.
 FALLBACK_REQUIREMENTS = ("numpy>=1.24", "typer>=0.9", "rich>=13", "pyyaml>=6", 'tomli>=1.1; python_version < "3.11"')
-# The optional-dependency extra an exercise kind needs (pyproject's [project.optional-dependencies]).
-KIND_EXTRAS: dict[str, str] = {}
 EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: the same inputs give the same bytes
 EXECUTABLE, REGULAR = 0o755, 0o644
 
@@ -52,6 +50,7 @@ class BundleSpec:
     timeout: float = 30.0
     submission_timeout: float = 600.0
     memory: str = "4G"
+    load_timeout: float = 60.0
 
 
 # --------------------------------------------------------------------------- requirements
@@ -98,8 +97,8 @@ def requirements(extras: Iterable[str]) -> list[str]:
 
 
 def extras_for(rubric: Rubric, catalog: Mapping[str, Exercise]) -> list[str]:
-    kinds = {catalog[it.exercise].kind for it in rubric.items}
-    return sorted({KIND_EXTRAS[k] for k in kinds if k in KIND_EXTRAS})
+    """The optional extras (pyproject's [project.optional-dependencies]) the rubric's exercises name."""
+    return sorted({catalog[it.exercise].spec.extra for it in rubric.items if catalog[it.exercise].spec.extra})
 
 
 def torch_pin() -> str:
@@ -159,7 +158,8 @@ def grading_args(spec: BundleSpec, rubric_file: str, folders: list[str]) -> list
     if spec.module:
         args += ["--module", spec.module]
     args += ["--seed", str(spec.seed), "--timeout", f"{spec.timeout:g}",
-             "--submission-timeout", f"{spec.submission_timeout:g}", "--memory", spec.memory, "--device", "cpu"]
+             "--submission-timeout", f"{spec.submission_timeout:g}", "--load-timeout", f"{spec.load_timeout:g}",
+             "--memory", spec.memory, "--device", "cpu"]
     pairs = [args[i:i + 2] for i in range(0, len(args), 2)]
     return [" ".join(shlex.quote(a) for a in pair) for pair in pairs]
 

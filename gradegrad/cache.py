@@ -54,7 +54,8 @@ def grading_digest(rubric: Rubric, catalog: Mapping[str, Exercise], options: Opt
 
 
 def cache_key(submission_digest: str, grading: str, student: str = "") -> str:
-    """The student's name counts only where it changes the grading (a rubric with variants)."""
+    """Keyed by the student too: a report names the student's own files (and a rubric with
+    variants grades each student differently), so identical submissions never share one."""
     return hashlib.sha256(f"{grading}\0{submission_digest}\0{student}".encode()).hexdigest()
 
 

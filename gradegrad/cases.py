@@ -48,6 +48,8 @@ def make_input(spec: InputSpec, gen: torch.Generator, dtype: str = "float64") ->
     if spec.kind == "int":
         return int(spec.value)
     x = _draw(spec.domain, spec.shape, gen)
+    if spec.include:  # decisive values, whatever the seed (the draw above is made anyway)
+        x.reshape(-1)[:len(spec.include)] = torch.tensor(spec.include, dtype=x.dtype)
     if spec.dtype == "long":
         return x.to(torch.int64)
     return x.to(DTYPES[dtype])

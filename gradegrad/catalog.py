@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import math
 import os
 import re
 from dataclasses import dataclass, replace
@@ -34,9 +35,14 @@ RUBRICS_ENV = "GRADEGRAD_RUBRICS"
 
 CHECK_IDS = ("found", "forward", "backward", "gradcheck", "needs_input_grad", "float32",
              "stability", "inputs_unchanged", "device", "hand_written", "efficiency", "double_backward", "jvp",
-             "wraps_function", "training")
-KINDS = ("function", "module", "vjp", "chain", "formula")  # what students hand in; docs/exercises.md, "Kinds"
-DATA_KINDS = ("chain", "formula")  # kinds whose manifest has no inputs, cases or reference
+             "wraps_function", "training",
+             "parameters")  # training loops: the final parameters (gradegrad.kinds.training)
+KINDS = ("function", "module", "vjp", "chain", "formula",  # what students hand in; docs/exercises.md, "Kinds"
+         "ode", "deq", "jacobian", "training", "jax_vjp", "ode_field")
+DATA_KINDS = ("chain", "formula", "jacobian", "training")  # kinds whose manifest has no inputs, cases or reference
+EXTRAS = {"jax": ("jax", "haiku", "optax"), "ode": ("torchdiffeq",)}  # pyproject's extras: the modules each brings
+LOOPS = ("numpy_sgd", "torch_sgd", "haiku_optax")  # training: the notes' loops (gradegrad.kinds.training)
+ORIENTATIONS = ("m_by_n", "n_by_m")  # jacobian: rows are outputs (J), or rows are inputs (J^T, seed 003's loop)
 INPUT_KINDS = ("tensor", "float", "int")
 DTYPES = ("float", "long")
 DOMAIN_FIELDS = {
@@ -45,7 +51,7 @@ DOMAIN_FIELDS = {
     "bernoulli": {"p": 0.5},
     "randint": {"low": 0, "high": 2},
 }
-REFERENCE_SCOPE = ("torch", "F", "math")
+REFERENCE_SCOPE = ("torch", "F", "math", "solvers")  # solvers: gradegrad.kinds.solvers (RK4, fixed points)
 DEFAULT_TOLERANCE = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-5)}
 
 
@@ -71,6 +77,7 @@ class InputSpec:
     domain: Domain = Domain()
     requires_grad: bool = True
     value: float | int | None = None  # for float/int arguments
+    include: tuple[float, ...] = ()  # values every draw holds, as its first elements (decisive values)
 
     @property
     def is_tensor(self) -> bool:
@@ -114,12 +121,20 @@ class KindSpec:
     """What an exercise's kind adds to the common fields (docs/exercises.md, "Kinds")."""
 
     init: tuple[str, ...] = ()  # module: inputs passed to the constructor (e.g. alpha), not to forward
+    wraps: bool = True  # module: the output must come from the student's own Function (wraps_function)
+    compose: bool = False  # function: a plain function composing the student's Functions also answers it
     upstream: str = "random"  # vjp: "random" u, or "none": vjp(None), a loss at the end of a chain
     steps: int = 3  # chain: SGD steps whose losses must match the reference run
     lr: float = 0.01  # chain: SGD learning rate
     variables: int = 5  # formula: the expression's variables x1 .. xn
     rtol: float = 0.01  # formula: tolerance on each gradient component
     atol: float = 0.01
+    extra: str = ""  # any kind: the optional extra (EXTRAS) whose packages the exercise needs
+    memory: tuple[str, tuple[int, ...]] | None = None  # ode: (the int input that grows, its sizes)
+    orientation: str = "m_by_n"  # jacobian: "m_by_n" (J, rows are outputs) or "n_by_m" (J^T)
+    loop: str = ""  # training: which of the notes' loops (LOOPS)
+    epochs: int = 10  # training: epochs whose losses are compared
+    times: tuple[float, float, int] = (0.0, 1.0, 11)  # ode_field: torch.linspace(start, end, points)
 
 
 @dataclass(frozen=True)
@@ -280,8 +295,8 @@ def _kind(value: Any) -> str:
 
 # --------------------------------------------------------------------------- exercises
 
-_INPUT_FIELDS = ("name", "kind", "shape", "dtype", "domain", "requires_grad", "value")
-_OVERRIDE_FIELDS = ("shape", "domain", "value")
+_INPUT_FIELDS = ("name", "kind", "shape", "dtype", "domain", "requires_grad", "value", "include")
+_OVERRIDE_FIELDS = ("shape", "domain", "value", "include")
 
 
 def _domain(path: Path, where: str, data: Any) -> Domain:
@@ -316,7 +331,32 @@ def _input(path: Path, where: str, data: Any) -> InputSpec:
     requires_grad = f.get("requires_grad", bool, dtype == "float", "true or false")
     if requires_grad and dtype != "float":
         raise f.error("requires_grad", "only float inputs can require grad")
-    return InputSpec(name, "tensor", f.shape("shape"), dtype, domain, requires_grad)
+    spec = InputSpec(name, "tensor", f.shape("shape"), dtype, domain, requires_grad)
+    return _with_include(f, spec)
+
+
+def _with_include(f: "_Fields", spec: InputSpec) -> InputSpec:
+    """`include`: a list of numbers the tensor holds (its first elements), at most one per element."""
+    if "include" not in f.data:
+        return spec
+    if not spec.is_tensor:
+        raise f.error("include", "only tensor inputs take include; a float/int input takes value")
+    values = f.get("include", list, what="a list of numbers, e.g. [-1000, 1000]")
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise f.error("include", f"expected a non-empty list of numbers, e.g. [-1000, 1000], got {values!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise f.error("include", f"expected finite numbers, got {values!r}")
+    if spec.dtype == "long" and not all(float(v).is_integer() and spec.domain.get("low") <= v < spec.domain.get("high")
+                                        for v in values):
+        raise f.error("include", f"a long input includes integers in [low, high) of its domain, got {values!r}")
+    return replace(spec, include=tuple(float(v) for v in values))
+
+
+def _check_include(f: "_Fields", spec: InputSpec, key: str) -> None:
+    """The included values fit in the tensor's shape (checked once the case's shape is known)."""
+    room = math.prod(spec.shape)
+    if spec.include and len(spec.include) > room:
+        raise f.error(key, f"{len(spec.include)} values to include, but shape {list(spec.shape)} holds {room}")
 
 
 def _override(path: Path, where: str, base: InputSpec, data: Any) -> InputSpec:
@@ -330,7 +370,7 @@ def _override(path: Path, where: str, base: InputSpec, data: Any) -> InputSpec:
         changes["domain"] = _domain(path, f"{where}.domain", data["domain"])
     if "value" in data:
         changes["value"] = f.number("value")
-    return replace(base, **changes)
+    return _with_include(f, replace(base, **changes))
 
 
 def _case(path: Path, where: str, data: Any, base: tuple[InputSpec, ...]) -> Case:
@@ -342,6 +382,8 @@ def _case(path: Path, where: str, data: Any, base: tuple[InputSpec, ...]) -> Cas
             raise ManifestError(path, f"{where}.inputs.{key}", f"no such input (inputs are: {', '.join(names)})")
     inputs = tuple(_override(path, f"{where}.inputs.{s.name}", s, overrides[s.name])
                    if s.name in overrides else s for s in base)
+    for spec in inputs:
+        _check_include(f, spec, f"inputs.{spec.name}")
     return Case(f.text("name"), inputs, f.get("stability", bool, False, "true or false"))
 
 
@@ -368,7 +410,7 @@ def _tolerance(path: Path, data: Any) -> tuple[Tolerance, Tolerance]:
 
 
 _EXERCISE_FIELDS = ("id", "class", "aliases", "teaches", "formula", "reference", "inputs", "cases",
-                    "tolerance", "forbidden", "efficiency")
+                    "tolerance", "forbidden", "efficiency", "extra")
 
 
 def _efficiency(path: Path, data: Any, base: tuple[InputSpec, ...]) -> Efficiency:
@@ -427,19 +469,26 @@ def exercise_from_data(path: Path, data: Any) -> Exercise:
         raise f.error("forbidden", f"expected aten op names such as aten::sigmoid_backward, got {forbidden!r}")
     forbidden = tuple(op if op.startswith("aten::") else f"aten::{op}" for op in forbidden)
     efficiency = _efficiency(path, f.data["efficiency"], base) if f.data.get("efficiency") is not None else None
+    free = ("t",) if kind == "ode_field" else ()  # the field's time
     ex = Exercise(ex_id, class_name, tuple(aliases), f.text("teaches"), f.text("formula", ""),
-                 _reference(path, f.text("reference"), names), cases, tol64, tol32, str(path), forbidden,
+                 _reference(path, f.text("reference"), [*names, *free]), cases, tol64, tol32, str(path), forbidden,
                  efficiency)
     return _with_kind(path, f, kind, base, raw_cases, ex)
 
 
 # --------------------------------------------------------------------------- kinds
 
-_KIND_FIELDS = ("kind", "init", "upstream", "variants", "steps", "lr", "variables")
-_OWN_FIELDS = {"module": ("init",), "vjp": ("upstream",), "chain": ("steps", "lr"),
-               "formula": ("variables", "tolerance")}  # fields only these kinds take
-_DATA_FIELDS = {"chain": ("id", "kind", "class", "aliases", "teaches", "formula", "steps", "lr"),
-                "formula": ("id", "kind", "teaches", "formula", "variables", "tolerance")}
+_KIND_FIELDS = ("kind", "init", "wraps", "compose", "upstream", "variants", "steps", "lr", "variables", "memory", "orientation",
+                "loop", "epochs", "times")
+_OWN_FIELDS = {"function": ("compose",), "module": ("init", "wraps"), "vjp": ("upstream",), "chain": ("steps", "lr"),
+               "formula": ("variables", "tolerance"), "jax_vjp": ("upstream",), "ode": ("memory",),
+               "jacobian": ("orientation",), "training": ("loop", "epochs", "lr"),
+               "ode_field": ("times",)}  # fields only these kinds take
+_DATA_FIELDS = {"chain": ("id", "kind", "class", "aliases", "teaches", "formula", "steps", "lr", "extra"),
+                "formula": ("id", "kind", "teaches", "formula", "variables", "tolerance"),
+                "jacobian": ("id", "kind", "class", "aliases", "teaches", "formula", "orientation", "tolerance"),
+                "training": ("id", "kind", "class", "aliases", "teaches", "formula", "loop", "epochs", "lr",
+                             "tolerance", "extra")}
 
 
 def _class_name(f: _Fields) -> str:
@@ -460,19 +509,63 @@ def _with_kind(path: Path, f: _Fields, kind: str, base: tuple[InputSpec, ...], r
     """Check and add what the kind (function, module, vjp) takes; and the per-student variants."""
     others = {k for fields in _OWN_FIELDS.values() for k in fields} - {"tolerance"}
     _refuse_foreign(f, kind, [k for k in f.data if k not in others or k in _OWN_FIELDS.get(kind, ())])
-    spec = KindSpec()
+    spec = KindSpec(extra=_extra(f))
     if kind == "module":
         init = f.get("init", list, [], "a list of input names, e.g. [alpha]")
         scalars = [s.name for s in base if not s.is_tensor]
         for name in init:
             if name not in scalars:
                 raise f.error("init", f"{name!r} is not a float/int input (those are: {', '.join(scalars) or 'none'})")
-        spec = KindSpec(init=tuple(init))
-    if kind == "vjp":
+        spec = replace(spec, init=tuple(init), wraps=f.get("wraps", bool, True, "true or false"))
+    if kind in ("vjp", "jax_vjp"):
         if len(base) != 2 or not all(s.is_tensor for s in base) or not base[0].differentiable:
             raise f.error("inputs", "a vjp function takes two arrays f(x, p), and x must require grad")
-        spec = KindSpec(upstream=f.choice("upstream", ("random", "none"), "random"))
+        spec = replace(spec, upstream=f.choice("upstream", ("random", "none"), "random"))
+    if kind == "function":
+        spec = replace(spec, compose=f.get("compose", bool, False, "true or false"))
+    if kind == "ode":
+        spec = replace(spec, memory=_memory(f, base))
+    if kind == "ode_field":
+        spec = replace(spec, times=_times(f))
+        if len(base) != 1 or not base[0].differentiable:
+            raise f.error("inputs", "an ODE field takes one input, the initial state y, a float tensor")
+    if kind == "jax_vjp" and not spec.extra:
+        spec = replace(spec, extra="jax")
+    if kind == "ode_field" and not spec.extra:
+        spec = replace(spec, extra="ode")
     return replace(ex, kind=kind, spec=spec, variants=_variants(path, f, base, raw_cases))
+
+
+def _extra(f: _Fields) -> str:
+    """The optional extra an exercise needs (its packages are checked before it is graded)."""
+    return f.choice("extra", tuple(EXTRAS), "") if "extra" in f.data else ""
+
+
+def _memory(f: _Fields, base: tuple[InputSpec, ...]) -> tuple[str, tuple[int, ...]] | None:
+    """ode: `memory: {input: steps, sizes: [16, 64, 256]}`, the int input whose growth must not
+    grow what forward keeps for backward."""
+    if f.data.get("memory") is None:
+        return None
+    m = _Fields(f.path, "memory", f.data["memory"], ("input", "sizes"))
+    name = m.text("input")
+    ints = [s.name for s in base if s.kind == "int"]
+    if name not in ints:
+        raise m.error("input", f"expected an int input (those are: {', '.join(ints) or 'none'}), got {name!r}")
+    sizes = m.get("sizes", list, [16, 64, 256], "a list of increasing step counts, e.g. [16, 64, 256]")
+    if len(sizes) < 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes) \
+            or sorted(set(sizes)) != sizes:
+        raise m.error("sizes", f"expected at least two increasing positive integers, e.g. [16, 64, 256], got {sizes!r}")
+    return name, tuple(sizes)
+
+
+def _times(f: _Fields) -> tuple[float, float, int]:
+    """ode_field: `times: [0, 1, 11]`, the time grid torch.linspace(start, end, points)."""
+    value = f.get("times", list, [0.0, 1.0, 11], "[start, end, points], e.g. [0, 1, 11]")
+    ok = (len(value) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+          and isinstance(value[2], int) and 2 <= value[2] <= 1000 and value[1] > value[0])
+    if not ok:
+        raise f.error("times", f"expected [start, end, points] with end > start and 2 to 1000 points, got {value!r}")
+    return float(value[0]), float(value[1]), int(value[2])
 
 
 def _variants(path: Path, f: _Fields, base: tuple[InputSpec, ...], raw_cases: list) -> tuple[Variant, ...]:
@@ -506,11 +599,11 @@ def _data_exercise(path: Path, f: _Fields, kind: str) -> Exercise:
     """A chain or formula exercise: fixed data in gradegrad, only a few numbers in the manifest."""
     _refuse_foreign(f, kind, _DATA_FIELDS[kind])
     ex_id = f.text("id")
-    class_name = _class_name(f) if kind == "chain" else ""
+    class_name = _class_name(f) if kind != "formula" else ""
     aliases = tuple(f.get("aliases", list, [], "a list of function names"))
     if not all(isinstance(a, str) and a.isidentifier() for a in aliases):
         raise f.error("aliases", f"expected a list of function names, got {list(aliases)!r}")
-    spec = KindSpec()
+    spec = KindSpec(extra=_extra(f) if "extra" in _DATA_FIELDS[kind] else "")
     if kind == "chain":
         steps = f.get("steps", int, 3, "a number of steps between 1 and 100")
         if not 1 <= steps <= 100:
@@ -518,7 +611,11 @@ def _data_exercise(path: Path, f: _Fields, kind: str) -> Exercise:
         lr = f.number("lr", 0.01)
         if not 0 < lr < 1:
             raise f.error("lr", f"expected a learning rate between 0 and 1, got {lr}")
-        spec = KindSpec(steps=steps, lr=float(lr))
+        spec = replace(spec, steps=steps, lr=float(lr))
+    elif kind == "jacobian":
+        spec = replace(spec, orientation=f.choice("orientation", ORIENTATIONS, "m_by_n"))
+    elif kind == "training":
+        spec = _training(f, spec)
     else:
         variables = f.get("variables", int, 5, "a number of variables between 2 and 9")
         if not 2 <= variables <= 9:
@@ -526,8 +623,23 @@ def _data_exercise(path: Path, f: _Fields, kind: str) -> Exercise:
         tol = _Fields(path, "tolerance", f.data.get("tolerance") or {}, ("rtol", "atol"))
         spec = KindSpec(variables=variables, rtol=float(tol.number("rtol", 0.01)), atol=float(tol.number("atol", 0.01)))
     tol64, tol32 = (Tolerance(*DEFAULT_TOLERANCE["float64"]), Tolerance(*DEFAULT_TOLERANCE["float32"]))
+    if kind in ("jacobian", "training"):
+        tol64, tol32 = _tolerance(path, f.data.get("tolerance"))
     return Exercise(ex_id, class_name, aliases, f.text("teaches"), f.text("formula", ""), "",
                     (Case("default", ()),), tol64, tol32, str(path), kind=kind, spec=spec)
+
+
+def _training(f: _Fields, spec: KindSpec) -> KindSpec:
+    """training: which of the notes' loops, how many epochs, the learning rate."""
+    loop = f.choice("loop", LOOPS)
+    epochs = f.get("epochs", int, 10, "a number of epochs between 1 and 100")
+    if not 1 <= epochs <= 100:
+        raise f.error("epochs", f"expected a number of epochs between 1 and 100, got {epochs}")
+    lr = f.number("lr", 0.01)
+    if not 0 < lr < 1:
+        raise f.error("lr", f"expected a learning rate between 0 and 1, got {lr}")
+    extra = spec.extra or ("jax" if loop == "haiku_optax" else "")
+    return replace(spec, loop=loop, epochs=epochs, lr=float(lr), extra=extra)
 
 
 def exercise_dirs(extra: Iterable[Path] = ()) -> list[Path]:

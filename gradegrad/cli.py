@@ -22,6 +22,7 @@ from gradegrad.cluster import dask_grader
 from gradegrad.config import Settings, settings
 from gradegrad.course import grade_course
 from gradegrad.errors import ExitCode, GradegradError, UsageError
+from gradegrad.hygiene import one_line
 from gradegrad.options import Options, make_options
 from gradegrad.render.files import make_folder, write_text_atomic
 from gradegrad.render.github import publish
@@ -35,7 +36,7 @@ from gradegrad.render.scorecard import make_console, render_scorecard
 from gradegrad.render.summary import render_summary
 from gradegrad.roster import read_roster
 from gradegrad.stats import summarize
-from gradegrad.submissions import discover, method_locations, source_for
+from gradegrad.intake import discover, method_locations, source_for
 from gradegrad.workers import default_jobs
 
 
@@ -78,7 +79,7 @@ def main_options(version: bool = typer.Option(False, "--version", callback=_vers
 
 def _fail(exc: GradegradError) -> typer.Exit:
     """The one-line message of a usage or configuration error, and the Exit to raise."""
-    make_console(stderr=True).print(f"gradegrad: error: {exc}", markup=False, soft_wrap=True)  # one line
+    make_console(stderr=True).print(f"gradegrad: error: {one_line(exc, 2000)}", markup=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -90,7 +91,8 @@ def _chosen(s: Settings, default: Optional[str] = None) -> tuple[dict, Rubric]:
 
 
 def _options(s: Settings) -> Options:
-    return make_options(s.seed, s.device, s.timeout, s.memory, s.submission_timeout)
+    return make_options(s.seed, s.device, s.timeout, s.memory, s.submission_timeout, s.load_timeout,
+                        s.isolation)
 
 
 def _given(path: Optional[Path], what: str, key: str) -> Path:
@@ -108,8 +110,15 @@ TIMEOUT = typer.Option(None, "--timeout", metavar="SECONDS", help="Seconds allow
                        + "30.")
 MEMORY = typer.Option(None, "--memory", metavar="SIZE", help="Memory limit of the student's process (CPU), "
                       "e.g. 4G, or 'none'." + CONFIGURED + "4G.")
+LOAD_TIMEOUT = typer.Option(None, "--load-timeout", metavar="SECONDS", help="Seconds allowed for the "
+                            "submission's top-level code (import, notebook cells); past it, the classes defined so "
+                            "far are graded." + CONFIGURED + "60.")
 SUBMISSION_TIMEOUT = typer.Option(None, "--submission-timeout", metavar="SECONDS", help="Seconds allowed for all "
                                   "the exercises of one submission." + CONFIGURED + "600.")
+ISOLATION = typer.Option(None, "--isolation", metavar="LEVEL", help="Containment of student code: auto (every "
+                         "layer this machine allows, the missing ones named in the report), strict (exit 2 unless "
+                         "evaluators get their own namespaces), none (a separate process only: for debugging, never "
+                         "for untrusted code). See SECURITY.md." + CONFIGURED + "auto.")
 EXERCISES = typer.Option([], "--exercises", metavar="DIR", help="Another folder of exercise manifests "
                          "(repeatable); also $GRADEGRAD_EXERCISES and the config's `exercises`.")
 RUBRICS = typer.Option([], "--rubrics", metavar="DIR", help="Another folder of rubrics, for --rubric NAME "
@@ -135,6 +144,8 @@ def check(
     timeout: Optional[float] = TIMEOUT,
     memory: Optional[str] = MEMORY,
     submission_timeout: Optional[float] = SUBMISSION_TIMEOUT,
+    load_timeout: Optional[float] = LOAD_TIMEOUT,
+    isolation: Optional[str] = ISOLATION,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
     json_path: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Also write the report as JSON "
@@ -174,6 +185,8 @@ def grade_command(
     timeout: Optional[float] = TIMEOUT,
     memory: Optional[str] = MEMORY,
     submission_timeout: Optional[float] = SUBMISSION_TIMEOUT,
+    load_timeout: Optional[float] = LOAD_TIMEOUT,
+    isolation: Optional[str] = ISOLATION,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
     module: Optional[str] = MODULE,

@@ -26,11 +26,11 @@ from typing import Any, Iterator, Mapping
 
 from gradegrad.batch import GRADER_ERROR, Record, Remote, grade_timed, unloaded_report
 from gradegrad.catalog import Exercise, Rubric
-from gradegrad.errors import UsageError
+from gradegrad.errors import GradegradError, UsageError
 from gradegrad.options import Options
 from gradegrad.portable import grading_context, pack_submission
 from gradegrad.report import Report
-from gradegrad.submissions import SubmissionSource
+from gradegrad.intake import SubmissionSource
 
 EXTRA = "gradegrad[dask]"
 CONNECT_TIMEOUT = 30.0  # seconds to reach the scheduler
@@ -218,10 +218,12 @@ class _Batch:
         return True
 
     def pack(self, source: SubmissionSource) -> dict | None:
+        """The source as data; None when its files are gone or changed (its row is recorded, as
+        grading it here would)."""
         try:
             return pack_submission(source)
-        except OSError as exc:
-            self.record(source, self.lost(source, f"its file cannot be read ({exc.strerror or exc})"), False, 0.0)
+        except (GradegradError, OSError) as exc:
+            self.record(source, self.lost(source, str(exc)), False, 0.0)
             return None
 
     def lost(self, source: SubmissionSource, why: str) -> Report:

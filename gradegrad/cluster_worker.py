@@ -5,7 +5,7 @@ A task, `grade_packed`, gets one submission and the batch's grading context as p
 options), rebuilds them and grades with `batch.grade_timed`, exactly as `grade` does on one
 machine: in this worker process, which starts its own fork server (zygote) and is the child
 subreaper of its own evaluators. The report goes back as `Report.to_dict()`, with the scratch
-copy's path replaced by the path the TA's machine knows. A worker whose gradegrad or torch is not
+copy's paths replaced by the paths the TA's machine knows. A worker whose gradegrad or torch is not
 the TA's grades nothing: the student gets an error row, not a different verdict.
 
 Two plugins, installed by `cluster.py` on every worker and nanny, present and future:
@@ -92,8 +92,8 @@ def grade_packed(payload: dict, data: dict) -> dict:
                                            f"{describe(data['identity'])}: install the same on every worker"}
     rubric, catalog, options = _parsed(data)
     with tempfile.TemporaryDirectory(prefix="gradegrad-submission-") as scratch:
-        source, paths = unpack_submission(payload, Path(scratch))
-        report, keep, seconds = grade_timed(source, rubric, catalog, options)
+        source, code, paths = unpack_submission(payload, Path(scratch))
+        report, keep, seconds = grade_timed(source, rubric, catalog, options, code)
     result = report.to_dict()
     return {"report": replace_text(result, *paths) if paths else result, "keep": keep, "seconds": seconds}
 

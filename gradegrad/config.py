@@ -8,7 +8,7 @@ Options given on the command line win over it; folders (`exercises`, `rubrics`) 
 
 Keys (docs/course.md): submission (check's), submissions (grade's folder), rubric, exercises,
 rubrics, module, seed, device, timeout, submission-timeout, memory, roster, adjustments,
-assignment, out, jobs, cluster.
+assignment, out, jobs, load-timeout, isolation, cluster.
 """
 
 from __future__ import annotations
@@ -37,12 +37,14 @@ PATH, PATHS, TEXT, INT, NUMBER = "path", "paths", "text", "int", "number"
 KEYS: dict[str, str] = {
     "submission": PATH, "submissions": PATH, "rubric": TEXT, "exercises": PATHS, "rubrics": PATHS, "module": TEXT, "seed": INT,
     "device": TEXT, "timeout": NUMBER, "submission-timeout": NUMBER, "memory": TEXT, "roster": PATH,
-    "adjustments": PATH, "assignment": TEXT, "out": PATH, "jobs": INT, "cluster": TEXT,
+    "adjustments": PATH, "assignment": TEXT, "out": PATH, "jobs": INT, "load-timeout": NUMBER, "isolation": TEXT,
+    "cluster": TEXT,
 }
 EXPECTED = {PATH: "a path (a string)", PATHS: "a list of folder paths", TEXT: "a string",
             INT: "an integer", NUMBER: "a number"}
 DEFAULTS: dict[str, Any] = {"seed": 0, "device": "cpu", "timeout": 30.0, "submission-timeout": 600.0,
-                            "memory": "4G", "out": Path("grades")}
+                            "memory": "4G", "out": Path("grades"), "load-timeout": 60.0,
+                            "isolation": "auto"}
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,8 @@ class Settings:
     device: str = "cpu"
     timeout: float = 30.0
     submission_timeout: float = 600.0
+    load_timeout: float = 60.0
+    isolation: str = "auto"
     memory: str = "4G"
     roster: Path | None = None
     adjustments: Path | None = None

@@ -18,7 +18,7 @@ from gradegrad.catalog import Exercise, Rubric
 from gradegrad.options import Options
 from gradegrad.points import rubric_maximum
 from gradegrad.roster import RosterMatch, Student, match
-from gradegrad.submissions import Discovery
+from gradegrad.intake import Discovery
 
 
 @dataclass(frozen=True)

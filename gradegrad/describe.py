@@ -27,6 +27,7 @@ CHECK_MEANINGS = {
     "jvp": "the jvp staticmethod gives the output's tangent (forward-mode AD)",
     "wraps_function": "the module's output comes from the student's own Function, not built-in ops",
     "training": "a few SGD steps with backward_diff_chain give the reference run's losses",
+    "parameters": "a training loop's final parameters match the reference run's",
 }
 
 

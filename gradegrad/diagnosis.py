@@ -25,6 +25,7 @@ CODES = {
     "wrong_dtype": "the dtype differs from the input's",
     "not_finite": "the result holds nan or inf",
     "ignores_grad_output": "the gradient does not use grad_output (chain rule)",
+    "grad_output_twice": "the gradient multiplies by grad_output twice",
     "placeholder": "the result is a placeholder (all ones or all zeros)",
     "sign_error": "the result has the wrong sign",
     "scale_error": "the result is off by a constant factor",
@@ -32,6 +33,9 @@ CODES = {
     "rejected": "autograd rejected what backward returned",
     "detached": "forward's output is not connected to its inputs (no grad_fn)",
     "mutates_input": "forward or backward wrote to an input in place",
+    "mutates_grad_output": "backward wrote to grad_output in place (the caller's upstream gradient)",
+    "mutates_output": "backward wrote in place to the output forward returned",
+    "mutates_saved": "backward wrote in place to a tensor saved for backward",
     "wrong_device": "a result left the inputs' device",
     "not_a_function": "the class is not a torch.autograd.Function with forward and backward",
     "missing": "the class is not in the submission",
@@ -51,12 +55,30 @@ CODES = {
     "ignores_tangent": "jvp does not multiply by the input tangents (chain rule)",
 }
 
+CODES.update({  # the newer exercise kinds' own codes (gradegrad.kinds) and known exceptions
+    "unpacked_saved_tensors": "ctx.saved_tensors is a tuple that was used without unpacking it",
+    "retain_graph": "a second backward through a graph that the first one freed (no retain_graph=True)",
+    "memory_grows_with_steps": "what the ODE's forward keeps for backward grows with the number of steps (no adjoint)",
+    "untransposed": "the implicit vjp solves (I - J) g = v instead of (I - Jᵀ) g = v",
+    "w_not_transposed": "the implicit vjp uses W where Wᵀ belongs (the jvp where the vjp belongs)",
+    "one_step": "the Jacobian-free (one-step) gradient instead of the implicit-function vjp",
+    "loose_tolerance": "the fixed point was not converged: the solver's tolerance leaks into the results",
+    "transposed": "the Jacobian is transposed (n×m for m×n, or the reverse)",
+    "accumulated_gradients": "gradients accumulate from one output to the next (.grad not reset)",
+    "per_example_update": "an update keeps one row per example instead of summing them",
+    "no_custom_vjp": "the JAX function is not wrapped with jax.custom_vjp",
+})
+
 
 @dataclass(frozen=True)
 class Finding:
     code: str
     message: str
     worst: Worst | None = None
+    factor: float | None = None  # of a scale_error: got ≈ factor · expected
+    otherwise: "Finding | None" = None  # a scale_error's wrong_values, if the factor differs between cases
+    subject: str = ""  # how the message names the tensor (e.g. "the gradient of `x`")
+    note: bool = False  # worth mentioning, costs nothing (e.g. a gradient upcast that autograd casts back)
 
 
 def close(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> bool:
@@ -94,11 +116,37 @@ def _constant_factor(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) 
     return c if close(got, c * expected, scaled) else None
 
 
+def _ignores(what: str, worst: Worst) -> Finding:
+    return Finding("ignores_grad_output", f"{what} is what you would get for grad_output = 1: "
+                   "multiply by grad_output (the chain rule)", worst)
+
+
+def _twice(what: str, worst: Worst) -> Finding:
+    return Finding("grad_output_twice", f"{what} is what you would get multiplying by grad_output twice: "
+                   "multiply by it once (the chain rule)", worst)
+
+
+def wrong_values(what: str, worst: Worst) -> Finding:
+    where = f"at index {list(worst.index)} " if worst.index else ""
+    return Finding("wrong_values", f"{what} differs from the reference: {where}got {worst.got:.6g}, expected "
+                   f"{worst.expected:.6g}", worst)
+
+
+def _near(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-4 * max(abs(a), abs(b))
+
+
 def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance,
-                   ones_expected: torch.Tensor | None = None) -> Finding | None:
+                   ones_expected: torch.Tensor | None = None, twice_expected: torch.Tensor | None = None,
+                   upstream: float | None = None) -> Finding | None:
     """Compare two tensors of the same shape; name the mistake when they differ.
 
     `name` is the input (or "output") the tensor belongs to, `what` how a message refers to it.
+    For a gradient, `ones_expected` and `twice_expected` are the reference's gradients for an
+    upstream gradient of ones and of grad_output squared, and `upstream` the upstream gradient g of
+    a scalar output (a loss): a factor 1/g means grad_output was ignored, a factor g that it was
+    applied twice, whatever g the seed drew. Any other constant factor is a `scale_error` (with its
+    `factor`; the checks keep that code only when every case shows the same factor).
     """
     if close(got, expected, tol):
         return None
@@ -108,8 +156,9 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
         return Finding("not_finite", f"{what} has {bad} nan/inf value(s) where the reference is finite "
                        "(an overflow? compute it in a numerically stable form)", worst)
     if ones_expected is not None and close(got, ones_expected, tol) and not close(ones_expected, expected, tol):
-        return Finding("ignores_grad_output", f"{what} is what you would get for grad_output = 1: "
-                       "multiply by grad_output (the chain rule)", worst)
+        return _ignores(what, worst)
+    if twice_expected is not None and close(got, twice_expected, tol) and not close(twice_expected, expected, tol):
+        return _twice(what, worst)
     for fill in (1.0, 0.0):
         if got.numel() and bool((got == fill).all()) and not close(expected, torch.full_like(expected, fill), tol):
             return Finding("placeholder", f"{what} is all {'ones' if fill else 'zeros'}: a placeholder, "
@@ -117,17 +166,27 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
     if close(got, -expected, tol):
         return Finding("sign_error", f"{what} has the wrong sign: it equals minus the expected value", worst)
     factor = _constant_factor(got, expected, tol)
+    if factor is not None and upstream:
+        if _near(factor * upstream, 1.0):
+            return _ignores(what, worst)
+        if _near(factor, upstream):
+            return _twice(what, worst)
     if factor is not None:
         return Finding("scale_error", f"{what} is {factor:.4g} times the expected value: "
-                       "a constant factor is missing or extra", worst)
-    return Finding("wrong_values", f"{what} differs from the reference: at index {list(worst.index)} "
-                   f"got {worst.got:.6g}, expected {worst.expected:.6g}", worst)
+                       "a constant factor is missing or extra", worst, factor, wrong_values(what, worst), what)
+    return wrong_values(what, worst)
 
 
-def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance) -> Finding | None:
-    """Check forward's output: a tensor of the reference's shape, dtype and values."""
+def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance, type_name: str | None = None) -> Finding | None:
+    """Check forward's output: a tensor of the reference's shape, dtype and values.
+
+    `type_name` is what the child saw forward return (a tuple arrives here as a list)."""
     if not isinstance(got, torch.Tensor):
-        return Finding("wrong_type", f"forward returned {_type_name(got)}, expected a tensor")
+        kind = type_name or _type_name(got)
+        if isinstance(got, list) and len(got) == 1 and isinstance(got[0], torch.Tensor):
+            return Finding("wrong_type", f"forward returned a {kind} holding one tensor, expected the tensor itself: "
+                           "return y, not (y,) or [y] (Function.apply hands the caller what forward returns)")
+        return Finding("wrong_type", f"forward returned {kind}, expected a tensor")
     if got.shape != expected.shape:
         return Finding("wrong_shape", f"the output has shape {_shape(got)}, expected {_shape(expected)}")
     if got.dtype != expected.dtype:
@@ -159,7 +218,8 @@ def _swapped(got: Sequence[Any], expected: Sequence[torch.Tensor | None], names:
 
 
 def _one_gradient(i: int, got: Any, expected: torch.Tensor, ones: torch.Tensor | None,
-                  names: Sequence[str], tol: Tolerance) -> Finding | None:
+                  names: Sequence[str], tol: Tolerance, twice: torch.Tensor | None = None,
+                  upstream: float | None = None) -> Finding | None:
     what = f"the gradient of `{names[i]}`"
     if got is None:
         return Finding("missing_gradient", f"backward returned None for `{names[i]}`, which requires grad")
@@ -171,12 +231,14 @@ def _one_gradient(i: int, got: Any, expected: torch.Tensor, ones: torch.Tensor |
             hint = " (it is the transpose of the right gradient)"
         return Finding("wrong_shape", f"{what} has shape {_shape(got)}, but `{names[i]}` has shape "
                        f"{_shape(expected)}{hint}")
-    return compare_values(names[i], what, got, expected, tol, ones)
+    return compare_values(names[i], what, got, expected, tol, ones, twice, upstream)
 
 
 def diagnose_gradients(got: Sequence[Any], expected: Sequence[torch.Tensor | None],
                        ones_expected: Sequence[torch.Tensor | None], names: Sequence[str],
-                       is_tensor: Sequence[bool], tol: Tolerance) -> Finding | None:
+                       is_tensor: Sequence[bool], tol: Tolerance,
+                       twice_expected: Sequence[torch.Tensor | None] | None = None,
+                       upstream: float | None = None) -> Finding | None:
     """Compare what backward returned with the reference gradients (None: no gradient expected)."""
     found = _count(got, names)
     if found:
@@ -188,12 +250,37 @@ def diagnose_gradients(got: Sequence[Any], expected: Sequence[torch.Tensor | Non
     found = _swapped(got, expected, names, tol)
     if found:
         return found
+    twice_expected = twice_expected or [None] * len(expected)
     for i, e in enumerate(expected):
         if e is not None:
-            found = _one_gradient(i, got[i], e, ones_expected[i], names, tol)
+            found = _one_gradient(i, got[i], e, ones_expected[i], names, tol, twice_expected[i], upstream)
             if found:
                 return found
     return None
+
+
+def _precision(dtype: torch.dtype) -> float:
+    return torch.finfo(dtype).eps
+
+
+def dtype_finding(name: str, got: Any, input_dtype: torch.dtype) -> Finding | None:
+    """The dtype of a gradient backward returned, against its input's. Autograd casts a gradient to its
+    input's dtype before the caller sees it, so a higher-precision gradient arrives right (a note that
+    costs nothing), while a lower-precision one, or one that is not floating point, has lost digits
+    on the way (a failure). Both are `wrong_dtype`."""
+    if not isinstance(got, torch.Tensor) or got.dtype == input_dtype or not input_dtype.is_floating_point:
+        return None
+    have, want = str(got.dtype).removeprefix("torch."), str(input_dtype).removeprefix("torch.")
+    if not got.is_floating_point() or got.is_complex():
+        return Finding("wrong_dtype", f"the gradient of `{name}` is {have} for a {want} input: a gradient is a "
+                       f"floating-point tensor of the input's dtype (e.g. torch.zeros_like({name}))")
+    if _precision(got.dtype) > _precision(input_dtype):
+        return Finding("wrong_dtype", f"the gradient of `{name}` is {have} for a {want} input: autograd casts it "
+                       f"back to {want}, but the precision is already lost; compute it in the input's dtype "
+                       "(no hard-coded dtype=torch.float32, .float() or torch.tensor(...) of Python numbers)")
+    return Finding("wrong_dtype", f"the gradient of `{name}` is {have} for a {want} input: autograd casts it to "
+                   f"{want}, so the caller gets the right values (no point lost; computing in {want} would "
+                   "save time and memory)", note=True)
 
 
 def diagnose_rejection(message: str) -> Finding:
@@ -208,3 +295,41 @@ def diagnose_rejection(message: str) -> Finding:
         return Finding("wrong_shape", f"autograd rejected the gradient at position {shape.group(1)}: shape "
                        f"({shape.group(2)}) where the input has shape ({shape.group(3)})")
     return Finding("rejected", f"autograd rejected what backward returned: {message.splitlines()[0] if message else ''}")
+
+
+# --------------------------------------------------------------------------- exceptions with a known cause
+
+KNOWN_EXCEPTIONS = (  # (code, pattern in the exception's message, what to do) - seed mistakes seen in the notes
+    ("unpacked_saved_tensors", re.compile(r"must be Tensor, not tuple|'tuple' object has no attribute"),
+     "ctx.saved_tensors is a tuple: unpack it, e.g. `input_, = ctx.saved_tensors` (note the comma)"),
+    ("retain_graph", re.compile(r"backward through the graph a second time"),
+     "the graph was freed by an earlier backward: pass retain_graph=True to every backward but the last"),
+)
+
+
+def diagnose_exception(message: str) -> Finding | None:
+    """A known mistake behind an exception the student's code raised (its message), or None."""
+    for code, pattern, advice in KNOWN_EXCEPTIONS:
+        if pattern.search(message or ""):
+            return Finding(code, advice)
+    return None
+
+
+INPLACE_SAVED = "modified by an inplace operation"  # torch's error when a saved tensor was overwritten
+
+
+def diagnose_fault(kind: str, message: str) -> Finding | None:
+    """A fault of the student's code that is a mistake to name, not a crash: autograd rejecting what
+    backward returned, or torch refusing a saved tensor that was overwritten in place. None for the
+    others (they are errors)."""
+    if kind == "rejected":
+        return diagnose_rejection(message)
+    if kind == "wrong_dtype":
+        return Finding("wrong_dtype", message)
+    if INPLACE_SAVED in message:
+        tensor = re.search(r"\[torch\.\w+ \[[\d, ]*\]\]", message)
+        what = f" ({tensor.group(0)[1:-1]})" if tensor else ""
+        return Finding("mutates_saved", f"a tensor saved for backward{what} was overwritten in place, so autograd "
+                       "refuses it when backward runs again (as gradcheck does): work on a copy (x.clone()) or out "
+                       "of place (x * y, not x.mul_(y))")
+    return None

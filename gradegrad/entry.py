@@ -26,6 +26,9 @@ def main() -> None:
     try:
         cli_main()
     except KeyboardInterrupt:  # Ctrl-C: the children were stopped on the way out (finally blocks)
+        from gradegrad.workers import stop_all
+
+        stop_all()  # grading workers too, and whatever they left (if a finally block could not run)
         sys.stderr.write("gradegrad: interrupted\n")
         _fast_exit(130)
     except SystemExit as exc:

@@ -4,7 +4,9 @@
 both derived from the name (the same name always gives the same formula, two names differ). The
 student hands in the gradient at that point as YAML or JSON: data, read with `yaml.safe_load` or
 `json`, never run. It is compared with torch autograd of the same expression, each component on
-its own, for partial credit. No student code runs, so no child process is needed.
+its own, for partial credit. No student code runs, so no child process is needed. An answer is
+graded for the student the grader names (`--student`, or the answer file's name), never for the
+name written inside it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import gradegrad
 from gradegrad.cases import stable_seed
 from gradegrad.catalog import Exercise
 from gradegrad.errors import ManifestError, SubmissionError
+from gradegrad.hygiene import clean_report, one_line
 from gradegrad.report import CheckResult, ExerciseResult, Report
 from gradegrad.variants import normalize
 
@@ -32,6 +35,7 @@ POINT_VALUES = (-2, -1, 1, 2, 3)
 MAX_ATTEMPTS = 2000
 LIMIT = 100.0  # |f| and every |df/dxi| stay below this: numbers one can compute by hand
 SMALLEST = 0.05  # and every |df/dxi| above this, so that no component is (nearly) free
+MAX_ANSWER = 64 << 10  # bytes of an answer file
 
 
 @dataclass(frozen=True)
@@ -171,12 +175,15 @@ def _number(value: Any) -> float | None:
 def read_answer(path: Path, n: int) -> Answer:
     """`gradient: [..]` (or `{x1: .., x2: ..}`) and optionally `student: NAME`, in YAML or JSON."""
     try:
+        if path.stat().st_size > MAX_ANSWER:
+            raise SubmissionError(f"{path}: an answer file is at most {MAX_ANSWER >> 10} KB")
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except FileNotFoundError:
         raise SubmissionError(f"answer file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        raise SubmissionError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc})") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError) as exc:
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise SubmissionError(f"{path}: not valid {kind} ({one_line(exc, 200)})") from None
     if not isinstance(data, dict) or "gradient" not in data:
         raise SubmissionError(f"{path}: expected a mapping with `gradient: [df/dx1, ..., df/dx{n}]`")
     raw = data["gradient"]
@@ -187,6 +194,29 @@ def read_answer(path: Path, n: int) -> Answer:
     values = tuple(_number(v) for v in raw[:n]) + (None,) * max(0, n - len(raw))
     student = data.get("student")
     return Answer(str(student) if student is not None else None, values)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Whose formula an answer is graded against: the grader's word, never the answer's."""
+
+    name: str
+    source: str  # "--student" or "the answer file's name"
+    claimed: str | None = None  # the `student:` written in the answer, when it names someone else
+
+    def note(self) -> str:
+        text = (f"graded for student '{normalize(self.name)}' (from {self.source}); the name written in an "
+                "answer file is never used")
+        if self.claimed is not None:
+            text += f": this one says it is for '{one_line(self.claimed)}'"
+        return text
+
+
+def identity(student: str | None, path: Path | None, answer: Answer | None) -> Identity:
+    """The student named by the grader (`--student`, else the answer file's name, ada_lovelace.yaml)."""
+    name, source = (student, "--student") if student else (path.stem if path else "", "the answer file's name")
+    claimed = answer.student if answer and answer.student and normalize(answer.student) != normalize(name) else None
+    return Identity(name, source, claimed)
 
 
 def _component(i: int, got: float | None, expected: float, ex: Exercise) -> CheckResult:
@@ -200,13 +230,15 @@ def _component(i: int, got: float | None, expected: float, ex: Exercise) -> Chec
     return CheckResult(name, "failed", 0.0, 1.0, f"got {got:.6g}, expected {expected:.6g}", code)
 
 
-def grade_answer(ex: Exercise, formula: Formula, answer: Answer, path: Path) -> Report:
-    """One point per gradient component within the exercise's tolerance."""
+def grade_answer(ex: Exercise, formula: Formula, answer: Answer, path: Path, who: Identity | None = None) -> Report:
+    """One point per gradient component within the exercise's tolerance, against the formula of the
+    student the grader named (`who`)."""
     checks = tuple(_component(i, g, e, ex) for i, (g, e) in enumerate(zip(answer.gradient, gradient(formula))))
     score = sum(c.points for c in checks)
     status = "passed" if score == len(checks) else "failed"
     result = ExerciseResult(ex.id, None, status, score, float(len(checks)), checks, ex.teaches)
     note = (f"formula of student '{formula.student}': f({', '.join(formula.variables)}) = {formula.text} "
             f"at x = {formula.point}")
-    return Report(str(path), "cpu", 0, "formula", score, float(len(checks)), (result,), notes=(note,),
-                  gradegrad_version=gradegrad.__version__)
+    notes = (note, who.note()) if who is not None else (note,)
+    return clean_report(Report(str(path), "cpu", 0, "formula", score, float(len(checks)), (result,), notes=notes,
+                               gradegrad_version=gradegrad.__version__))

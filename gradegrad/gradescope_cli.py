@@ -14,13 +14,13 @@ import typer
 from gradegrad.batch import grade_source
 from gradegrad.bundle import BundleSpec, write_bundle
 from gradegrad.catalog import BUILTIN_EXERCISES, exercise_dirs
-from gradegrad.cli import (DEVICE, EXERCISE, EXERCISES, FIXED_RUBRIC, MEMORY, MODULE, RUBRICS, SEED,
-                           SUBMISSION_TIMEOUT, TIMEOUT, CleanGroup, _chosen, _fail, _options, app)
+from gradegrad.cli import (DEVICE, EXERCISE, EXERCISES, FIXED_RUBRIC, ISOLATION, LOAD_TIMEOUT, MEMORY, MODULE,
+                           RUBRICS, SEED, SUBMISSION_TIMEOUT, TIMEOUT, CleanGroup, _chosen, _fail, _options, app)
 from gradegrad.config import settings
 from gradegrad.errors import ExitCode, GradegradError
 from gradegrad.render.gradescope import visibility_of, write_gradescope
 from gradegrad.render.scorecard import make_console, render_scorecard
-from gradegrad.submissions import source_for
+from gradegrad.intake import source_for
 
 gradescope_app = typer.Typer(cls=CleanGroup, rich_markup_mode=None, help="Grade inside Gradescope's autograder "
                              "(the default, or `run`), or write the autograder zip (`bundle`).")
@@ -36,6 +36,8 @@ def run(
     timeout: Optional[float] = TIMEOUT,
     memory: Optional[str] = MEMORY,
     submission_timeout: Optional[float] = SUBMISSION_TIMEOUT,
+    load_timeout: Optional[float] = LOAD_TIMEOUT,
+    isolation: Optional[str] = ISOLATION,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
     module: Optional[str] = MODULE,
@@ -73,6 +75,7 @@ def bundle(
     timeout: Optional[float] = TIMEOUT,
     memory: Optional[str] = MEMORY,
     submission_timeout: Optional[float] = SUBMISSION_TIMEOUT,
+    load_timeout: Optional[float] = LOAD_TIMEOUT,
     exercises: List[Path] = EXERCISES,
     rubrics: List[Path] = RUBRICS,
     module: Optional[str] = MODULE,
@@ -85,7 +88,7 @@ def bundle(
         catalog, chosen = _chosen(s, "all")
         course = tuple(d for d in exercise_dirs(s.exercises) if d.resolve() != BUILTIN_EXERCISES.resolve())
         spec = BundleSpec(chosen, catalog, course, s.exercise, s.module, s.seed, s.timeout, s.submission_timeout,
-                          s.memory)
+                          s.memory, s.load_timeout)
         made = write_bundle(spec, output)
     except GradegradError as exc:
         raise _fail(exc)

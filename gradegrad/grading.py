@@ -9,16 +9,18 @@ from typing import Mapping
 
 import gradegrad
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.checks import CheckContext, Verdict, registered, skipped_on
+from gradegrad.registry import checks_for, skipped_on
 from gradegrad.discovery import Match
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
-from gradegrad.kinds import match_submission, noun
-from gradegrad.report import CheckResult, ExerciseResult, Report
+from gradegrad.hygiene import clean_error, clean_report
+from gradegrad.kinds import extras, match_submission, noun
+from gradegrad.report import CheckResult, ExerciseResult, LoadProblem, Report
 from gradegrad.options import Options
 from gradegrad.points import applicable
 from gradegrad.sandbox.remote import Loaded, Submission
 from gradegrad.variants import personalise, student_name
+from gradegrad.verdict import CheckContext, Verdict
 
 
 def _result(cid: str, verdict: Verdict, max_points: float, seconds: float = 0.0) -> CheckResult:
@@ -64,6 +66,11 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
     and the per-exercise limit.
     """
     ids = _rubric_checks(ex, item)
+    absent = extras.missing(ex)
+    if absent:  # the grading machine lacks the exercise's optional packages: not graded, 0 of 0
+        why = extras.unavailable_message(ex, absent)
+        return _exercise_result(ex, item, match.info and match.info.name, "unavailable",
+                                {cid: Verdict("skipped", why) for cid in ids}, options.device, why)
     if match.info is None:
         missing = Verdict("failed", f"no {noun(ex)} {ex.class_name} in the submission", "missing")
         verdicts = {cid: missing for cid in ids}
@@ -73,9 +80,10 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
         over = Verdict("error", f"not run: the submission's time limit "
                        f"({options.limits.submission_timeout:g} s) was reached", timed_out=True)
         return _exercise_result(ex, item, match.info.name, "timeout", {cid: over for cid in ids}, options.device)
+    sub.begin_exercise()
     runner = Runner(sub, ex, match.info.name, options.seed, limit)
     ctx = CheckContext(ex, match.info, runner, options.device)
-    checks = registered(ex.kind)
+    checks = checks_for(ex.kind)
     start = time.perf_counter()
     found = checks["found"](ctx)
     seconds = {"found": time.perf_counter() - start}
@@ -89,7 +97,7 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
             seconds[cid] = time.perf_counter() - start
     verdicts = _unfinished(verdicts)
     return _exercise_result(ex, item, match.info.name, _status(verdicts, item), verdicts, options.device,
-                            seconds=seconds)
+                            match.hint, seconds=seconds)
 
 
 def _unfinished(verdicts: dict[str, Verdict]) -> dict[str, Verdict]:
@@ -135,7 +143,29 @@ def _load_message(error: dict) -> str:
         return "the submission called sys.exit() while being imported"
     if kind == "memory":
         return "memory limit: the submission ran out of memory while being imported"
-    return f"importing the submission raised {error.get('type', 'an exception')}: {error.get('message', '')}".rstrip(": ")
+    text = f"importing the submission raised {error.get('type', 'an exception')}: {error.get('message', '')}".rstrip(": ")
+    return text + _extra_hint(error)
+
+
+def _extra_hint(error: dict) -> str:
+    """For `import jax` / `import torchdiffeq` failing: which gradegrad extra brings the package."""
+    message = str(error.get("message", ""))
+    if error.get("type") not in ("ModuleNotFoundError", "ImportError") or "No module named" not in message:
+        return ""
+    extra = extras.extra_for_module(message.split("No module named", 1)[1].strip(" '\""))
+    return f" (the exercises that use it need {extras.install_hint(extra)})" if extra else ""
+
+
+def _load_problem(problem: dict, path: Path) -> LoadProblem:
+    """Top-level code that raised (or ran too long) while the rest of the submission loaded."""
+    problem = clean_error(problem)
+    line = next((problem[k] for k in ("at", "line") if type(problem.get(k)) is int), None)
+    kind = problem.get("kind") if problem.get("kind") in ("exit", "memory", "timeout") else "exception"
+    message = {"exit": "called sys.exit()", "memory": "ran out of memory",
+               "timeout": str(problem.get("message", ""))}.get(kind)
+    if message is None:
+        message = f"{problem.get('type', 'an exception')}: {problem.get('message', '')}".rstrip(": ")
+    return LoadProblem(str(path), line, None, kind, message, str(problem.get("traceback") or "") or None)
 
 
 def check_path(path: Path) -> Path:
@@ -159,12 +189,14 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
     notes: list[str] = []
     error = trace = None
     not_graded: list[str] = []
+    problems: tuple[LoadProblem, ...] = ()
     try:
         loaded = sub.load()
         exercises = [(catalog[it.exercise], it) for it in rubric.items]
         if rubric.variants:
             exercises, options, note = personalise(exercises, student or student_name(path), options)
             notes.append(note)
+        problems = tuple(_load_problem(p, path) for p in loaded.problems)
         if loaded.error:
             error, trace = _load_message(loaded.error), loaded.error.get("traceback") or None
             if not rubric.only_found:
@@ -182,10 +214,11 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
                 notes.append(_found_note(results, catalog))
     finally:
         output = sub.close()
-    return Report(str(path), options.device, options.seed, rubric.name,
-                  sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
-                  output, tuple(notes), error, trace, sub.protections, gradegrad.__version__,
-                  not_graded=tuple(not_graded))
+    return clean_report(Report(str(path), options.device, options.seed, rubric.name,
+                               sum(r.score for r in results), sum(r.max_score for r in results), tuple(results),
+                               output, tuple(notes), error, trace, sub.protections, gradegrad.__version__,
+                               load_problems=problems, not_graded=tuple(not_graded),
+                               missing_protections=sub.missing_protections))
 
 
 def _found_note(results: list[ExerciseResult], catalog: Mapping[str, Exercise]) -> str:

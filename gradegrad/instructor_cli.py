@@ -104,6 +104,8 @@ def _case_changes(ex: Exercise) -> list[str]:
         changes += [f"{s.name}.domain={s.domain.kind}{dict(s.domain.params)}" if s.domain != first[s.name].domain
                     else "" for s in case.inputs]
         changes += [f"{s.name}={s.value:g}" if s.value != first[s.name].value else "" for s in case.inputs]
+        changes += [f"{s.name} includes {[f'{v:g}' for v in s.include]}".replace("'", "") if s.include else ""
+                    for s in case.inputs]
         label = case.name + (" (stability)" if case.stability else "")
         lines.append(label + (": " + ", ".join(c for c in changes if c) if any(changes) else ""))
     return lines
@@ -267,7 +269,8 @@ def _print_formula(formula, ex: Exercise) -> None:
 @app.command()
 def formula(
     student: Optional[str] = typer.Option(None, "--student", "-s", metavar="NAME", help="The student's name (the "
-                                          "formula depends on it)."),
+                                          "formula depends on it). With --answer, default: the answer file's name "
+                                          "(ada_lovelace.yaml); the name written inside the answer is never used."),
     answer: Optional[Path] = typer.Option(None, "--answer", "-a", metavar="FILE", help="Grade this YAML/JSON answer "
                                           "(gradient: [...])."),
     exercise: Optional[str] = typer.Option(None, "--exercise", "-e", metavar="ID", help="The formula exercise "
@@ -277,19 +280,16 @@ def formula(
     exercises: List[Path] = typer.Option([], "--exercises", metavar="DIR", help=EXERCISES_HELP),
 ) -> None:
     """Print a student's own random formula and point, or grade their gradient (--answer)."""
-    from gradegrad.formula import grade_answer, make_formula, read_answer
-    from gradegrad.variants import normalize
+    from gradegrad.formula import grade_answer, identity, make_formula, read_answer
 
     try:
         ex = _formula_exercise(load_catalog(exercise_dirs(_folders(exercises, [])[0])), exercise)
         given = read_answer(answer, ex.spec.variables) if answer is not None else None
-        name = student or (given.student if given else None)
-        if not name:
-            raise UsageError("pass --student NAME (or put `student: NAME` in the answer file)")
-        if given and given.student and student and normalize(given.student) != normalize(student):
-            raise UsageError(f"the answer is for {given.student!r}, not for {student!r}")
-        chosen = make_formula(ex, name)
-        report = grade_answer(ex, chosen, given, answer) if given else None
+        if not student and answer is None:
+            raise UsageError("pass --student NAME (the formula depends on the student's name)")
+        who = identity(student, answer, given)
+        chosen = make_formula(ex, who.name)
+        report = grade_answer(ex, chosen, given, answer, who) if given else None
         if report is not None and json_path is not None:
             from gradegrad.render.json_report import write_json
 
@@ -306,6 +306,8 @@ def formula(
 def _print_graded(report, chosen) -> None:
     typer.echo(f"student: {chosen.student}   f({', '.join(chosen.variables)}) = {chosen.text}   "
                f"at x = ({', '.join(str(v) for v in chosen.point)})")
+    for note in report.notes[1:]:  # whose formula was graded, and why
+        typer.echo(note)
     for check in report.exercises[0].checks:
         mark = "✓" if check.status == "passed" else "✗"
         detail = f"  {check.message}" + (f"  [{check.diagnosis}]" if check.diagnosis else "") if check.message else ""

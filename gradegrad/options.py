@@ -8,10 +8,20 @@ from dataclasses import dataclass, field
 import torch
 
 from gradegrad.errors import UsageError
-from gradegrad.sandbox.process import Limits
+from gradegrad.sandbox.process import ISOLATION, Limits
 
 DEVICES = ("cpu", "cuda", "auto")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+# `--memory` is what the student's processes may use beyond the pages they share with the fork
+# server (torch, imported once): the evaluator's cgroup where there is one, else RLIMIT_AS above
+# what is mapped once torch is loaded plus a watchdog (sandbox/layers/limits.py, watchdog.py). The
+# reference solution grades the whole catalog with 16 MiB here; the floor leaves room to spare.
+MINIMUM_MEMORY = 256 << 20
+
+
+def minimum_memory() -> int:
+    """The smallest `--memory` accepted: what grading a correct submission needs, with headroom."""
+    return MINIMUM_MEMORY
 
 
 @dataclass(frozen=True)
@@ -42,14 +52,35 @@ def parse_memory(text: str) -> int | None:
     if not m:
         raise UsageError(f"--memory {text!r}: expected a size such as 4G or 512M, or 'none'")
     size = int(float(m.group(1)) * _UNITS[m.group(2)])
-    if size < 256 << 20:
-        raise UsageError(f"--memory {text!r}: at least 256M is needed to run torch")
+    least = minimum_memory()
+    if size < least:
+        raise UsageError(f"--memory {text}: grading needs at least {least >> 20}M for the student's processes "
+                         f"(beyond torch, which they share with the fork server); give {least >> 20}M or more, "
+                         "or 'none'")
     return size
 
 
+def check_isolation(level: str) -> str:
+    """auto, strict or none; strict must be possible here (namespaces for every evaluator)."""
+    if level not in ISOLATION:
+        raise UsageError(f"--isolation {level!r}: use auto, strict or none")
+    if level == "strict":
+        from gradegrad.sandbox.zygote import namespaces_unavailable
+
+        reason = namespaces_unavailable()
+        if reason:
+            raise UsageError(f"--isolation strict: evaluators cannot have their own namespaces here ({reason}); "
+                             "see SECURITY.md, or use --isolation auto")
+    return level
+
+
 def make_options(seed: int, device: str, timeout: float, memory: str,
-                 submission_timeout: float = Limits.submission_timeout) -> Options:
-    for flag, value in (("--timeout", timeout), ("--submission-timeout", submission_timeout)):
-        if value <= 0:
+                 submission_timeout: float = Limits.submission_timeout,
+                 load_timeout: float = Limits.load_timeout, isolation: str = "auto") -> Options:
+    for flag, value in (("--timeout", timeout), ("--submission-timeout", submission_timeout),
+                        ("--load-timeout", load_timeout)):
+        if not value > 0:
             raise UsageError(f"{flag} {value:g}: must be a positive number of seconds")
-    return Options(seed, resolve_device(device), Limits(timeout, parse_memory(memory), submission_timeout))
+    limits = Limits(timeout, parse_memory(memory), submission_timeout, isolation=check_isolation(isolation),
+                    load_timeout=load_timeout)
+    return Options(seed, resolve_device(device), limits)

@@ -1,7 +1,7 @@
 """What a rubric's checks are worth for an exercise on a device: the one place maxima come from.
 
-A check counts when it applies to the exercise (`checks.applies`: no `stability` without a
-stability case, ...) and runs on the device (`checks.skipped_on`: `device` is skipped on cpu and
+A check counts when it applies to the exercise (`registry.applies`: no `stability` without a
+stability case, ...) and runs on the device (`registry.skipped_on`: `device` is skipped on cpu and
 counts 0 of 0). `list`, `show`, grading (`check`, `grade`, `gradescope`) and so every writer take
 their maxima from here, so that they agree for the same rubric and device.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.checks import applies, skipped_on
+from gradegrad.registry import applies, skipped_on
 from gradegrad.errors import UsageError
 
 LISTING_DEVICES = ("cpu", "cuda", "auto")

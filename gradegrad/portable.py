@@ -10,6 +10,7 @@ imports or evaluates anything it is given.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from functools import lru_cache
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 
 from gradegrad.catalog import Exercise, Rubric
 from gradegrad.options import Options
-from gradegrad.submissions import SubmissionSource
+from gradegrad.intake import SubmissionSource, generated_code
 
 Plain = Any  # None, bool, int, float, str, bytes, or lists and str-keyed dicts of those
 
@@ -94,24 +95,36 @@ def from_context(data: dict) -> tuple[Rubric, dict[str, Exercise], Options]:
 
 
 def pack_submission(source: SubmissionSource) -> dict:
-    """The submission as data: what the child loads (the file's bytes, or the generated module's
-    text) and what the report needs (names, segments, notes). Raises OSError if the file is gone."""
-    data = to_plain(dataclasses.replace(source, load=None))
-    if source.load is not None:
-        data["file"] = {"name": source.load.name, "bytes": source.load.read_bytes(), "label": str(source.load)}
+    """The submission as data: what the child loads (the student's file as bytes, with its path
+    under the submissions folder, or the generated module's text, built here) and what the
+    report needs (names, segments, notes). Raises OSError or a GradegradError if the files are
+    gone or changed, as grading them here would."""
+    data = to_plain(source)
+    if source.problem is None and source.load is not None:
+        data["file"] = {"path": str(source.load.relative_to(source.origin.parent)), "bytes": source.load.read_bytes()}
+    elif source.generated:
+        data["code"] = generated_code(source)
     return data
 
 
-def unpack_submission(data: dict, scratch: Path) -> tuple[SubmissionSource, tuple[str, str] | None]:
-    """The submission again, its file written under `scratch`; and (scratch path, the path the
-    TA's machine names it by), to put back in the report."""
-    source = from_plain(SubmissionSource, {k: v for k, v in data.items() if k != "file"})
+def unpack_submission(data: dict, scratch: Path) -> tuple[SubmissionSource, str | None, tuple[str, str] | None]:
+    """(source, generated code, paths): the submission again; a student's file is written under
+    `scratch` as it lay under the submissions folder, and `paths` (scratch's prefix, the folder's)
+    turns the paths of the report graded from it back into the TA's machine's."""
+    source = from_plain(SubmissionSource, {k: v for k, v in data.items() if k not in ("file", "code")})
     file = data.get("file")
     if file is None:
-        return source, None
-    loaded = scratch / Path(file["name"]).name
+        return source, data.get("code"), None
+    relative = Path(file["path"])
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ValueError(f"a submission's file must lie under its folder, not at {relative}")
+    loaded = scratch / relative
+    loaded.parent.mkdir(parents=True, exist_ok=True)
     loaded.write_bytes(file["bytes"])
-    return dataclasses.replace(source, load=loaded), (str(loaded), file["label"])
+    folder = str(source.origin.parent)
+    here = "" if folder == "." else folder.rstrip(os.sep) + os.sep
+    return (dataclasses.replace(source, origin=scratch / source.origin.name, load=loaded), None,
+            (str(scratch).rstrip(os.sep) + os.sep, here))
 
 
 def replace_text(data: Plain, old: str, new: str) -> Plain:
@@ -125,4 +138,3 @@ def replace_text(data: Plain, old: str, new: str) -> Plain:
     if isinstance(data, dict):
         return {k: replace_text(v, old, new) for k, v in data.items()}
     return data
-

@@ -36,9 +36,11 @@ def memo(key: tuple, compute: Callable[[], Any]) -> Any:
 
 
 def reference_output(ex: Exercise, args: Sequence[Any]) -> torch.Tensor:
-    # names were validated at load (inputs, torch, F, math); torch may import through the frame's
+    # names were validated at load (inputs, torch, F, math, solvers); torch may import through the frame's
     # builtins (e.g. inside a dispatch mode), so __import__ is the one builtin given
-    scope = {"torch": torch, "F": F, "math": math, "__builtins__": {"__import__": __import__}}
+    from gradegrad.kinds import solvers
+
+    scope = {"torch": torch, "F": F, "math": math, "solvers": solvers, "__builtins__": {"__import__": __import__}}
     scope.update({spec.name: a for spec, a in zip(ex.inputs, args)})
     try:
         out = eval(_compiled(ex.reference, ex.path), scope)  # instructor's manifest, never student data

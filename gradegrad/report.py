@@ -1,18 +1,43 @@
 """The immutable result model every writer reads.
 
 Frozen dataclasses with `to_dict`/`from_dict`; they hold no display code. The JSON written by
-`gradegrad check --json` is `Report.to_dict()`.
+`gradegrad check --json` is `Report.to_dict()`. A number that is not finite (the worst element of
+an output that overflowed) is written as the string "nan", "inf" or "-inf", so that every writer
+produces standard JSON, and is read back as that float by `from_dict`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 CheckStatus = Literal["passed", "failed", "error", "skipped"]
-ExerciseStatus = Literal["passed", "failed", "error", "timeout", "missing"]
+ExerciseStatus = Literal["passed", "failed", "error", "timeout", "missing",
+                         "unavailable"]  # unavailable: an optional package is missing (kinds.extras), 0 of 0
 
 SCHEMA_VERSION = 1
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def json_safe(value: Any) -> Any:
+    """`value` (dicts, lists, tuples, scalars) with each non-finite float as "nan", "inf" or "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def number(value: Any) -> float:
+    """A number of a report read back: a float, or one of the strings `json_safe` writes."""
+    if isinstance(value, str) and value in NON_FINITE:
+        return NON_FINITE[value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"not a number: {str(value)[:40]!r}")
 
 
 @dataclass(frozen=True)
@@ -26,7 +51,7 @@ class Worst:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Worst":
-        return cls(d["input"], tuple(d["index"]), d["got"], d["expected"])
+        return cls(d["input"], tuple(d["index"]), number(d["got"]), number(d["expected"]))
 
 
 @dataclass(frozen=True)
@@ -46,7 +71,7 @@ class CheckResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CheckResult":
         worst = Worst.from_dict(d["worst"]) if d.get("worst") else None
-        return cls(d["id"], d["status"], d["points"], d["max_points"], d.get("message", ""),
+        return cls(d["id"], d["status"], number(d["points"]), number(d["max_points"]), d.get("message", ""),
                    d.get("diagnosis"), worst, d.get("traceback"), float(d.get("seconds", 0.0)))
 
 
@@ -69,7 +94,7 @@ class ExerciseResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ExerciseResult":
         checks = tuple(CheckResult.from_dict(c) for c in d["checks"])
-        return cls(d["id"], d.get("class_name"), d["status"], d["score"], d["max_score"], checks,
+        return cls(d["id"], d.get("class_name"), d["status"], number(d["score"]), number(d["max_score"]), checks,
                    d.get("teaches", ""), d.get("hint", ""))
 
 
@@ -100,6 +125,29 @@ class Adjustment:
 
 
 @dataclass(frozen=True)
+class LoadProblem:
+    """Top-level code of the submission that raised or ran too long while what it had defined is
+    graded: a notebook cell, a module of a student's folder, a file's code after its classes."""
+
+    file: str  # the student's file
+    line: int | None = None  # where the cell or the code that raised starts (in the cell, for a notebook)
+    cell: int | None = None  # the notebook cell, counted from 1 over every cell
+    kind: str = "exception"  # exception | exit | memory | timeout
+    message: str = ""  # e.g. "NameError: name 'model' is not defined"
+    traceback: str | None = None  # the student's frames
+
+    @property
+    def where(self) -> str:
+        """`lab.ipynb, cell 9` or `lab.py, line 40`."""
+        return self.file + (f", cell {self.cell}" if self.cell else f", line {self.line}" if self.line else "")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LoadProblem":
+        return cls(d["file"], d.get("line"), d.get("cell"), d.get("kind", "exception"), d.get("message", ""),
+                   d.get("traceback"))
+
+
+@dataclass(frozen=True)
 class Report:
     submission: str
     device: str
@@ -112,25 +160,30 @@ class Report:
     notes: tuple[str, ...] = ()  # grader remarks, e.g. "graded the 3 exercises found"
     error: str | None = None  # the submission could not be loaded at all
     error_traceback: str | None = None  # the student's frames, when importing it raised
-    protections: tuple[str, ...] = ()  # kernel protections active in the student's process
+    protections: tuple[str, ...] = ()  # layers of containment active around the student's code
     gradegrad_version: str = ""
     schema_version: int = SCHEMA_VERSION
     not_graded: tuple[str, ...] = ()  # without a rubric: the catalog's exercises whose class was not found
     adjustments: tuple[Adjustment, ...] = ()  # included in `score` (and in the exercise's score)
+    load_problems: tuple[LoadProblem, ...] = ()  # code that raised while what it defined was graded
+    missing_protections: tuple[str, ...] = ()  # layers missing on this machine, each with the reason
 
     @property
     def passed(self) -> bool:
-        """True when every graded exercise passed (and at least one was graded)."""
-        return self.error is None and bool(self.exercises) and all(e.status == "passed" for e in self.exercises)
+        """True when every graded exercise passed (and at least one was graded); an `unavailable`
+        exercise (its optional packages are missing here) was not graded."""
+        graded = [e for e in self.exercises if e.status != "unavailable"]
+        return self.error is None and bool(graded) and all(e.status == "passed" for e in graded)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data for JSON: non-finite numbers as strings (see the module's docstring)."""
+        return json_safe(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Report":
         return cls(
             submission=d["submission"], device=d["device"], seed=d["seed"], rubric=d["rubric"],
-            score=d["score"], max_score=d["max_score"],
+            score=number(d["score"]), max_score=number(d["max_score"]),
             exercises=tuple(ExerciseResult.from_dict(e) for e in d["exercises"]),
             output=StudentOutput(**d.get("output", {})), notes=tuple(d.get("notes", ())),
             error=d.get("error"), error_traceback=d.get("error_traceback"),
@@ -139,4 +192,6 @@ class Report:
             schema_version=d.get("schema_version", SCHEMA_VERSION),
             not_graded=tuple(d.get("not_graded", ())),
             adjustments=tuple(Adjustment.from_dict(a) for a in d.get("adjustments", ())),
+            load_problems=tuple(LoadProblem.from_dict(p) for p in d.get("load_problems", ())),
+            missing_protections=tuple(d.get("missing_protections", ())),
         )

@@ -22,11 +22,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from gradegrad.cases import make_inputs
 from gradegrad.catalog import (CHECK_IDS, DATA_KINDS, Exercise, Rubric, RubricItem, exercise_dirs,
                                exercise_from_data, rubric_dirs, rubric_from_data)
-from gradegrad.checks import applies
+from gradegrad.registry import applies
 from gradegrad.describe import points
 from gradegrad.discovery import normalize
 from gradegrad.errors import ManifestError, UsageError
-from gradegrad.kinds import FUNCTION_KINDS
+from gradegrad.kinds import FUNCTION_KINDS, extras
 from gradegrad.kinds.source import REFERENCE_PRELUDE, reference
 from gradegrad.options import Options
 from gradegrad.reference import reference_output
@@ -191,7 +191,8 @@ def why_not(check_id: str, ex: Exercise) -> str:
         return f"a {ex.kind} exercise has no {check_id} check"
     reasons = {"stability": "it has no stability case", "needs_input_grad": "it has one differentiable input",
                "efficiency": "it has no efficiency block", "wraps_function": "only module exercises have it",
-               "training": "only chain exercises have it"}
+               "training": "only chain and training exercises have it",
+               "parameters": "only training exercises have it"}
     return reasons.get(check_id, "it does not apply")
 
 
@@ -337,7 +338,8 @@ def validate(paths: Iterable[Path] = (), exercise_folders: Iterable[Path] = (), 
         if rubric is not None:
             rubrics.append(rubric.name)
             rubric_problems(load, rubric, catalog)
-    runnable = [ex for ex in exercises.values() if ex.kind != "formula" and not by_id[ex.id].problems]
+    runnable = [ex for ex in exercises.values() if ex.kind != "formula" and not by_id[ex.id].problems
+                and not extras.missing(ex)]  # an exercise whose optional packages are missing cannot run here
     if run and runnable:
         reference_problems(runnable, catalog, by_id, options or Options())
     order = {str(f): i for i, f in enumerate(files)}

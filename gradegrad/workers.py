@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from gradegrad.report import Report
-from gradegrad.submissions import SubmissionSource
+from gradegrad.intake import SubmissionSource
 
 JOBS_PER_PROCESS = 2  # submissions one grader process keeps busy (its CPU ~ that of their children)
 READ_SIZE = 1 << 16
 EXIT_GRACE = 10.0  # seconds a worker that sent everything may take to stop its fork server
 
 Grade = Callable[[SubmissionSource], tuple[Report, bool, float]]  # (report, worth caching, seconds)
+_RUNNING: set[int] = set()  # pids of this process's grading workers, for `stop_all`
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ def _become_worker() -> None:
     if zygote._ZYGOTE is not None:
         zygote._ZYGOTE.sock.close()  # the parent's zygote stays the parent's
     zygote._ZYGOTE, zygote._ZYGOTE_FAILED = None, False
+    _RUNNING.clear()
     zygote._START_LOCK = threading.Lock()
     reaper.LOCK, reaper.LIVE, reaper._enabled = threading.RLock(), set(), False
     reaper.enable_subreaper()  # not inherited across fork: evaluators must come back to this worker
@@ -86,8 +88,7 @@ def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, t
 
     def one(index: int) -> None:
         report, keep, seconds = grade(sources[index])
-        line = json.dumps({"index": index, "report": report.to_dict(), "keep": keep, "seconds": seconds},
-                          allow_nan=False, default=str).encode() + b"\n"
+        line = _line(index, report, keep, seconds)
         with lock:
             view = memoryview(line)
             while view:
@@ -107,13 +108,29 @@ def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, t
         os._exit(code)
 
 
+def _line(index: int, report: Report, keep: bool, seconds: float) -> bytes:
+    """One report as a JSON line; a report that cannot be written (a bug) is sent without its
+    exercises, as this student's error, so that the worker goes on with the others."""
+    try:
+        data = report.to_dict()
+        return json.dumps({"index": index, "report": data, "keep": keep, "seconds": seconds},
+                          allow_nan=False, default=str).encode() + b"\n"
+    except (TypeError, ValueError) as exc:
+        lost = Report(report.submission, report.device, report.seed, report.rubric, 0.0, report.max_score, (),
+                      error=f"gradegrad could not send this report from its grading process ({exc})",
+                      gradegrad_version=report.gradegrad_version)
+        return json.dumps({"index": index, "report": lost.to_dict(), "keep": False, "seconds": seconds},
+                          allow_nan=False, default=str).encode() + b"\n"
+
+
 def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, processes: int,
                        threads: int) -> Iterator[Done]:
     """Grade `sources` in `processes` forked workers of `threads` threads each; yield each result
     as it arrives, then a `Done` without report for every submission a dead worker did not send."""
-    from gradegrad.sandbox import zygote
+    from gradegrad.sandbox import reaper, zygote
 
     zygote.shutdown()  # this process grades nothing itself now: its fork server would only wait
+    reaper.enable_subreaper()  # what a worker leaves when it dies comes to us, for the sweep below
     workers: dict[int, tuple[int, list[int]]] = {}  # read fd -> (pid, its share)
     grace = 0.0  # how long a worker may take to exit before it is killed
     try:
@@ -125,6 +142,7 @@ def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, proces
                 _work(sources, share, grade, threads, write_fd)
             os.close(write_fd)
             workers[read_fd] = (pid, share)
+            _RUNNING.add(pid)
         yield from _collect(sources, workers)
         grace = EXIT_GRACE  # all sent: they are stopping their fork servers
     finally:
@@ -133,9 +151,20 @@ def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, proces
             _stop(pid, deadline)
         for read_fd in workers:
             os.close(read_fd)
-        from gradegrad.sandbox import reaper
-
         reaper.sweep("", -1)  # what a killed or interrupted worker left is now ours (we are its subreaper)
+
+
+def stop_all() -> None:
+    """Kill this process's grading workers now and sweep what they leave (an interrupted `grade`
+    whose generator above was not closed). Their evaluators die with them (PDEATHSIG, and a PID
+    namespace each takes its whole tree)."""
+    if not _RUNNING:
+        return
+    for pid in list(_RUNNING):
+        _stop(pid, 0.0)
+    from gradegrad.sandbox import reaper
+
+    reaper.sweep("", -1, seconds=2.0)
 
 
 def _collect(sources: Sequence[SubmissionSource], workers: dict[int, tuple[int, list[int]]]) -> Iterator[Done]:
@@ -178,6 +207,7 @@ def _parse(sources: Sequence[SubmissionSource], line: bytes) -> tuple[int, Done]
 
 def _stop(pid: int, deadline: float) -> None:
     """Reap a worker, killing it if it has not exited by `deadline`."""
+    _RUNNING.discard(pid)
     try:
         while not os.waitpid(pid, os.WNOHANG)[0]:
             if time.monotonic() >= deadline:

@@ -61,6 +61,25 @@ def timeout_report(submission: str = "subs/slow.py") -> Report:
     return Report(submission, "cpu", 0, "lab1", 1, 9, (slow,), gradegrad_version="0.1.0")
 
 
+def non_finite_report(submission: str = "subs/unstable.py") -> Report:
+    """Overflowing code: worst elements that are nan, inf and -inf (what `not_finite` reports)."""
+    nan, inf = float("nan"), float("inf")
+    softmax = ExerciseResult("softmax", "Softmax", "failed", 10, 12, (
+        CheckResult("found", "passed", 1, 1),
+        CheckResult("forward", "passed", 2, 2),
+        CheckResult("stability", "failed", 0, 1, "case 'large': the output has 7 nan/inf value(s)", "not_finite",
+                    Worst("output", (0,), nan, 0.25)),
+        CheckResult("efficiency", "failed", 0, 1, "backward allocates memory that grows as n^2.00",
+                    "inefficient_backward")), "Subtract the maximum.")
+    sigmoid = ExerciseResult("sigmoid", "Sigmoid", "failed", 9, 10, (
+        CheckResult("found", "passed", 1, 1),
+        CheckResult("stability", "failed", 0, 1, "case 'large': the gradient of `x` has 2 nan/inf value(s)",
+                    "not_finite", Worst("x", (2,), inf, 0.0)),
+        CheckResult("backward", "failed", 0, 0, "a flag", "not_finite", Worst("x", (1,), -inf, 1.5))),
+        "y (1 - y).")
+    return Report(submission, "cpu", 0, "lab2", 19, 22, (softmax, sigmoid), gradegrad_version="0.1.0")
+
+
 def graded(name: str, report: Report, invalid: bool = False) -> Graded:
     return Graded(name, "file", report, student_status(report, invalid))
 

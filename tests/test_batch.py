@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 import typer
@@ -25,7 +26,7 @@ from gradegrad.catalog import resolve_rubric, select_exercises
 from gradegrad.cli import app
 from gradegrad.options import Options
 from gradegrad.report import Report
-from gradegrad.submissions import discover
+from gradegrad.intake import discover
 from gradegrad.workers import default_jobs
 
 BATCH = FIXTURES / "batch"
@@ -63,16 +64,18 @@ def test_csv_has_one_row_per_student_with_scores_and_status(batch):
     r = rows(out)
     assert list(r) == ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan"]
     assert {n: r[n]["status"] for n in r} == {
-        "alice": "passed", "bob": "failed", "carol": "failed", "dave": "failed", "erin": "error", "frank": "error",
+        "alice": "passed", "bob": "failed", "carol": "failed", "dave": "failed", "erin": "error", "frank": "failed",
         "grace": "invalid", "heidi": "invalid", "ivan": "timeout"}
     assert r["alice"]["total"] == r["alice"]["max"] == "23" and (r["alice"]["sigmoid"], r["alice"]["matvec"]) == ("11", "12")
     assert r["bob"]["matvec"] == "12" and int(r["bob"]["sigmoid"]) < 11  # sign error in sigmoid
     assert r["carol"]["sigmoid"] == "11" and int(r["carol"]["matvec"]) < 12  # the notebook: swapped gradients
     assert r["dave"]["sigmoid"] == "11" and int(r["dave"]["matvec"]) < 12  # the folder: helpers imported
     assert r["ivan"]["matvec"] == "12" and int(r["ivan"]["sigmoid"]) < 11  # a hang costs only that exercise
-    for name in ("erin", "frank", "grace", "heidi"):
+    assert 0 < int(r["frank"]["total"]) < 23  # its classes were graded though its last line raised
+    for name in ("erin", "grace", "heidi"):
         assert r[name]["total"] == "0" and r[name]["max"] == "23"
-    assert "SyntaxError" in r["erin"]["detail"] and "forgot to remove my test code" in r["frank"]["detail"]
+    assert "SyntaxError" in r["erin"]["detail"]
+    assert r["frank"]["detail"] == "frank.py, line 18: RuntimeError: forgot to remove my test code"
     assert r["grace"]["detail"] == "not graded: grace.py is empty"
 
 
@@ -85,7 +88,8 @@ def test_json_holds_every_full_report(batch):
     assert carol.exercises[1].first_problem.diagnosis == "swapped_gradients"
     assert "sigmoid ok" in carol.output.stdout and "3 shell/magic line(s) of the notebook not run" in carol.notes
     frank = reports[str(folder / "frank.py")]
-    assert "try_it" in frank.error_traceback and "frank.py" in frank.error_traceback
+    problem, = frank.load_problems
+    assert frank.error is None and "try_it" in problem.traceback and "frank.py" in problem.traceback
     assert "gradegrad-source" not in json.dumps(data)  # generated files never show
 
 
@@ -98,7 +102,8 @@ def test_feedback_is_markdown_with_diagnosis_hints_and_tracebacks(batch):
     carol = (out / "feedback" / "carol.md").read_text()
     assert "swapped_gradients" in carol and "sigmoid ok" in carol
     frank = (out / "feedback" / "frank.md").read_text()
-    assert "## Your submission could not be loaded" in frank and "raise RuntimeError" in frank
+    assert "## Code that did not run to its end (the rest was graded)" in frank and "raise RuntimeError" in frank
+    assert "**frank.py, line 18**: RuntimeError: forgot to remove my test code" in frank
     assert "grace.py is empty" in (out / "feedback" / "grace.md").read_text()
 
 
@@ -122,7 +127,7 @@ def test_summary_shows_histogram_rates_mistakes_and_troubles(batch):
     text = result.stdout
     assert "Scores (percent of the maximum)" in text and re.search(r"90-100% █+ 1", text)
     assert "1 of 9 passed every check" in text
-    assert re.search(r"sigmoid\s+60% 3/5", text) and "every check" in text
+    assert re.search(r"sigmoid\s+50% 3/6", text) and "every check" in text  # frank's class loaded too
     assert re.search(r"1 ×\s+sigmoid backward\s+sign_error: the result has the wrong sign\s+\(bob\)", text)
     assert re.search(r"ivan\s+timeout", text) and re.search(r"erin\s+error\s+importing the submission raised "
                                                            r"SyntaxError", text)
@@ -172,6 +177,20 @@ def test_no_cache_grades_again_but_still_writes(tmp_path, catalog, lab1):
     assert not grade_folder(found, lab1, catalog, Options(), 1, ResultCache(cache, read=False)).graded[0].cached
     other = Options(seed=1)
     assert not grade_folder(found, lab1, catalog, other, 1, ResultCache(cache)).graded[0].cached
+
+
+def test_identical_submissions_never_share_a_cached_report(tmp_path, catalog, lab1):
+    (tmp_path / "s").mkdir()
+    for name in ("ann", "ben"):  # the same code: each report must still name its own student's file
+        (tmp_path / "s" / f"{name}.py").write_text("import torch\nraise RuntimeError('no')\n")
+    found = discover(tmp_path / "s")
+    cache = ResultCache(tmp_path / "cache")
+    first = grade_folder(found, lab1, catalog, Options(), 1, cache)
+    assert [g.cached for g in first.graded] == [False, False]
+    again = grade_folder(found, lab1, catalog, Options(), 1, cache)
+    assert [g.cached for g in again.graded] == [True, True]
+    for g in again.graded:
+        assert f"{g.name}.py" in g.report.error_traceback and g.report.submission.endswith(f"{g.name}.py")
 
 
 def test_a_grader_failure_is_that_students_error_and_is_not_cached(tmp_path, catalog, lab1, monkeypatch):
@@ -243,3 +262,104 @@ def test_readme_batch_commands_parse(word):
         ctx = group.make_context("gradegrad", argv[1:], resilient_parsing=False)
         name, command, rest = group.resolve_command(ctx, argv[1:])
         command.make_context(name, rest)  # raises on an unknown option
+
+
+# --------------------------------------------------------------------------- a hostile batch
+
+
+HOSTILE = FIXTURES / "hostile"
+
+
+def _hostile_folder(root):
+    """Honest students, and one of each file and reply that once stopped a batch or flooded a report."""
+    from intake_helpers import notebook
+
+    folder = root / "hostile"
+    folder.mkdir()
+    complete = (ROOT / "submissions_example" / "complete.py").read_text()
+    shutil.copy(BATCH / "alice.py", folder / "alice.py")
+    (folder / "ann.ipynb").write_bytes(notebook("import torch", complete, "undefined_name"))
+    (folder / "deep.ipynb").write_bytes(b'{"cells": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    cells = json.loads(notebook("import torch", complete))
+    cells["cells"].insert(1, {"cell_type": "code", "source": ["x = ", 1], "metadata": {}})
+    (folder / "intcell.ipynb").write_text(json.dumps(cells))
+    (folder / "puny.py").write_bytes(b"# coding: punycode\n" + complete.encode())
+    (folder / "astbomb.py").write_text("x = " + "1+" * 100_000 + "1\n" + complete)
+    (folder / "mal\x1b[2J\x1b]52;c;eA==\x07lory.py").write_text(complete)
+    for name in ("bigint_reply.py", "overlapping_tensors.py", "text_flood.py"):
+        shutil.copy(HOSTILE / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    folder, out = _hostile_folder(root), root / "grades"
+    result = grade(folder, "--rubric", "lab1", "-e", "sigmoid", "-e", "matvec", "--timeout", "20", "--jobs", "2",
+                   "--out", out, "--gradescope")
+    return result, folder, out
+
+
+def test_a_hostile_batch_ends_with_a_complete_gradebook(hostile):
+    result, _, out = hostile
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    r = rows(out)
+    assert {n: r[n]["status"] for n in r} == {
+        "alice": "passed", "ann": "passed", "astbomb": "error", "bigint_reply": "failed", "deep": "invalid",
+        "intcell": "passed", "mal?[2J?]52;c;eA==?lory": "passed", "overlapping_tensors": "failed", "puny": "invalid",
+        "text_flood": "failed"}  # failed: loaded, their sigmoid errored; matvec is missing
+    for name in ("alice", "ann", "intcell", "mal?[2J?]52;c;eA==?lory"):
+        assert r[name]["total"] == r[name]["max"] == "23"  # honest work keeps its full marks
+    assert "nested too deeply" in r["deep"]["detail"] and "punycode" in r["puny"]["detail"]
+    assert len(list((out / "feedback").iterdir())) == len(r) == len(list((out / "gradescope").iterdir()))
+
+
+def test_hostile_replies_cost_only_their_own_exercise(hostile):
+    _, folder, out = hostile
+    reports = {Path(d["submission"]).name: Report.from_dict(d) for d in json.loads((out / "grades.json").read_text())}
+    for name in ("bigint_reply.py", "overlapping_tensors.py"):
+        sigmoid = next(e for e in reports[name].exercises if e.id == "sigmoid")
+        assert sigmoid.status == "error" and "invalid reply" in sigmoid.checks[1].message, sigmoid  # the tampering ran
+    message = next(e for e in reports["text_flood.py"].exercises if e.id == "sigmoid").checks[1].message
+    assert message.startswith("passed 166/166 all checks passed passed 166/166")  # the type name: one line
+    assert "passed 166/166" in message.split("\n", 1)[1] and len(message) < 2500  # the tampering ran, capped
+
+
+def test_no_report_file_holds_escape_sequences_or_unbounded_text(hostile):
+    result, _, out = hostile
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    for path in out.rglob("*"):
+        if path.is_file() and ".cache" not in path.parts:
+            text = path.read_text(encoding="utf-8")
+            assert "\x1b" not in text and "\x07" not in text and "\r" not in text, path
+    assert (out / "grades.json").stat().st_size < 1 << 20  # it was 102 MB for one student
+    flood = (out / "feedback" / "text_flood.md").read_text()
+    assert len(flood) < 200_000 and "characters cut" in flood
+
+
+def test_a_report_no_writer_can_render_costs_only_that_students_file(tmp_path, monkeypatch):
+    from gradegrad.batch import BatchResult, Graded
+    from gradegrad.course import Gradebook
+    from gradegrad.render import gradebook
+
+    def fine(name):
+        return Report(name, "cpu", 0, "lab1", 1.0, 1.0, ())
+
+    class Unwritable(Report):
+        def to_dict(self):
+            raise ValueError("a report no writer can hold")
+
+    broken = Unwritable("bob", "cpu", 0, "lab1", 0.0, 1.0, ())
+    result = BatchResult("f", "lab1", (), (Graded("ann", "file", fine("ann"), "passed"),
+                                           Graded("bob", "file", broken, "failed"),
+                                           Graded("cid", "file", fine("cid"), "passed")))
+    real = gradebook.to_markdown
+    monkeypatch.setattr(gradebook, "to_markdown", lambda r, n: real(r, n) if n != "bob" else 1 / 0)
+    gradebook.write_gradebook(Gradebook(result, 1.0, "lab1"), tmp_path, gradescope=True)
+    data = json.loads((tmp_path / "grades.json").read_text())
+    assert [d.get("name", d["submission"]) for d in data] == ["ann", "bob", "cid"]
+    assert data[1]["error"].startswith("gradegrad could not write this report (ValueError")
+    assert (tmp_path / "feedback" / "bob.md").read_text().startswith(
+        "gradegrad could not write this feedback (ZeroDivisionError: division by zero)")
+    assert (tmp_path / "feedback" / "cid.md").read_text().startswith("# gradegrad: cid")
+    assert len(rows(tmp_path)) == 3

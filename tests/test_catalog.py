@@ -29,7 +29,11 @@ inputs:
 
 
 KINDS = {"leaky_relu_module": "module", "param_relu_module": "module", "vjp_add": "vjp", "vjp_dot": "vjp",
-         "vjp_squared_loss": "vjp", "backward_diff_chain": "chain", "backprop_formula": "formula"}
+         "vjp_squared_loss": "vjp", "backward_diff_chain": "chain", "backprop_formula": "formula",
+         # issue 13's kinds
+         "leaky_relu_nn": "module", "ode_adjoint": "ode", "ode_linear": "ode", "deq": "deq", "jacobian": "jacobian",
+         "jacobian_loop": "jacobian", "optim_sgd": "training", "train_torch": "training", "train_haiku": "training",
+         "jax_add": "jax_vjp", "jax_dot": "jax_vjp", "jax_squared_loss": "jax_vjp", "ode_field": "ode_field"}
 
 
 def test_builtin_catalog_has_every_exercise(catalog):
@@ -51,6 +55,13 @@ def test_a_new_exercise_is_one_yaml_file(tmp_path):
     (("reference: torch.tanh(x)", "reference: torch.tanh(z)"), "reference", "unknown name 'z'"),
     (("reference: torch.tanh(x)", "reference: torch.tanh(x"), "reference", "not a valid Python expression"),
     (("    shape: [4]", "    shape: [4]\n    domain: {kind: gaussian}"), "inputs[0].domain.kind", "expected one of"),
+    (("    shape: [4]", "    shape: [4]\n    include: 1000"), "inputs[0].include", "a list of numbers"),
+    (("    shape: [4]", "    shape: [4]\n    include: [1000, big]"), "inputs[0].include", "non-empty list of numbers"),
+    (("    shape: [4]", "    shape: [4]\n    include: [.inf]"), "inputs[0].include", "finite numbers"),
+    (("    shape: [4]", "    shape: [2]\n    include: [1, 2, 3]"), "cases[0].inputs.x", "3 values to include, but "
+     "shape [2] holds 2"),
+    (("    shape: [4]", "    shape: [4]\ncases:\n  - name: default\n  - {name: big, inputs: {x: {include: [1, 2, 3, 4, 5]}}}"),
+     "cases[1].inputs.x", "5 values to include"),
 ])
 def test_manifest_mistakes_name_file_and_field(tmp_path, change, field, words):
     path = write(tmp_path, GOOD.replace(*change))
@@ -105,3 +116,29 @@ def test_select_exercises(catalog):
     assert [it.exercise for it in rubric.items] == ["sigmoid"] and not rubric.only_found
     with pytest.raises(UsageError, match="did you mean 'sigmoid'"):
         select_exercises(rubric, ["sigmod"], catalog)
+
+
+def test_include_puts_decisive_values_in_every_draw(tmp_path):
+    from gradegrad.cases import make_inputs
+
+    ex = load_exercise(write(tmp_path, GOOD.replace("    shape: [4]", "    shape: [2, 3]\n    include: [-1000, 1000]")))
+    assert ex.inputs[0].include == (-1000.0, 1000.0)
+    for seed in range(5):
+        x, = make_inputs(ex, ex.cases[0], seed)
+        assert x.reshape(-1)[:2].tolist() == [-1000.0, 1000.0] and x.shape == (2, 3)
+        assert x.reshape(-1)[2:].abs().max() < 100  # the rest is drawn from the domain
+
+
+def test_every_stability_case_holds_its_decisive_values_whatever_the_seed(catalog):
+    """Past exp's overflow in float64 (709.8) and float32 (88.7), with both signs."""
+    from gradegrad.cases import make_inputs
+
+    exercises = [ex for ex in catalog.values() if any(c.stability for c in ex.cases)]
+    assert {ex.id for ex in exercises} >= {"sigmoid", "softmax"}
+    for ex in exercises:
+        values = {v for c in ex.cases if c.stability for s in c.inputs for v in s.include}
+        assert max(values) > 709.8 and min(values) < -709.8, ex.id
+        for seed in range(10):
+            for case in [c for c in ex.cases if c.stability]:
+                x = make_inputs(ex, case, seed)[0]
+                assert x.abs().max() >= 1000, (ex.id, case.name, seed)

@@ -9,9 +9,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import EXAMPLES, ROOT, SUBMISSIONS
+from conftest import FIXTURES, EXAMPLES, ROOT, SUBMISSIONS
 from gradegrad.catalog import load_catalog
 from gradegrad.cli import app
+from gradegrad.options import minimum_memory
 
 runner = CliRunner()
 
@@ -47,11 +48,24 @@ def test_partial_exits_1_and_names_mistakes():
     (["check", EXAMPLES / "complete.py", "--exercise", "sigmod"], "did you mean 'sigmoid'"),
     (["check", EXAMPLES / "complete.py", "--memory", "lots"], "--memory"),
     (["check", EXAMPLES / "complete.py", "--device", "tpu"], "unknown device"),
+    (["check", EXAMPLES / "complete.py", "--memory", "100M"], "grading needs at least"),
+    (["check", EXAMPLES / "complete.py", "--load-timeout", "0"], "--load-timeout 0: must be a positive number"),
+    (["check", FIXTURES / "batch" / "notes.txt"], "give a .py file, an .ipynb notebook or a folder"),
+    (["check", FIXTURES / "batch" / "notes.txt", "--json", "x.json"], "cannot grade"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(args, words):
     result = run(*args)
     assert result.exit_code == 2
     assert words in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().split("\n")) == 1, result.output
+
+
+def test_the_smallest_memory_limit_accepted_runs_the_reference_solution():
+    least = minimum_memory()
+    result = run("check", EXAMPLES / "complete.py", "--rubric", "lab2", "--memory", f"{least >> 20}M")
+    assert result.exit_code == 0, result.output
+    too_low = run("check", EXAMPLES / "complete.py", "--memory", f"{(least >> 20) - 64}M")
+    assert too_low.exit_code == 2 and f"at least {least >> 20}M" in too_low.output
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -61,9 +75,17 @@ def test_cuda_unavailable_is_a_usage_error():
 
 
 def test_import_error_shows_student_traceback():
-    result = run("check", SUBMISSIONS / "raises_at_import.py")
+    result = run("check", FIXTURES / "batch" / "erin.py")
     assert result.exit_code == 1
-    assert "could not be loaded" in result.output and "sanity_check" in result.output
+    assert "could not be loaded" in result.output and "SyntaxError" in result.output
+
+
+def test_top_level_code_that_raises_after_the_classes_loses_no_points_and_is_shown():
+    result = run("check", SUBMISSIONS / "raises_at_import.py")
+    assert result.exit_code == 0, result.output
+    assert "raises_at_import.py, line 21: raised (the rest was graded)" in result.output
+    assert "sanity_check" in result.output and "Total 11/11" in result.output
+    assert "1 piece of top-level code did not run to its end" in result.output
 
 
 def test_console_script_and_module_entry_points():
@@ -147,3 +169,40 @@ def test_check_html_writes_the_students_page(tmp_path):
     assert result.exit_code == 1
     html = page.read_text()
     assert html.startswith("<!DOCTYPE html>") and "sign_error" in html and "<script src" not in html
+
+
+def test_nan_in_a_report_reaches_every_file_and_check_and_grade_agree(tmp_path):
+    """A `not_finite` diagnosis (nan in the worst element) once ended `check --json` in a
+    ValueError and cost `grade` its grades.json, feedback and summary; with --jobs 4 the student
+    was lost with the grading process."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "ann.py").write_text((SUBMISSIONS / "not_finite.py").read_text())
+    (folder / "bob.py").write_text((EXAMPLES / "complete.py").read_text())
+    report = tmp_path / "ann.json"
+    checked = run("check", folder / "ann.py", "--rubric", "lab2", "-e", "softmax", "--json", report,
+                  "--junit", tmp_path / "ann.xml")
+    assert checked.exit_code == 1 and "Traceback" not in checked.output, checked.output
+    assert '"got": "nan"' in report.read_text()
+    out = tmp_path / "grades"
+    graded = run("grade", folder, "--rubric", "lab2", "-e", "softmax", "--jobs", "4", "--out", out)
+    assert graded.exit_code == 1 and "Traceback" not in graded.output, graded.output
+    assert "grading process ended first" not in graded.output
+    books = {r["submission"].split("/")[-1]: r for r in json.loads((out / "grades.json").read_text())}
+    mine = json.loads(report.read_text())
+    for key in ("score", "max_score"):
+        assert books["ann.py"][key] == mine[key]
+    untimed = lambda checks: [{k: v for k, v in c.items() if k != "seconds"} for c in checks]  # noqa: E731
+    assert untimed(books["ann.py"]["exercises"][0]["checks"]) == untimed(mine["exercises"][0]["checks"])
+    assert (out / "feedback" / "ann.md").is_file() and "not_finite" in (out / "feedback" / "ann.md").read_text()
+
+
+@pytest.mark.parametrize("source", ["x = " + "1+" * 100_000 + "1\n", "x = " + "-" * 1_000_000 + "1\n"],
+                         ids=["recursion", "memory"])
+def test_check_on_a_source_python_cannot_parse_reports_it_and_never_crashes(tmp_path, source):
+    path = tmp_path / "bomb.py"
+    path.write_text(source + (EXAMPLES / "complete.py").read_text())
+    result = CliRunner().invoke(app, ["check", str(path), "-e", "add"],
+                                env={"NO_COLOR": "1", "GITHUB_ACTIONS": "true", "COLUMNS": "120"})
+    assert result.exit_code == 1 and "could not be loaded" in result.output
+    assert "Traceback (most recent call last)" not in result.output.split("could not be loaded")[0]

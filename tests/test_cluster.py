@@ -214,13 +214,13 @@ def test_the_mixed_folder_covers_every_outcome(mixed):
     _, _, root, _ = mixed
     r = rows(root / "there")
     assert {n: r[n]["status"] for n in r} == {
-        "alice": "passed", "bob": "failed", "carol": "failed", "dave": "failed", "erin": "error", "frank": "error",
+        "alice": "passed", "bob": "failed", "carol": "failed", "dave": "failed", "erin": "error", "frank": "failed",
         "grace": "invalid", "heidi": "invalid", "ivan": "timeout", "zed": "failed"}
     assert int(r["zed"]["sigmoid"]) < 11 and r["zed"]["matvec"] == "12"
     report = next(g for g in json.loads((root / "there" / "grades.json").read_text())
                   if g["submission"].endswith("zed.py"))
     sigmoid = next(e for e in report["exercises"] if e["id"] == "sigmoid")
-    assert any("killed by SIGABRT" in c["message"] for c in sigmoid["checks"])
+    assert any("the process running the submission was killed by" in c["message"] for c in sigmoid["checks"])
 
 
 def test_a_worker_killed_mid_grade_leaves_no_evaluator_behind(mixed):
@@ -333,7 +333,7 @@ def test_a_worker_joining_with_another_gradegrad_grades_nothing(catalog):
     from gradegrad.cluster_worker import grade_packed
     from gradegrad.options import Options
     from gradegrad.portable import grading_context, pack_submission
-    from gradegrad.submissions import source_for
+    from gradegrad.intake import source_for
 
     context = {**grading_context(resolve_rubric("lab1", catalog), catalog, Options()), "token": "t",
                "identity": {"gradegrad": "0.0.9", "source": "0123456789abcdef", "torch": "2.13.0+cpu"}}

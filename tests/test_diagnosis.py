@@ -138,3 +138,55 @@ def test_every_code_is_documented():
     for code in ("sign_error", "scale_error", "ignores_grad_output", "placeholder", "swapped_gradients",
                  "wrong_shape", "wrong_count", "not_finite"):
         assert code in CODES
+
+
+@pytest.mark.parametrize("g", [1.591, -1.333, 2.7])
+def test_a_scalar_upstream_gradient_ignored_or_applied_twice_is_named_whatever_its_value(g):
+    """For a loss the reference gradient is g * J: a factor 1/g or g is no 'constant factor'."""
+    from gradegrad.diagnosis import compare_values
+
+    j = torch.randn(4, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    expected = g * j
+    assert compare_values("x", "it", j, expected, TOL, upstream=g).code == "ignores_grad_output"
+    assert compare_values("x", "it", g * g * j, expected, TOL, upstream=g).code == "grad_output_twice"
+    scaled = compare_values("x", "it", 2 * expected, expected, TOL, upstream=g)
+    assert scaled.code == "scale_error" and scaled.factor == pytest.approx(2) and scaled.otherwise.code == "wrong_values"
+
+
+def test_grad_output_twice_for_an_elementwise_gradient():
+    ref, ones = sigmoid_case()
+    twice = [U * U * ones[0]]
+    f = diagnose_gradients(twice, ref, ones, ["x"], [True], TOL, [U * U * ones[0]])
+    assert f.code == "grad_output_twice" and "twice" in f.message
+
+
+def test_a_wrong_scalar_names_no_index():
+    from gradegrad.diagnosis import compare_values
+
+    f = compare_values("output", "the output", torch.tensor(2.19583, dtype=torch.float64),
+                       torch.tensor(2.51298, dtype=torch.float64), TOL)
+    assert f.otherwise.message == "the output differs from the reference: got 2.19583, expected 2.51298"
+
+
+def test_dtype_of_a_gradient_costs_a_point_only_when_precision_is_lost():
+    from gradegrad.diagnosis import dtype_finding
+
+    up = dtype_finding("x", torch.zeros(3, dtype=torch.float64), torch.float32)
+    assert up.code == "wrong_dtype" and up.note and "right values" in up.message
+    down = dtype_finding("x", torch.zeros(3, dtype=torch.float32), torch.float64)
+    assert down.code == "wrong_dtype" and not down.note and "precision" in down.message
+    assert not dtype_finding("x", torch.zeros(3, dtype=torch.bfloat16), torch.float32).note
+    assert not dtype_finding("x", torch.zeros(3, dtype=torch.int64), torch.float32).note
+    assert dtype_finding("x", torch.zeros(3), torch.float32) is None
+
+
+def test_torch_refusing_an_overwritten_saved_tensor_is_mutates_saved():
+    from gradegrad.diagnosis import diagnose_fault
+
+    message = ("one of the variables needed for gradient computation has been modified by an inplace operation: "
+               "[torch.DoubleTensor [6]], which is output 0 of ExpBackward0, is at version 1; expected version 0")
+    f = diagnose_fault("exception", message)
+    assert f.code == "mutates_saved" and "torch.DoubleTensor [6]" in f.message
+    assert diagnose_fault("exception", "ValueError: oops") is None
+    assert diagnose_fault("rejected", "function F returned an incorrect number of gradients (expected 2, got 1)").code \
+        == "wrong_count"

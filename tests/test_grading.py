@@ -90,16 +90,26 @@ def test_near_miss_gets_did_you_mean(graded):
     assert "MatVecFunction" in exercise(report, "matvec").hint
 
 
-def test_exception_at_import_shows_the_students_traceback(graded):
+def test_exception_at_import_after_the_classes_grades_them_and_shows_the_students_traceback(graded):
     report = graded(SUBMISSIONS / "raises_at_import.py", rubric="lab1")
-    assert not report.passed and "RuntimeError" in report.error
-    assert "raises_at_import.py" in report.error_traceback and "sanity_check" in report.error_traceback
+    problem, = report.load_problems
+    assert report.error is None and problem.kind == "exception"
+    assert problem.message == "RuntimeError: student forgot to remove this"
+    assert "raises_at_import.py" in problem.traceback and "sanity_check" in problem.traceback
     # Only the student's frames: every `File "..."` is the submission (whatever folder the checkout
     # is in: a clone is a folder named gradegrad), none is gradegrad's own code.
-    frames = re.findall(r'File "([^"]+)"', report.error_traceback)
+    frames = re.findall(r'File "([^"]+)"', problem.traceback)
     assert frames and all(Path(f).name == "raises_at_import.py" for f in frames), frames
-    assert "gradegrad/sandbox" not in report.error_traceback and "child.py" not in report.error_traceback
-    assert all(e.status == "error" and e.score == 0 for e in report.exercises)
+    assert "gradegrad/sandbox" not in problem.traceback and "child.py" not in problem.traceback
+    assert exercise(report, "add").status == "passed"  # defined before the error: graded
+    assert exercise(report, "sigmoid").status == "missing"
+
+
+def test_exception_at_import_before_any_class_is_a_load_error(graded):
+    report = graded(SUBMISSIONS / "raises_before_classes.py", rubric="lab1")
+    assert not report.passed and report.error.startswith("importing the submission raised FileNotFoundError")
+    assert "raises_before_classes.py" in report.error_traceback and "torch.load" in report.error_traceback
+    assert all(e.status == "error" and e.score == 0 for e in report.exercises) and not report.load_problems
 
 
 def test_exception_in_backward_costs_that_exercise_only(graded):
@@ -130,3 +140,81 @@ def test_same_seed_same_report(graded):
     timing = lambda d: [[c.pop("seconds") for c in e["checks"]] for e in d["exercises"]]  # noqa: E731
     da, db = a.to_dict(), b.to_dict()
     assert all(t >= 0 for ts in timing(da) + timing(db) for t in ts) and da == db
+
+
+def test_the_function_wrapped_by_a_module_is_graded_and_a_1_tuple_forward_fails_forward_only(graded):
+    report = graded(SUBMISSIONS / "wrapped_function.py", rubric="all", exercises=("linear", "sigmoid"))
+    linear = exercise(report, "linear")
+    assert linear.status == "passed" and linear.class_name == "LinearFunction" and "nn.Module" in linear.hint
+    sigmoid = exercise(report, "sigmoid")
+    assert sigmoid.status == "failed" and sigmoid.first_problem.id == "forward"
+    assert sigmoid.first_problem.diagnosis == "wrong_type" and "tuple holding one tensor" in sigmoid.first_problem.message
+    assert check(report, "sigmoid", "backward").status == "passed"
+    assert check(report, "sigmoid", "gradcheck").status == "passed"
+    assert not any(c.status == "error" for c in sigmoid.checks)
+
+
+@pytest.mark.parametrize("ex_id,code,words", [
+    ("mul", "mutates_grad_output", "backward changed grad_output in place"),
+    ("softmax", "mutates_grad_output", "backward changed grad_output in place"),
+    ("leaky_relu", "mutates_grad_output", "backward changed grad_output in place"),
+    ("sigmoid", "mutates_output", "backward changed the output forward returned"),
+    ("exp", "mutates_input", "backward changed the values of input `x`"),
+])
+def test_in_place_writes_in_backward_name_the_pass_and_the_tensor(graded, ex_id, code, words):
+    report = graded(SUBMISSIONS / "inplace_backward.py")
+    c = check(report, ex_id, "inputs_unchanged")
+    assert c.status == "failed" and c.diagnosis == code and words in c.message, c
+    assert exercise(report, ex_id).status == "failed"
+    assert check(report, ex_id, "forward").status == "passed"  # forward is not blamed for what backward did
+
+
+def test_a_backward_that_overwrites_a_saved_tensor_is_named_not_a_raw_error(graded):
+    report = graded(SUBMISSIONS / "inplace_backward.py")
+    for ex_id in ("exp", "sigmoid"):
+        gc = check(report, ex_id, "gradcheck")  # gradcheck runs backward twice on one forward
+        assert gc.status == "failed" and gc.diagnosis == "mutates_saved", gc
+        assert "overwritten in place" in gc.message
+
+
+def test_inputs_unchanged_looks_at_float32_too(graded):
+    c = check(graded(SUBMISSIONS / "float32_inplace.py"), "cross_entropy", "inputs_unchanged")
+    assert c.status == "failed" and c.diagnosis == "mutates_input"
+    assert c.message.startswith("in float32: forward changed the values of input `logits`")
+
+
+def test_dtype_policy_judges_what_the_caller_receives(graded):
+    report = graded(SUBMISSIONS / "dtypes.py")
+    up = check(report, "exp", "float32")  # float64 gradient for float32 x: autograd casts it back
+    assert exercise(report, "exp").status == "passed" and up.status == "passed" and up.points == up.max_points
+    assert up.diagnosis == "wrong_dtype" and "float64 for a float32 input" in up.message
+    down = check(report, "sigmoid", "backward")  # float32 gradient for float64 x: precision lost
+    assert down.status == "failed" and down.diagnosis == "wrong_dtype" and "precision is already lost" in down.message
+    assert check(report, "sigmoid", "float32").status == "passed"
+    mul = exercise(report, "mul")  # forward answers float32 for float64 inputs
+    assert check(report, "mul", "forward").diagnosis == "wrong_dtype"
+    gc = check(report, "mul", "gradcheck")
+    assert gc.status == "failed" and gc.diagnosis == "wrong_dtype" and gc.traceback is None
+    assert not any("internal error" in c.message for c in mul.checks)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("ex_id,check_id,code", [
+    ("sum", "backward", "grad_output_twice"),
+    ("dot", "backward", "ignores_grad_output"),
+    ("mse_loss", "backward", "ignores_grad_output"),
+    ("cross_entropy", "forward", "wrong_values"),
+])
+def test_scalar_results_are_diagnosed_against_the_upstream_gradient(graded, seed, ex_id, check_id, code):
+    problem = exercise(graded(SUBMISSIONS / "scalar_mistakes.py", seed=seed), ex_id).first_problem
+    assert (problem.id, problem.diagnosis) == (check_id, code), problem
+    assert "times the expected value" not in problem.message
+
+
+def test_a_hanging_backward_keeps_the_forward_points(graded):
+    report = graded(SUBMISSIONS / "hangs_in_backward.py", timeout=6)
+    exp = exercise(report, "exp")
+    assert exp.status == "timeout"
+    assert check(report, "exp", "forward").status == "passed"
+    assert "backward did not finish" in check(report, "exp", "backward").message
+    assert exercise(report, "add").status == "passed"

@@ -22,7 +22,7 @@ def test_list_shows_id_kind_class_points_and_what_it_teaches():
     assert result.exit_code == 0
     assert out.splitlines()[0].split() == ["id", "kind", "class", "(aliases)", "points", "teaches"]
     row = next(line for line in out.splitlines() if line.startswith("matvec "))
-    assert row.split()[:6] == ["matvec", "function", "MatVec", "(MyMatVec,", "Mv)", "12"]  # on cpu: no device point
+    assert row.split()[:6] == ["matvec", "function", "MatVec", "(MyMatVec,", "Mv)", "12"]  # device: a 0-point flag
     assert "outer product" in row
     for words in (["vjp_dot", "vjp", "dot"], ["param_relu_module", "module", "ParamReLUModule"],
                   ["backward_diff_chain", "chain"], ["backprop_formula", "formula", "-", "-"]):
@@ -34,15 +34,16 @@ def test_list_with_a_rubric_shows_its_exercises_and_points():
     lines = out.splitlines()
     rows = [line.split()[0] for line in lines[1:-1]]
     assert result.exit_code == 0 and rows == ["leaky_relu", "param_relu", "leaky_relu_module", "param_relu_module"]
-    assert all(line.split()[-1] != "-" and " 8 " in line for line in lines[1:-1])
-    assert lines[-1] == "total 32 points on cpu"
+    points = {line.split()[0]: line for line in lines[1:-1]}
+    assert " 8 " in points["leaky_relu"] and " 6 " in points["leaky_relu_module"]  # wraps_function: a 0-point flag
+    assert lines[-1] == "total 28 points on cpu"
 
 
 def test_show_prints_statement_formula_inputs_cases_and_checks():
     result, out = run("show", "sigmoid", "--rubric", "lab1")
     assert result.exit_code == 0
     for words in ("sigmoid  (function; class Sigmoid)", "formula    y = 1 / (1 + exp(-x))",
-                  "reference  torch.sigmoid(x)", "x: float tensor of shape (6,)", "large (stability): x.domain=uniform",
+                  "reference  torch.sigmoid(x)", "x: float tensor of shape (6,)", "large (stability): x.shape=[10], x.domain=uniform",
                   "checks     (rubric lab1; 11 points on cpu)", "backward            4  each gradient matches",
                   "forbidden  aten::sigmoid_backward"):
         assert words in out, words
@@ -108,9 +109,23 @@ def test_formula_prints_a_students_formula_and_grades_the_answer(tmp_path):
     assert result.exit_code == 0 and f"= {formula.text}" in out and "gradient: [df/dx1," in out
     answer = tmp_path / "ada.yaml"
     answer.write_text(yaml.safe_dump({"student": "Ada Lovelace", "gradient": gradient(formula)}))
-    result, out = run("formula", "--answer", answer, "--json", tmp_path / "r.json")
+    result, out = run("formula", "--answer", answer, "--student", "Ada Lovelace", "--json", tmp_path / "r.json")
     assert result.exit_code == 0 and "Total 5/5" in out and (tmp_path / "r.json").exists()
-    result, out = run("formula", "--answer", answer, "--student", "Alan Turing")
-    assert result.exit_code == 2 and "the answer is for 'Ada Lovelace'" in out
+    assert "graded for student 'ada lovelace' (from --student); the name written in an answer file is never used" in out
     result, out = run("formula")
     assert result.exit_code == 2 and "pass --student NAME" in out
+
+
+def test_formula_grades_for_the_name_the_grader_gives_never_the_one_in_the_answer(tmp_path):
+    ex = load_catalog()["backprop_formula"]
+    ada = make_formula(ex, "Ada Lovelace")
+    answer = tmp_path / "alan_turing.yaml"  # Alan hands in Ada's (correct) answer and claims to be Ada
+    answer.write_text(yaml.safe_dump({"student": "Ada Lovelace", "gradient": gradient(ada)}))
+    result, out = run("formula", "--answer", answer)
+    assert result.exit_code == 1 and "student: alan turing" in out and "Total 5/5" not in out
+    assert ("graded for student 'alan turing' (from the answer file's name); the name written in an answer file "
+            "is never used: this one says it is for 'Ada Lovelace'") in out
+    result, out = run("formula", "--answer", answer, "--student", "Alan Turing")
+    assert result.exit_code == 1 and "student: alan turing" in out and "(from --student)" in out
+    result, out = run("formula", "--answer", answer, "--student", "Ada Lovelace")
+    assert result.exit_code == 0 and "Total 5/5" in out  # the grader says whose it is

@@ -109,3 +109,77 @@ def test_channel_reads_frames_however_the_bytes_arrive():
     finally:
         os.close(r)
         os.close(w)
+
+
+# --------------------------------------------------------------------------- hostile frames
+
+
+def _frame(header: dict, payload: bytes = b"") -> tuple[bytes, bytes]:
+    import json
+    return json.dumps(header).encode(), payload
+
+
+def _f64(offset, n=1):
+    return {"dtype": "float64", "shape": [n], "offset": offset, "nbytes": 8 * n}
+
+
+@pytest.mark.parametrize("metas,words", [
+    ([_f64(0, 2), _f64(8)], "overlap"),  # the second lies inside the first
+    ([_f64(0)] * 3, "overlap"),  # three tensors on the same bytes
+    ([_f64(16)], "outside the frame"),
+    ([{"dtype": "float64", "shape": [1 << 60], "offset": 0, "nbytes": 8 << 60}], "bad tensor shape"),
+    ([{"dtype": "float64", "shape": [1] * 17, "offset": 0, "nbytes": 8}], "bad tensor shape"),
+])
+def test_tensor_byte_ranges_must_lie_in_the_payload_without_overlapping(metas, words):
+    with pytest.raises(ProtocolError, match=words):
+        decode_frame(*_frame({"tensors": metas}, b"\0" * 16))
+
+
+def test_a_small_frame_cannot_make_the_grader_copy_its_payload_per_tensor():
+    """2 MiB of payload claimed by 100,000 tensors would be 200 GB of copies: refused, without copying."""
+    payload = b"\0" * (2 << 20)
+    meta = {"dtype": "uint8", "shape": [len(payload)], "offset": 0, "nbytes": len(payload)}
+    with pytest.raises(ProtocolError, match="too many tensors|overlap"):
+        decode_frame(*_frame({"tensors": [meta] * 100_000}, payload))
+    with pytest.raises(ProtocolError, match="overlap"):
+        decode_frame(*_frame({"tensors": [meta] * 1000}, payload))
+
+
+@pytest.mark.parametrize("head,words", [
+    (b'{"v": ' + b"9" * 5000 + b"}", "integer too large"),  # Python refuses int() beyond 4300 digits
+    (b'{"v": -' + b"9" * 21 + b"}", "integer too large"),
+    (b'{"v": 1.' + b"5" * 1000 + b"}", "number too long"),
+    (b'{"v": NaN}', "NaN in header"),
+    (b'{"v": -Infinity}', "-Infinity in header"),
+    (b'{"v": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    (b'{"v": ' + b"[" * 40 + b"]" * 40 + b"}", "nested too deeply"),
+    (b'{"v": [' + b"0," * 100_000 + b"0]}", "list of 100001 items"),
+])
+def test_headers_with_oversized_values_are_refused(head, words):
+    with pytest.raises(ProtocolError, match=words):
+        decode_frame(head, b"")
+
+
+def test_strings_in_a_header_are_cut_to_the_text_limit():
+    from gradegrad.sandbox.protocol import MAX_TEXT
+
+    msg = decode_frame(*_frame({"error": {"message": "x" * (MAX_TEXT * 10)}, "k" * (MAX_TEXT + 5): 1}))
+    assert len(msg.header["error"]["message"]) == MAX_TEXT and max(map(len, msg.header)) == MAX_TEXT
+
+
+def test_a_channel_refuses_a_reply_larger_than_its_limit():
+    from gradegrad.sandbox.protocol import MAX_REPLY
+
+    r, w = os.pipe()
+    try:
+        os.write(w, PREFIX.pack(10, MAX_REPLY + 1))
+        with pytest.raises(ProtocolError, match="frame too large"):
+            Channel(r, w).recv(deadline=None)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_message_knows_its_size():
+    frame = encode_frame({"a": 1}, [torch.zeros(4)])
+    assert parse_frame(frame).nbytes == len(frame)

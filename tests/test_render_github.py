@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from conftest import EXAMPLES, ROOT
 from gradegrad.cli import app
 from gradegrad.render.github import annotations, command, publish
-from gradegrad.submissions import Location
+from gradegrad.intake import Location
 from render_samples import load_error_report, partial_report
 
 METHODS = {"Sigmoid": {"class": Location("subs/lab.py", 10), "forward": Location("subs/lab.py", 12),
@@ -51,12 +51,21 @@ def test_publish_only_inside_github_actions(tmp_path):
 def test_check_in_github_actions_annotates_and_summarises(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     summary = tmp_path / "summary.md"
-    result = CliRunner().invoke(app, ["check", "tests/fixtures/batch/frank.py", "-e", "sigmoid"],
+    result = CliRunner().invoke(app, ["check", "tests/fixtures/submissions/raises_before_classes.py", "-e", "add"],
                                 env={"NO_COLOR": "1", "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
     assert result.exit_code == 1
-    assert ("::error file=tests/fixtures/batch/frank.py,line=18,title=gradegrad%3A the submission could not be "
-            "loaded::importing the submission raised RuntimeError: forgot to remove my test code") in result.stdout
+    assert ("::error file=tests/fixtures/submissions/raises_before_classes.py,line=5,title=gradegrad%3A the "
+            "submission could not be loaded::importing the submission raised FileNotFoundError") in result.stdout
     assert "## Your submission could not be loaded" in summary.read_text()
+
+
+def test_top_level_code_that_raised_while_the_rest_was_graded_is_a_warning(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(app, ["check", "tests/fixtures/batch/frank.py", "-e", "sigmoid"],
+                                env={"NO_COLOR": "1", "GITHUB_ACTIONS": "true"})
+    assert result.exit_code == 1  # its Sigmoid is graded, and wrong
+    assert ("::warning file=tests/fixtures/batch/frank.py,line=18,title=gradegrad%3A frank.py%2C line 18 did not "
+            "run to its end::RuntimeError: forgot to remove my test code") in result.stdout
 
 
 def test_the_workflow_runs_gradegrad_check_with_junit(tmp_path, monkeypatch):

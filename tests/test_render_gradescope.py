@@ -50,3 +50,13 @@ def test_gradescope_command_without_a_submission_is_a_usage_error(tmp_path):
     out = CliRunner().invoke(app, ["gradescope", "--submission", str(tmp_path / "none"),
                                    "--results", str(tmp_path / "r.json")])
     assert out.exit_code == 2 and "submission not found" in out.output
+
+
+def test_each_failing_check_is_a_test_with_its_own_reason():
+    from gradegrad.render.gradescope import to_gradescope
+    from render_samples import non_finite_report
+
+    tests = {t["name"]: t for t in to_gradescope(non_finite_report())["tests"]}
+    assert "nan/inf" in tests["softmax: stability"]["output"] and "not_finite" in tests["softmax: stability"]["output"]
+    assert "n^2.00" in tests["softmax: efficiency"]["output"]
+    assert tests["softmax: efficiency"]["status"] == "failed" and tests["softmax: forward"]["output"] == ""

@@ -105,3 +105,17 @@ def test_check_junit_writes_the_report(tmp_path):
     assert by_id[("gradegrad.conv1d", "found")].find("failure").get("message").endswith("no class Conv1d in the submission")
     assert int(root.get("tests")) == len(by_id) > 10
     assert "::error" not in result.output  # annotations only in GitHub Actions
+
+
+def test_each_failing_check_is_a_failure_with_its_own_reason():
+    import xml.etree.ElementTree as ET
+
+    from gradegrad.render.junit import to_junit
+    from render_samples import non_finite_report
+
+    suite = ET.fromstring(to_junit(non_finite_report())).find("testsuite")
+    failures = {c.get("name"): c.find("failure") for c in suite.findall("testcase")
+                if c.get("classname") == "gradegrad.softmax" and c.find("failure") is not None}
+    assert set(failures) == {"stability", "efficiency"}
+    assert failures["stability"].get("type") == "not_finite" and "nan/inf" in failures["stability"].get("message")
+    assert failures["efficiency"].get("type") == "inefficient_backward" and "n^2.00" in failures["efficiency"].text

@@ -48,3 +48,19 @@ def test_load_error_shows_the_traceback_and_no_exercise_details():
 def test_a_passed_report_says_so_and_notes_follow():
     assert "**Total 5/5**: all checks passed" in to_markdown(passed_report())
     assert "_a note from the grader_" in to_markdown(partial_report())
+
+
+def test_each_failing_check_says_its_reason_and_code():
+    from render_samples import non_finite_report
+
+    md = to_markdown(non_finite_report())
+    assert "- ❌ failed `stability` 0/1: case 'large': the output has 7 nan/inf value(s) `not_finite`" in md
+    assert "- ❌ failed `efficiency` 0/1: backward allocates memory that grows as n^2.00 `inefficient_backward`" in md
+
+
+def test_a_note_on_a_passed_check_is_shown():
+    from gradegrad.report import CheckResult, ExerciseResult, Report
+
+    note = CheckResult("float32", "passed", 1, 1, "the gradient of `x` is float64 for a float32 input", "wrong_dtype")
+    md = to_markdown(Report("s.py", "cpu", 0, "all", 1, 1, (ExerciseResult("exp", "Exp", "passed", 1, 1, (note,)),)))
+    assert "- ✅ passed `float32` 1/1 (note: the gradient of `x` is float64 for a float32 input `wrong_dtype`)" in md

@@ -7,7 +7,7 @@ from rich.console import Console
 
 from gradegrad.render.summary import render_summary
 from gradegrad.stats import histogram, summarize
-from gradegrad.submissions import Skipped
+from gradegrad.intake import Skipped
 from render_samples import sample_batch
 
 

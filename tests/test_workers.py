@@ -13,7 +13,7 @@ from gradegrad.catalog import resolve_rubric, select_exercises
 from gradegrad.options import Options
 from gradegrad.report import Report
 from gradegrad.sandbox.process import Limits
-from gradegrad.submissions import SubmissionSource, discover
+from gradegrad.intake import SubmissionSource, discover
 from gradegrad.workers import grade_in_processes, processes_for
 
 

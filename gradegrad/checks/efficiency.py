@@ -19,7 +19,8 @@ import torch
 
 from gradegrad.cases import make_grad_output, make_inputs
 from gradegrad.catalog import Case, Exercise
-from gradegrad.checks import CheckContext, Verdict, check
+from gradegrad.registry import register
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.diagnosis import Finding
 from gradegrad.evaluation import Fault
 from gradegrad.growth import Growth, judge, size_text
@@ -184,7 +185,7 @@ def _one_size(point: Point, stop: Stop) -> Verdict:
                                   "far too fast. Does backward build the full Jacobian?"))
 
 
-@check("efficiency")
+@register("efficiency", applies=lambda ex: ex.efficiency is not None)
 def efficiency(ctx: CheckContext) -> Verdict:
     points: list[Point] = []
     hint, stop = "", None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from gradegrad.checks import CheckContext, Verdict, check
+from gradegrad.registry import register
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.diagnosis import Finding
 
 
-@check("found")
+@register("found")
 def found(ctx: CheckContext) -> Verdict:
     info = ctx.info
     if not info.is_function:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from gradegrad.checks import CheckContext, Verdict, check
+from gradegrad.registry import register
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.checks.values import reference_args, ordinary_cases
 from gradegrad.diagnosis import diagnose_gradients
 from gradegrad.reference import reference_gradients
 
 
-@check("needs_input_grad")
+@register("needs_input_grad", applies=lambda ex: len(ex.differentiable) >= 2)
 def needs_input_grad(ctx: CheckContext) -> Verdict:
     ex = ctx.exercise
     case = ordinary_cases(ctx)[0]

@@ -14,7 +14,8 @@ from contextlib import nullcontext
 import torch
 from torch.autograd.gradcheck import GradcheckError
 
-from gradegrad.checks import CheckContext, Verdict, check
+from gradegrad.registry import register
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.checks.values import gradient_finding, ordinary_cases
 from gradegrad.diagnosis import Finding
 from gradegrad.evaluation import Fault
@@ -43,12 +44,28 @@ def _expect_failure(ctx: CheckContext, case) -> bool:
     """Whether the student's gradients already differ from the reference's on this case (the
     evaluation and the reference are memoised: `backward` compared them)."""
     ev = ctx.runner.evaluate(case)
-    return ev.fault is None and gradient_finding(ctx, ev) is not None
+    finding = None if ev.fault else gradient_finding(ctx, ev)
+    return finding is not None and not finding.note
 
 
-@check("gradcheck")
+def _not_float64(ctx: CheckContext, case) -> Finding | None:
+    """gradcheck perturbs float64 inputs by 1e-6: a forward that answers in another dtype cannot be
+    checked (and would only make torch's own gradcheck raise)."""
+    ev = ctx.runner.evaluate(case)
+    out = ev.output[0] if isinstance(ev.output, list) and len(ev.output) == 1 else ev.output
+    if ev.fault is None and isinstance(out, torch.Tensor) and out.dtype != torch.float64:
+        return Finding("wrong_dtype", f"gradcheck: forward returned {str(out.dtype).removeprefix('torch.')} for "
+                       "float64 inputs, so finite differences cannot be compared with backward: return the "
+                       "inputs' dtype (no hard-coded dtype=torch.float32 or .float())")
+    return None
+
+
+@register("gradcheck")
 def gradcheck(ctx: CheckContext) -> Verdict:
     case = ordinary_cases(ctx)[0]
+    wrong = _not_float64(ctx, case)
+    if wrong is not None:
+        return Verdict.failed(wrong)
     args = tuple(a.requires_grad_(spec.differentiable) if isinstance(a, torch.Tensor) else a
                  for spec, a in zip(case.inputs, ctx.runner.inputs(case, "float64")))
     fn = ctx.runner.function()

@@ -7,8 +7,9 @@ from typing import Iterable
 import torch
 
 from gradegrad.catalog import Case
-from gradegrad.checks import CheckContext, Verdict, check
-from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
+from gradegrad.registry import register
+from gradegrad.verdict import CheckContext, Verdict
+from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output, dtype_finding
 from gradegrad.evaluation import Evaluation
 from gradegrad.reference import memo, reference_gradients, reference_output
 
@@ -25,27 +26,57 @@ def output_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     tol = ctx.exercise.tolerance(ev.dtype)
     expected = _reference(ctx, ev)[0]
     dtype = torch.float32 if ev.dtype == "float32" else torch.float64
-    return diagnose_output(ev.output, expected.to(dtype), tol)
+    kind = ev.meta.get("type") if isinstance(ev.meta.get("type"), str) else None
+    return diagnose_output(ev.output, expected.to(dtype), tol, kind)
 
 
-def _reference(ctx: CheckContext, ev: Evaluation, ones: bool = False):
-    """(output, gradients) of the reference for `ev`'s inputs and upstream gradient (or all ones)."""
-    key = ("values", ctx.exercise, ev.case.name, ev.dtype, tuple(ev.mask), ctx.runner.seed, ones)
+def _reference(ctx: CheckContext, ev: Evaluation, upstream: str = "g"):
+    """(output, gradients) of the reference for `ev`'s inputs and an upstream gradient: `ev`'s own
+    ("g"), all ones ("ones": what ignoring it gives) or its square ("squared": applying it twice)."""
+    key = ("values", ctx.exercise, ev.case.name, ev.dtype, tuple(ev.mask), ctx.runner.seed, upstream)
     if ev.grad_output is None:
         return memo(key, lambda: (reference_output(ctx.exercise, reference_args(ev)).detach(), None))
-    upstream = torch.ones_like(ev.grad_output) if ones else ev.grad_output
-    return memo(key, lambda: reference_gradients(ctx.exercise, reference_args(ev), ev.mask, upstream.double()))
+    g = ev.grad_output.double()
+    vector = {"g": g, "ones": torch.ones_like(g), "squared": g * g}[upstream]
+    return memo(key, lambda: reference_gradients(ctx.exercise, reference_args(ev), ev.mask, vector))
+
+
+def received(ev: Evaluation) -> list:
+    """The gradients as the caller receives them: autograd casts a floating-point gradient to its
+    input's dtype (the gradient's own dtype is judged by `dtype_finding`)."""
+    return [g.to(a.dtype) if isinstance(g, torch.Tensor) and isinstance(a, torch.Tensor) and g.is_floating_point()
+            and a.is_floating_point() and not g.is_complex() else g for g, a in zip(ev.grads, ev.args)] \
+        + list(ev.grads[len(ev.args):])
+
+
+def _dtype_findings(ev: Evaluation) -> list[Finding]:
+    found = [dtype_finding(s.name, g, a.dtype) for s, g, a in zip(ev.case.inputs, ev.grads, ev.args)
+             if s.differentiable and isinstance(a, torch.Tensor)]
+    return [f for f in found if f is not None]
 
 
 def gradient_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
-    """Compare the gradients backward returned with the reference's, naming the mistake."""
+    """Compare the gradients backward returned with the reference's, naming the mistake.
+
+    Values are judged as the caller receives them (`received`). A gradient of lower precision than
+    its input fails with `wrong_dtype` unless its values are wrong even at that precision; a
+    higher-precision one is a note that costs nothing."""
     if ev.grads is None:
         return _no_backward(ev)
-    _, expected = _reference(ctx, ev)
-    _, ones = _reference(ctx, ev, ones=True)
     spec = ev.case.inputs
-    return diagnose_gradients(ev.grads, expected, ones, [s.name for s in spec], [s.is_tensor for s in spec],
-                              ctx.exercise.tolerance(ev.dtype))
+    names, tensors = [s.name for s in spec], [s.is_tensor for s in spec]
+    dtypes = _dtype_findings(ev)
+    lost = next((f for f in dtypes if not f.note), None)
+    tol = ctx.exercise.tolerance("float32" if lost else ev.dtype)
+    got = received(ev)
+    _, expected = _reference(ctx, ev)
+    finding = diagnose_gradients(got, expected, [None] * len(expected), names, tensors, tol)
+    if finding is not None:  # name the mistake: against ignoring grad_output, or applying it twice
+        _, ones = _reference(ctx, ev, "ones")
+        _, twice = _reference(ctx, ev, "squared")
+        scalar = float(ev.grad_output) if ev.grad_output.numel() == 1 else None
+        finding = diagnose_gradients(got, expected, ones, names, tensors, tol, twice, scalar)
+    return finding or lost or (dtypes[0] if dtypes else None)
 
 
 def _no_backward(ev: Evaluation) -> Finding:
@@ -56,45 +87,78 @@ def _no_backward(ev: Evaluation) -> Finding:
 
 
 def per_case(ctx: CheckContext, cases: Iterable[Case], judge, dtype: str = "float64",
-             forward_only: bool = False, evaluate=None) -> Verdict:
+             forward_only: bool = False, evaluate=None, where: str = "") -> Verdict:
     """Run `judge(ctx, ev)` on every case; the first fault or finding decides.
 
     With `forward_only`, a fault in backward does not stop judging the output forward returned.
-    `evaluate(case)` gives the evaluation of a case (default: the runner's, in `dtype`).
+    `evaluate(case)` gives the evaluation of a case (default: the runner's, in `dtype`). A finding
+    that is a note (it costs nothing) passes the check and is kept as its message.
     """
+    evaluate = evaluate or (lambda case: ctx.runner.evaluate(case, dtype))
+    note = None
     for case in cases:
-        ev = evaluate(case) if evaluate else ctx.runner.evaluate(case, dtype)
+        ev = evaluate(case)
         if ev.fault and not (forward_only and ev.phase == "backward"):
             return Verdict.fault(ev.fault)
         finding = judge(ctx, ev)
-        if finding:
-            where = f"case '{case.name}': " if case.name != ctx.exercise.cases[0].name else ""
-            return Verdict.failed(finding, where)
-    return Verdict.passed()
+        if finding is not None and finding.note:
+            note = note or _prefixed(ctx, case, where, finding)
+        elif finding is not None:
+            finding = same_factor(ctx, finding, case, judge, evaluate)
+            return Verdict.failed(finding, _prefix(ctx, case, where))
+    return Verdict.passed(note.message, note.code) if note else Verdict.passed()
 
 
-@check("forward")
+def _prefix(ctx: CheckContext, case: Case, where: str) -> str:
+    named = f"case '{case.name}'" if case.name != ctx.exercise.cases[0].name else ""
+    prefix = " ".join(p for p in (named, where) if p)
+    return f"{prefix}: " if prefix else ""
+
+
+def _prefixed(ctx: CheckContext, case: Case, where: str, finding: Finding) -> Finding:
+    return Finding(finding.code, _prefix(ctx, case, where) + finding.message, finding.worst, note=True)
+
+
+def same_factor(ctx: CheckContext, finding: Finding, case: Case, judge, evaluate) -> Finding:
+    """A `scale_error` only when every ordinary case shows the same factor: a loss's single number
+    is always "some factor" of the expected one, so one case alone does not make it a scale error.
+    Otherwise the finding's `wrong_values`."""
+    if finding.code != "scale_error" or finding.factor is None or finding.otherwise is None:
+        return finding
+    others = [c for c in ordinary_cases(ctx) if c.name != case.name]
+    scalar = finding.worst is not None and finding.worst.index == ()
+    if not others and scalar:
+        return finding.otherwise
+    for other in others:
+        ev = evaluate(other)
+        found = None if ev.fault else judge(ctx, ev)
+        if found is None or found.code != "scale_error" or found.factor is None:
+            return finding.otherwise
+        if abs(found.factor - finding.factor) > 1e-3 * abs(finding.factor):
+            if scalar:  # one number per case: any two numbers have "a factor"
+                return finding.otherwise
+            return Finding("wrong_values", f"{finding.subject} is {finding.factor:.4g} times the expected value "
+                           f"in case '{case.name}' but {found.factor:.4g} times in case '{other.name}': a factor "
+                           "that changes with the input's size (a sum or a mean over the wrong number of "
+                           "elements?)", finding.worst)
+    return finding
+
+
+@register("forward")
 def forward(ctx: CheckContext) -> Verdict:
     return per_case(ctx, ordinary_cases(ctx), output_finding, forward_only=True)
 
 
-@check("backward")
+@register("backward")
 def backward(ctx: CheckContext) -> Verdict:
     return per_case(ctx, ordinary_cases(ctx), gradient_finding)
 
 
 def _float32_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
-    finding = output_finding(ctx, ev)
-    if finding:
-        return finding
-    for spec, g in zip(ev.case.inputs, ev.grads or []):
-        if spec.differentiable and isinstance(g, torch.Tensor) and g.dtype != torch.float32:
-            return Finding("wrong_dtype", f"the gradient of `{spec.name}` is {str(g.dtype)[6:]} for a float32 "
-                           "input: keep the input's dtype")
-    return gradient_finding(ctx, ev)
+    return output_finding(ctx, ev) or gradient_finding(ctx, ev)
 
 
-@check("float32")
+@register("float32")
 def float32(ctx: CheckContext) -> Verdict:
     return per_case(ctx, ordinary_cases(ctx)[:1], _float32_finding, "float32")
 
@@ -103,7 +167,11 @@ def _stable_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     return output_finding(ctx, ev) or gradient_finding(ctx, ev)
 
 
-@check("stability")
+@register("stability", applies=lambda ex: any(c.stability for c in ex.cases))
 def stability(ctx: CheckContext) -> Verdict:
+    """The large-magnitude cases, in float64 and then in float32 (whose exp overflows past 88.7)."""
     cases = [c for c in ctx.exercise.cases if c.stability]
-    return per_case(ctx, cases, _stable_finding)
+    verdict = per_case(ctx, cases, _stable_finding)
+    if verdict.status != "passed":
+        return verdict
+    return per_case(ctx, cases, _stable_finding, "float32", where="in float32")

@@ -3,8 +3,9 @@
 The data are the seed's: 30 points x in [0, 1)^2, y = 2 x1 - 3 x2 + 1, and W, b drawn by
 `np.random.RandomState(seed)` as in `create_feed_forward` (seed 0 gives the printed losses
 110.29, 17.18, 15.48, ...; a per-student variant gets its own seed). The child runs the training
-loop with gradegrad's `dot`, `add` and `squared_loss` (numpy_ops) and the student's
-`backward_diff_chain`; the grader replays it with torch autograd and compares.
+loop with gradegrad's `dot`, `add` and `squared_loss` (numpy_ops, whose parameter gradients keep
+one row per example as in the notes) and the student's `backward_diff_chain`, which may pass those
+rows on or sum them; the grader replays it with torch autograd and compares.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradegrad.checks import CheckContext, Verdict
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.diagnosis import Finding, diagnose_gradients
 from gradegrad.evaluation import Fault
-from gradegrad.kinds import kind_check
+from gradegrad.registry import kind_check
 from gradegrad.sandbox.protocol import encode_value
 
 SAMPLES = 30

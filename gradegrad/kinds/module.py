@@ -15,11 +15,11 @@ import torch
 
 from gradegrad.cases import make_grad_output
 from gradegrad.catalog import Case
-from gradegrad.checks import CheckContext, Verdict
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.checks.values import per_case
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Fault
-from gradegrad.kinds import kind_check
+from gradegrad.registry import kind_check
 from gradegrad.reference import reference_gradients, reference_output
 from gradegrad.sandbox.protocol import encode_value
 
@@ -120,9 +120,11 @@ def backward(ctx: CheckContext) -> Verdict:
     return per_case(ctx, _ordinary(ctx), _gradient_finding, evaluate=lambda c: run(ctx, c))
 
 
-@kind_check("module", "wraps_function")
+@kind_check("module", "wraps_function", applies=lambda ex: ex.spec.wraps)
 def wraps_function(ctx: CheckContext) -> Verdict:
     """The output's grad_fn is the backward of a Function defined in the submission."""
+    if not ctx.exercise.spec.wraps:
+        return Verdict("skipped", "this module may compute with built-in operations (wraps: false)")
     ev = run(ctx, _ordinary(ctx)[0])
     if ev.fault and ev.phase == "forward":
         return Verdict.fault(ev.fault)

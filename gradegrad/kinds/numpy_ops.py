@@ -3,6 +3,10 @@
 `backward_diff_chain` is graded with these (not with the student's own vjps, graded separately),
 so one mistake costs one exercise. Their vjps come from torch autograd, not from hand-written
 formulas: the grader ships no solution to the `vjp` exercises. Runs in the child process.
+
+As in the notes, a parameter's gradient keeps one row per example (`dot`'s W gets
+`einsum('na,nb->nab', x, u)`, `add`'s b gets u itself) and the optimizer sums them: a chain that
+passes them on (`J[k] = vjp_param`) and one that sums them (`J[k] = vjp_param.sum(0)`) both train.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import torch
 def numpy_function(name: str, expr: Callable[..., torch.Tensor], differentiable: tuple[bool, bool]):
     """f(x, p) on NumPy arrays computed by `expr` on tensors, with f.make_vjp(x, p) -> vjp(u).
 
-    vjp(u) returns (J_x^T u, J_p^T u), the gradient of p summed over the batch (zeros for a p that
-    is not differentiable, such as a target); u=None stands for the gradient 1 of a scalar loss.
+    vjp(u) returns (J_x^T u, J_p^T u); the gradient of p has one row per example (shape
+    (n, *p.shape), from `torch.func.vmap` over the rows of x and u), or zeros for a p that is not
+    differentiable (a target); u=None stands for the gradient 1 of a scalar loss.
     """
 
     def tensors(x: Any, p: Any, grad: bool = False) -> list[torch.Tensor]:
@@ -37,16 +42,26 @@ def numpy_function(name: str, expr: Callable[..., torch.Tensor], differentiable:
                                  f"has shape {tuple(out.shape)}: pass the vjp of the next function")
             upstream = (torch.ones_like(out) if u is None
                         else torch.from_numpy(np.asarray(u, dtype=np.float64)).to(out.dtype))
-            wanted = [t for t in leaves if t.requires_grad]
-            grads = iter(torch.autograd.grad(out, wanted, upstream))
-            return tuple(next(grads).numpy() if t.requires_grad else np.zeros_like(np.asarray(a))
-                         for t, a in zip(leaves, (x, p)))
+            grad_x = torch.autograd.grad(out, leaves[0], upstream)[0].numpy()
+            if not differentiable[1]:
+                return grad_x, np.zeros_like(np.asarray(p))
+            return grad_x, _per_example(expr, leaves[0].detach(), leaves[1].detach(), upstream).numpy()
 
         return vjp
 
     f.__name__ = f.__qualname__ = name
     f.make_vjp = make_vjp
     return f
+
+
+def _per_example(expr: Callable[..., torch.Tensor], x: torch.Tensor, p: torch.Tensor,
+                 u: torch.Tensor) -> torch.Tensor:
+    """The parameter's gradient of each example (row of x and u): shape (n, *p.shape)."""
+
+    def one(xn: torch.Tensor, un: torch.Tensor) -> torch.Tensor:
+        return torch.func.vjp(lambda q: expr(xn.unsqueeze(0), q), p)[1](un.unsqueeze(0))[0]
+
+    return torch.func.vmap(one)(x, u)
 
 
 dot = numpy_function("dot", lambda x, w: x @ w, (True, True))

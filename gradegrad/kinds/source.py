@@ -109,7 +109,53 @@ def _chain_stub(ex: Exercise) -> str:
     return f"def {ex.class_name}(x, funcs, params):\n{_docstring(ex, lines)}\n    raise NotImplementedError\n"
 
 
-STUBS = {"function": _function_stub, "module": _module_stub, "vjp": _vjp_stub, "chain": _chain_stub}
+def _module_field_stub(ex: Exercise) -> str:
+    lines = ["The field f(t, y) of dy/dt = f(t, y), as an nn.Module: torchdiffeq.odeint_adjoint(field, y0, t)",
+             "integrates it, and its backward solves the adjoint ODE.", describe_input(ex.inputs[0])]
+    return (f"class {ex.class_name}(torch.nn.Module):\n{_docstring(ex, lines)}\n\n"
+            "    def forward(self, t, y):\n        raise NotImplementedError\n")
+
+
+def _jacobian_stub(ex: Exercise) -> str:
+    rows = ("m×n: row i holds the gradient of f(x)[i]" if ex.spec.orientation == "m_by_n"
+            else "n×m: column i holds the gradient of f(x)[i] (x.grad after f(x)[i].backward())")
+    lines = ["f maps a vector x of n floats (a leaf that requires grad) to m floats.", f"Returns the matrix, {rows}."]
+    return f"def {ex.class_name}(f, x):\n{_docstring(ex, lines)}\n    raise NotImplementedError\n"
+
+
+TRAINING_STUBS = {
+    "numpy_sgd": ("def {name}(grads, learning_rate=1e-2):\n{doc}\n    raise NotImplementedError\n\n\n"
+                  "def update_params(updates, params):\n    \"\"\"The parameters after one step: params[i] + updates[i].\"\"\"\n"
+                  "    raise NotImplementedError\n",
+                  ["The updates of one SGD step, one per parameter: -learning_rate times its gradient,",
+                   "summed over the examples when it has one row per example (the notes' vjps)."]),
+    "torch_sgd": ("def {name}(model, x, y, epochs, lr):\n{doc}\n    raise NotImplementedError\n",
+                  ["Train `model` (nn.Sequential(nn.Linear(2, 1))) in place with MSELoss(reduction='sum') and",
+                   "torch.optim.SGD(lr), one full-batch step per epoch; return the list of the losses."]),
+    "haiku_optax": ("def {name}(x, y, W, b, epochs, lr):\n{doc}\n    raise NotImplementedError\n",
+                    ["A haiku Linear initialised from W and b, trained with optax.sgd(lr) on the summed squared",
+                     "error, one full-batch step per epoch; return (the list of the losses, the final params)."]),
+}
+
+
+def _training_stub(ex: Exercise) -> str:
+    text, lines = TRAINING_STUBS[ex.spec.loop]
+    return text.format(name=ex.class_name, doc=_docstring(ex, lines))
+
+
+def _jax_stub(ex: Exercise) -> str:
+    x, p = ex.inputs
+    name, args = ex.class_name, f"{x.name}, {p.name}"
+    lines = [describe_input(x, "array"), describe_input(p, "array"), f"Returns f({args}) as a jax array."]
+    return (f"@jax.custom_vjp\ndef {name}({args}):\n{_docstring(ex, lines)}\n    raise NotImplementedError\n\n\n"
+            f"def {name}_fwd({args}):\n    raise NotImplementedError  # (output, residuals)\n\n\n"
+            f"def {name}_bwd(residuals, u):\n    raise NotImplementedError  # (grad_{x.name}, grad_{p.name})\n\n\n"
+            f"{name}.defvjp({name}_fwd, {name}_bwd)\n")
+
+
+STUBS = {"function": _function_stub, "module": _module_stub, "vjp": _vjp_stub, "chain": _chain_stub,
+         "ode": _function_stub, "deq": _function_stub, "ode_field": _module_field_stub, "jacobian": _jacobian_stub,
+         "training": _training_stub, "jax_vjp": _jax_stub}
 
 
 def stub(ex: Exercise) -> str:
@@ -118,11 +164,13 @@ def stub(ex: Exercise) -> str:
 
 def imports(exercises: list[Exercise]) -> str:
     kinds = {ex.kind for ex in exercises}
-    lines = ["import numpy as np"] if kinds & {"vjp", "chain"} else []
-    if kinds & {"function", "module"}:
+    lines = ["import numpy as np"] if kinds & {"vjp", "chain", "training", "jax_vjp"} else []
+    if kinds & {"function", "module", "ode", "deq", "ode_field", "jacobian", "training"}:
         lines.append("import torch")
-    if "function" in kinds:
+    if kinds & {"function", "ode", "deq"}:
         lines.append("from torch.autograd import Function")
+    if "jax_vjp" in kinds:
+        lines.append("import jax")
     return "\n".join(lines) + "\n"
 
 
@@ -135,6 +183,8 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from gradegrad.kinds import solvers
 
 
 def _vjp(ref, inputs, needs, grad_output):
@@ -236,8 +286,61 @@ def _chain_reference(ex: Exercise) -> str:
             "    return xs[-1], u, J\n")
 
 
+def _field_reference(ex: Exercise) -> str:
+    return (f"class {ex.class_name}(torch.nn.Module):\n"
+            f"    def forward(self, t, {ex.inputs[0].name}):\n        return {ex.reference}\n")
+
+
+def _jacobian_reference(ex: Exercise) -> str:
+    turn = "" if ex.spec.orientation == "m_by_n" else ".T"
+    return f"def {ex.class_name}(f, x):\n    return torch.func.jacrev(f)(x.detach()){turn}\n"
+
+
+TRAINING_REFERENCES = {
+    "numpy_sgd": ("def {name}(grads, learning_rate=1e-2):\n"
+                  "    return [-learning_rate * np.asarray(g).sum(0) for g in grads]\n\n\n"
+                  "def update_params(updates, params):\n"
+                  "    return [params[i] + u for i, u in enumerate(updates)]\n"),
+    "torch_sgd": ("def {name}(model, x, y, epochs, lr):\n"
+                  "    loss_fn = torch.nn.MSELoss(reduction='sum')\n"
+                  "    optimizer = torch.optim.SGD(model.parameters(), lr=lr)\n    losses = []\n"
+                  "    for epoch in range(epochs):\n        loss = loss_fn(model(x), y)\n"
+                  "        losses.append(loss.item())\n        optimizer.zero_grad()\n        loss.backward()\n"
+                  "        optimizer.step()\n    return losses\n"),
+    "haiku_optax": ("def {name}(x, y, W, b, epochs, lr):\n    import haiku as hk\n    import jax\n    import optax\n\n"
+                    "    def loss_fn(x_in, y_t):\n"
+                    "        linear = hk.Linear(1, w_init=hk.initializers.Constant(W), b_init=hk.initializers.Constant(b))\n"
+                    "        return ((linear(x_in) - y_t) ** 2).sum()\n\n"
+                    "    model = hk.without_apply_rng(hk.transform(loss_fn))\n"
+                    "    params = model.init(None, x, y)\n    optimizer = optax.sgd(learning_rate=lr)\n"
+                    "    state = optimizer.init(params)\n    losses = []\n    for epoch in range(epochs):\n"
+                    "        loss, grads = jax.value_and_grad(model.apply)(params, x, y)\n        losses.append(loss)\n"
+                    "        updates, state = optimizer.update(grads, state, params)\n"
+                    "        params = optax.apply_updates(params, updates)\n    return losses, params\n"),
+}
+
+
+def _training_reference(ex: Exercise) -> str:
+    return TRAINING_REFERENCES[ex.spec.loop].format(name=ex.class_name)
+
+
+def _jax_reference(ex: Exercise) -> str:
+    """jax.vjp of the reference expression, read with torch bound to jax.numpy (the expression must
+    also be valid JAX: x @ W, x + b, torch.sum(...))."""
+    x, p = ex.inputs
+    name, args = ex.class_name, f"{x.name}, {p.name}"
+    return (f"def _{name}_jax({args}):\n    import jax.numpy as torch\n    return {ex.reference}\n\n\n"
+            f"import jax  # noqa: E402 - only in a reference file of JAX exercises\n\n\n"
+            f"@jax.custom_vjp\ndef {name}({args}):\n    return _{name}_jax({args})\n\n\n"
+            f"def _{name}_fwd({args}):\n    return _{name}_jax({args}), ({args})\n\n\n"
+            f"def _{name}_bwd(res, u):\n    return jax.vjp(_{name}_jax, *res)[1](u)\n\n\n"
+            f"{name}.defvjp(_{name}_fwd, _{name}_bwd)\n")
+
+
 REFERENCES = {"function": _function_reference, "module": _module_reference, "vjp": _vjp_reference,
-              "chain": _chain_reference}
+              "chain": _chain_reference, "ode": _function_reference, "deq": _function_reference,
+              "ode_field": _field_reference, "jacobian": _jacobian_reference, "training": _training_reference,
+              "jax_vjp": _jax_reference}
 
 
 def reference(ex: Exercise) -> str:

@@ -16,10 +16,10 @@ import torch
 
 from gradegrad.cases import make_grad_output
 from gradegrad.catalog import Case
-from gradegrad.checks import CheckContext, Verdict
+from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Fault
-from gradegrad.kinds import kind_check
+from gradegrad.registry import kind_check
 from gradegrad.reference import reference_gradients, reference_output
 from gradegrad.sandbox.protocol import encode_value
 

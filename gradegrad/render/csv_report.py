@@ -30,7 +30,10 @@ def _points(x: float) -> str:
 
 
 def _detail(g: Graded) -> str:
-    return one_line((g.report.error or "").split("\n")[0], 300)
+    problems = g.report.load_problems
+    text = g.report.error or (f"{problems[0].where}: {problems[0].message}" if problems else "")
+    more = f" (and {len(problems) - 1} more)" if not g.report.error and len(problems) > 1 else ""
+    return one_line(text.split("\n")[0], 300) + more
 
 
 def _adjusted(result: BatchResult) -> bool:
@@ -61,13 +64,23 @@ def absent_row(student: Student, result: BatchResult, maximum: float) -> list[st
             *([""] if _adjusted(result) else []), "absent", "no submission"]
 
 
+def _row_or_error(g: Graded, exercises: tuple[str, ...], roster: RosterMatch | None, adjusted: bool) -> list[str]:
+    """The student's row; if it cannot be written, a row that says so (the others are written)."""
+    try:
+        return row(g, exercises, roster, adjusted)
+    except Exception as exc:  # noqa: BLE001 - one student's report never costs the gradebook
+        return [cell(g.name), *(["", "", "", ""] if roster else []), "", "", *("" for _ in exercises),
+                *([""] if adjusted else []), "error",
+                f"gradegrad could not write this row ({type(exc).__name__}); please report it"]
+
+
 def to_csv(result: BatchResult, roster: RosterMatch | None = None, maximum: float | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header(result, roster))
     adjusted = _adjusted(result)
     for g in result.graded:
-        writer.writerow(row(g, result.exercises, roster, adjusted))
+        writer.writerow(_row_or_error(g, result.exercises, roster, adjusted))
     for student in roster.absent if roster else ():
         writer.writerow(absent_row(student, result, maximum or 0.0))
     return buffer.getvalue()

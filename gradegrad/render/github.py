@@ -2,7 +2,7 @@
 
 Annotations (`::error file=…,line=…::`) point at the failing Function's `backward` (its `forward`
 when forward is wrong, the class when it is not a Function, the raising line when the file could
-not be imported). Lines come from `submissions.method_locations`, which parses the source and
+not be imported). Lines come from `intake.method_locations`, which parses the source and
 never runs it. See https://docs.github.com/actions/using-workflows/workflow-commands-for-github-actions
 """
 
@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Mapping, TextIO
 
-from gradegrad.report import ExerciseResult, Report
+from gradegrad.report import ExerciseResult, LoadProblem, Report
 from gradegrad.render.markdown import to_markdown
-from gradegrad.submissions import Location
+from gradegrad.intake import Location
 
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 _LAST_FRAME = re.compile(r'File "(?P<file>[^"]+)"(?:, cell (?P<cell>\d+))?, line (?P<line>\d+)')
@@ -68,23 +68,38 @@ def _exercise_annotation(report: Report, ex: ExerciseResult, methods: Mapping[st
     return command(level, text, f"gradegrad {ex.id}: {problem.id}", location)
 
 
+def _raising_line(trace: str | None, fallback: Location) -> Location:
+    """The last frame of a student's traceback (the line that raised), else `fallback`."""
+    frames = list(_LAST_FRAME.finditer(trace or ""))
+    if not frames:
+        return fallback
+    last = frames[-1]
+    cell = int(last.group("cell")) if last.group("cell") else None
+    return Location(last.group("file"), int(last.group("line")), cell)
+
+
 def _load_annotation(report: Report, fallback: Location) -> str:
-    frames = list(_LAST_FRAME.finditer(report.error_traceback or ""))
-    location = fallback
-    if frames:
-        last = frames[-1]
-        location = Location(last.group("file"), int(last.group("line")),
-                            int(last.group("cell")) if last.group("cell") else None)
+    location = _raising_line(report.error_traceback, fallback)
     return command("error", report.error or "", "gradegrad: the submission could not be loaded", location)
 
 
+def _problem_annotation(problem: LoadProblem, fallback: Location) -> str:
+    """A warning where top-level code raised while the rest was graded (a notebook cell, a module)."""
+    location = _raising_line(problem.traceback, fallback)
+    text = problem.message.split("\n")[0]
+    if location.cell:
+        text = f"cell {location.cell}, line {location.line}: {text}"
+    return command("warning", text, f"gradegrad: {problem.where} did not run to its end", location)
+
+
 def annotations(report: Report, methods: Mapping[str, Mapping[str, Location]], submission: str) -> list[str]:
-    """One workflow command per exercise that did not pass (or a flag), or one for a load error."""
+    """One workflow command per exercise that did not pass (or a flag) and per piece of top-level code
+    that raised, or one for a load error."""
     fallback = Location(submission)
     if report.error is not None:
         return [_load_annotation(report, fallback)]
-    found = (_exercise_annotation(report, ex, methods, fallback) for ex in report.exercises)
-    return [a for a in found if a is not None]
+    found = [_exercise_annotation(report, ex, methods, fallback) for ex in report.exercises]
+    return [a for a in found if a is not None] + [_problem_annotation(p, fallback) for p in report.load_problems]
 
 
 def publish(report: Report, methods: Mapping[str, Mapping[str, Location]], submission: str, out: TextIO,

@@ -1,15 +1,20 @@
 """Write a batch's outputs into `--out`: grades.csv, grades.json, feedback/, report.html, and
 with a roster canvas.csv and moodle.csv, with --gradescope gradescope/.
 
-Every file is written atomically, by this (the parent) process, after the children are gone.
+Every file is written atomically, by this (the parent) process, after the children are gone. A
+student's report that a writer cannot render becomes a line that says so, in that student's file
+only: every other file and student is written.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
+from gradegrad.batch import Graded
 from gradegrad.course import Gradebook
+from gradegrad.hygiene import one_line
 from gradegrad.render.csv_report import ROSTER_COLUMNS, to_csv
 from gradegrad.render.files import make_folder, write_text_atomic
 from gradegrad.render.gradescope import Visibility, to_gradescope_json
@@ -19,9 +24,31 @@ from gradegrad.render.markdown import to_markdown
 from gradegrad.stats import summarize
 
 
+def _failed(what: str, exc: Exception) -> str:
+    return f"gradegrad could not write {what} ({type(exc).__name__}: {one_line(exc, 300)}); please report it"
+
+
+def _report_json(g: Graded) -> str:
+    """One student's report as JSON; a report no writer can hold becomes an error entry, alone."""
+    try:
+        return json.dumps(g.report.to_dict(), indent=2, allow_nan=False, default=str)
+    except Exception as exc:  # noqa: BLE001 - one student's report never costs the gradebook
+        return json.dumps({"submission": g.report.submission, "name": g.name, "error": _failed("this report", exc)},
+                          indent=2)
+
+
 def grades_json(book: Gradebook) -> str:
     """Every student's full report (the `check --json` schema), in a list."""
-    return json.dumps([g.report.to_dict() for g in book.batch.graded], indent=2, allow_nan=False, default=str) + "\n"
+    return "[\n" + ",\n".join(_report_json(g) for g in book.batch.graded) + "\n]\n"
+
+
+def _student_file(path: Path, render: Callable[[], str], what: str) -> None:
+    """Write one student's file; if rendering it fails, the file says so and the batch goes on."""
+    try:
+        text = render()
+    except Exception as exc:  # noqa: BLE001 - one student's report never costs the gradebook
+        text = _failed(what, exc) + "\n"
+    write_text_atomic(path, text)
 
 
 def roster_notes(book: Gradebook) -> list[str]:
@@ -65,7 +92,7 @@ def write_gradebook(book: Gradebook, out: Path, gradescope: bool = False,
     write_text_atomic(out / "report.html", html_report(book))
     feedback = make_folder(out / "feedback")
     for g in result.graded:
-        write_text_atomic(feedback / f"{g.name}.md", to_markdown(g.report, g.name))
+        _student_file(feedback / f"{g.name}.md", lambda g=g: to_markdown(g.report, g.name), "this feedback")
     written = [out / "grades.csv", out / "grades.json", out / "report.html", feedback]
     if book.roster is not None:
         write_text_atomic(out / "canvas.csv", to_canvas(book), bom=True)
@@ -74,7 +101,7 @@ def write_gradebook(book: Gradebook, out: Path, gradescope: bool = False,
     if gradescope:
         root = make_folder(out / "gradescope")
         for g in result.graded:
-            write_text_atomic(make_folder(root / g.name) / "results.json",
-                              to_gradescope_json(g.report, g.name, visibility))
+            _student_file(make_folder(root / g.name) / "results.json",
+                          lambda g=g: to_gradescope_json(g.report, g.name, visibility), "these results")
         written.append(root)
     return written

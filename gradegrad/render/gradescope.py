@@ -41,8 +41,8 @@ def visibility_of(rubric: Rubric) -> Visibility:
 
 
 def _output(ex: ExerciseResult, check: CheckResult) -> str:
-    if check.status == "passed":
-        return ""
+    if check.status == "passed":  # a remark that cost nothing (a harmless upcast), or nothing
+        return f"{check.message}\nDiagnosis: {check.diagnosis}" if check.diagnosis and check.message else ""
     parts = [check.message]
     if check.diagnosis:
         parts.append(f"Diagnosis: {check.diagnosis}")

@@ -22,7 +22,7 @@ def _points(x: float) -> str:
 def inline(text: str) -> str:
     """Text safe inside a table cell or a sentence: no HTML, no table breaks, one line."""
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-    return re.sub(r"\s*\n\s*", " ", text).strip()
+    return " ".join(part for part in (line.strip() for line in text.split("\n")) if part)  # linear, unlike a regex
 
 
 def code_block(text: str, lang: str = "") -> str:
@@ -48,7 +48,11 @@ def _check_line(check: CheckResult) -> str:
     points = f"{_points(check.points)}/{_points(check.max_points)}"
     flag = " (a flag: worth no points)" if check.max_points == 0 and check.status == "failed" else ""
     text = f"- {_status(check.status)} `{check.id}` {points}{flag}"
-    return text + (f": {inline(check.message)}" if check.message and check.status != "passed" else "")
+    if check.status == "passed":  # a remark that cost nothing (a harmless upcast)
+        return text + (f" (note: {inline(check.message)} `{check.diagnosis}`)" if check.diagnosis and check.message
+                       else "")
+    code = f" `{check.diagnosis}`" if check.diagnosis else ""
+    return text + (f": {inline(check.message)}{code}" if check.message else code)
 
 
 def _diagnosis(check: CheckResult) -> list[str]:
@@ -124,6 +128,18 @@ def _adjustments(report: Report) -> list[str]:
     return lines
 
 
+def _load_problems(report: Report) -> list[str]:
+    """Top-level code (a notebook cell, a module) that raised while the rest was graded."""
+    if not report.load_problems:
+        return []
+    lines = ["", "## Code that did not run to its end (the rest was graded)"]
+    for p in report.load_problems:
+        lines += ["", f"**{inline(p.where)}**: {inline(p.message.split(chr(10))[0])}"]
+        if p.traceback:
+            lines += ["", code_block(p.traceback, "text")]
+    return lines
+
+
 def to_markdown(report: Report, name: str | None = None) -> str:
     """The whole scorecard; `name` titles it (the student), else the submission's path."""
     lines = [f"# gradegrad: {inline(name or report.submission)}", "",
@@ -132,10 +148,11 @@ def to_markdown(report: Report, name: str | None = None) -> str:
              f"gradegrad {inline(report.gradegrad_version)}"]
     lines += _adjustments(report)
     lines += _load_error(report)
+    lines += _load_problems(report)
     if report.exercises:
         lines += ["", *_table(report)]
         for ex in report.exercises if report.error is None else ():
-            if ex.status != "passed" or any(c.status == "failed" for c in ex.checks):
+            if ex.status != "passed" or any(c.status == "failed" or c.diagnosis for c in ex.checks):
                 lines += _exercise(ex)
     if report.notes:
         lines += ["", *[f"_{inline(note)}_  " for note in report.notes]]

@@ -99,7 +99,7 @@ def _skipped(result: BatchResult) -> list[Text]:
     lines = []
     if result.skipped:
         lines.append(Text("Skipped (not a student's submission)", "bold"))
-        lines += [Text(f"  {s.path.name}: {s.reason}") for s in result.skipped]
+        lines += [Text(f"  {s.name}: {s.reason}") for s in result.skipped]
     for group in result.identical:
         lines.append(Text.assemble(("Identical submissions: ", "bold yellow"), ", ".join(group)))
     return lines

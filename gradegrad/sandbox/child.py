@@ -7,14 +7,18 @@ be tampered with by the student's code, which only affects that student's own re
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
+import signal
 import sys
 import traceback
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 from types import FunctionType
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -24,11 +28,40 @@ from gradegrad.sandbox.measure import forward_tangent, has_jvp, measure_bytes, s
 from gradegrad.sandbox.protocol import Channel, Message, encode_value, frame_tensor
 
 MODULE_NAME = "submission"
+MAX_PROBLEMS = 20  # load problems (cells that raised) reported
+LOAD_GRACE = 5.0  # seconds a generated module may take, once its load time is up, for its definitions
 MAX_HANDLES = 256  # live forward graphs kept for later backward calls
 MAX_TRACE = 8000
 MAX_OPS = 500
 MAX_AHEAD = 20000  # (request, reply) pairs one run-ahead may send
 GRADCHECK_OPTIONS = ("eps", "atol", "rtol", "fast_mode", "check_undefined_grad", "raise_exception")
+
+
+class LoadTimeout(BaseException):
+    """The submission's top-level code ran past its time (raised in it by SIGALRM, see `_time_limit`)."""
+
+    __module__ = "builtins"  # the student's traceback ends with "LoadTimeout: ...", not gradegrad's module path
+
+
+@contextmanager
+def _time_limit(seconds: Any) -> Iterator[None]:
+    """Interrupt the code run inside with LoadTimeout after `seconds` (the parent's deadline, a
+    little later, is what holds if the student's code catches it or blocks the signal)."""
+    if not isinstance(seconds, (int, float)) or seconds <= 0:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise LoadTimeout(f"import/top-level code took too long: it did not finish within --load-timeout "
+                          f"{seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class OpRecorder(TorchDispatchMode):
@@ -58,8 +91,11 @@ class OpRecorder(TorchDispatchMode):
 
 
 class Evaluator:
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, layers: list[str] = (), missing: list[str] = (),
+                 source: bytes | None = None) -> None:
         self.channel = channel
+        self.layers, self.missing = list(layers), list(missing)  # set up when this process was born
+        self.source = source  # the submission, read before this process gave up root (spawn.py)
         self.module: Any = None
         self.path = ""
         self.device = "cpu"
@@ -70,7 +106,8 @@ class Evaluator:
     # ------------------------------------------------------------------ requests
 
     def serve(self) -> None:
-        self.channel.send({"ok": True, "op": "ready", "torch": torch.__version__, "pid": os.getpid()})
+        self.channel.send({"ok": True, "op": "ready", "torch": torch.__version__, "pid": os.getpid(),
+                           "layers": self.layers, "missing": self.missing})
         while True:
             msg = self.channel.recv()
             op = msg.header.get("op")
@@ -100,19 +137,50 @@ class Evaluator:
         self.device = msg.header.get("device", "cpu")
         if self.device != "cpu":
             torch.empty(0, device=self.device)  # initialise CUDA here, in the child only
-        active = []
+        active, missing = [], []
         if msg.header.get("confine", True):
-            active = confine(self.path, os.getcwd(), msg.header.get("memory"), self.device == "cpu")
-        return {"ok": True, "protections": active}
+            active, missing = confine(self.path, os.getcwd(), msg.header.get("memory"), self.device,
+                                      ipc_namespace="ipc-namespace" in msg.header.get("layers", ()))
+        return {"ok": True, "protections": active, "missing": missing}
 
     def op_load(self, msg: Message, tensors: list) -> dict:
+        """Import the submission, its top-level code within `seconds`. When that code raises (or
+        runs too long) after defining classes or functions, they are kept and graded, and the
+        error is reported in `problems`; so are the pieces of a generated module (notebook
+        cells, a folder's modules) that raised while the others ran (its `_GG_PROBLEMS`)."""
         sys.path.append(str(Path(self.path).parent))  # last: cannot shadow torch or numpy
-        spec = importlib.util.spec_from_file_location(MODULE_NAME, self.path)
-        module = importlib.util.module_from_spec(spec)
+        loader = HeldSource(self.path, self.source) if self.source is not None else \
+            importlib.machinery.SourceFileLoader(MODULE_NAME, self.path)  # whatever the file's suffix
+        module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(MODULE_NAME, self.path,
+                                                                                        loader=loader))
+        module.__dict__.update(_GG_TIMEOUT=LoadTimeout, _GG_GRACE=LOAD_GRACE)  # read by a generated module
         sys.modules[MODULE_NAME] = module
-        spec.loader.exec_module(module)
+        failed = None
+        try:
+            with _time_limit(msg.header.get("seconds")):
+                loader.exec_module(module)
+        except BaseException as exc:  # the student's exception, SystemExit and LoadTimeout included
+            failed = exc
         self.module = module
-        return {"ok": True, "classes": self.classes(), "functions": self.functions()}
+        classes, functions = self.classes(), self.functions()
+        if failed is not None and not classes and not functions:
+            return {"ok": False, "error": self.load_error(failed)}
+        return {"ok": True, "classes": classes, "functions": functions, "problems": self.load_problems(failed)}
+
+    def load_error(self, exc: BaseException) -> dict[str, Any]:
+        error = self.describe(exc)
+        if isinstance(exc, LoadTimeout):
+            error["kind"] = "timeout"
+        return error
+
+    def load_problems(self, failed: BaseException | None) -> list[dict[str, Any]]:
+        """What raised during the load while the rest ran: (first line of the piece, error)."""
+        recorded = getattr(self.module, "_GG_PROBLEMS", None)
+        recorded = recorded[:MAX_PROBLEMS] if isinstance(recorded, list) else []
+        pieces = [(at, exc) for at, exc in recorded if type(at) is int and isinstance(exc, BaseException)]
+        if failed is not None and all(exc is not failed for _, exc in pieces):
+            pieces.append((None, failed))
+        return [{"at": at, **self.load_error(exc)} for at, exc in pieces[:MAX_PROBLEMS]]
 
     def op_forward(self, msg: Message, tensors: list) -> dict:
         cls = self.find(msg.header["class"])
@@ -121,8 +189,9 @@ class Evaluator:
             out = cls.apply(*args)
         reply: dict[str, Any] = {"ok": True, "output": encode_value(out, tensors), "meta": self.meta(out),
                                  "ops": ops.names(), "autograd": ops.autograd}
-        if msg.header.get("keep") and isinstance(out, torch.Tensor) and out.grad_fn is not None:
-            reply["handle"] = self.keep(out, args, cls)
+        kept = _single(out)  # a 1-tuple's tensor: its backward is still graded
+        if msg.header.get("keep") and isinstance(kept, torch.Tensor) and kept.grad_fn is not None:
+            reply["handle"] = self.keep(kept, args, cls)
         if msg.header.get("echo"):
             reply["echo"] = encode_value([_detached(a) for a in args], tensors)
             reply["versions"] = [a._version if isinstance(a, torch.Tensor) else None for a in args]
@@ -134,6 +203,7 @@ class Evaluator:
             raise LookupError("the forward result was released")
         out, args, cls = self.handles[handle]
         grad_output = msg.value(msg.header["grad_output"]).to(out.device)
+        before = Versions(out, args, grad_output)
         ops = OpRecorder()
         if msg.header.get("mode") == "raw":
             with ops:
@@ -144,7 +214,11 @@ class Evaluator:
             self.rejected = False
         reply: dict[str, Any] = {"ok": True, "grads": encode_value(grads, tensors),
                                  "devices": [str(g.device) if isinstance(g, torch.Tensor) else None for g in grads],
-                                 "ops": ops.names(), "autograd": ops.autograd}
+                                 "ops": ops.names(), "autograd": ops.autograd,
+                                 # facts about in-place writes during backward; the grader judges them
+                                 "in_place": before.after(),
+                                 "grad_output_after": encode_value(grad_output.detach(), tensors),
+                                 "output_after": encode_value(out.detach(), tensors)}
         if msg.header.get("echo"):
             reply["echo"] = encode_value([_detached(a) for a in args], tensors)
         if msg.header.get("release"):
@@ -153,9 +227,19 @@ class Evaluator:
 
     def op_call(self, msg: Message, tensors: list) -> dict:
         """forward, then backward on its output, in one round trip: the forward reply, and the
-        backward reply or the exception backward raised (forward's result stands either way)."""
-        reply: dict[str, Any] = {"ok": True, "forward": self.op_forward(msg, tensors)}
-        handle = reply["forward"].get("handle")
+        backward reply or the exception backward raised (forward's result stands either way).
+
+        With `split`, the forward reply is sent as a frame of its own before backward runs: its
+        numbers are what forward returned (a backward that overwrites the output cannot change
+        them), and they reach the grader even if backward then hangs or crashes."""
+        forward = self.op_forward(msg, tensors)
+        handle = forward.get("handle")
+        if msg.header.get("split"):
+            self.channel.send({"ok": True, "forward": forward}, tensors)
+            tensors.clear()
+            reply: dict[str, Any] = {"ok": True}
+        else:
+            reply = {"ok": True, "forward": forward}
         if handle is None:
             return reply
         back = Message({"handle": handle, "grad_output": msg.header["grad_output"], "mode": msg.header["mode"],
@@ -203,7 +287,8 @@ class Evaluator:
         the reply sent ahead instead of a round trip, and any other goes to this process as usual.
         Nothing here is a verdict: the replies are the same facts the grader would have asked for.
         """
-        from gradegrad.sandbox.remote import Loopback, remote_function
+        from gradegrad.sandbox.loopback import Loopback
+        from gradegrad.sandbox.requests import remote_function
 
         args = [a.requires_grad_(bool(rg)) if isinstance(a, torch.Tensor) else a
                 for a, rg in zip(msg.value(msg.header["args"]), msg.header["requires_grad"])]
@@ -250,6 +335,12 @@ class Evaluator:
         losses, grads = train(fn, x, y, w, b, int(msg.header["steps"]), float(msg.header["lr"]))
         return {"ok": True, "losses": encode_value(losses, tensors), "grads": encode_value(grads, tensors)}
 
+    def op_kind(self, msg: Message, tensors: list) -> dict:
+        """A request of the newer exercise kinds (ode, jacobian, training, jax_vjp, ode_field): gradegrad.kinds.sides."""
+        from gradegrad.kinds.sides import answer
+
+        return answer(self, msg, tensors)
+
     # ------------------------------------------------------------------ helpers
 
     def classes(self) -> list[dict[str, Any]]:
@@ -272,8 +363,10 @@ class Evaluator:
         """The plain functions the submission defines (kinds `vjp` and `chain`)."""
         found = []
         for name, obj in vars(self.module).items():
-            if isinstance(obj, FunctionType) and getattr(obj, "__module__", None) == MODULE_NAME:
-                found.append({"name": name[:200], "make_vjp": callable(getattr(obj, "make_vjp", None))})
+            jax = type(obj).__name__ in ("custom_vjp", "custom_jvp")  # jax.custom_vjp(f) (kind jax_vjp)
+            if (isinstance(obj, FunctionType) or jax) and getattr(obj, "__module__", None) == MODULE_NAME:
+                found.append({"name": name[:200], "make_vjp": callable(getattr(obj, "make_vjp", None)),
+                              "bases": [type(obj).__name__[:100]]})
         return found[:1000]
 
     def find_function(self, name: str) -> Any:
@@ -284,6 +377,10 @@ class Evaluator:
 
     def find(self, name: str) -> type:
         cls = getattr(self.module, name, None)
+        if isinstance(cls, FunctionType) and getattr(cls, "__module__", None) == MODULE_NAME:
+            from gradegrad.kinds.compose_side import composition  # seed 001's dot = Sum.apply(mul(x, y))
+
+            return composition(cls)
         if not isinstance(cls, type):
             raise LookupError(f"class {name} not found")
         return cls
@@ -303,6 +400,8 @@ class Evaluator:
 
     @staticmethod
     def meta(out: Any) -> dict[str, Any]:
+        if isinstance(out, (tuple, list)):
+            return {"type": type(out).__name__[:200], "length": len(out)}
         if not isinstance(out, torch.Tensor):
             return {"type": type(out).__name__[:200]}
         return {"type": "Tensor", "device": str(out.device), "requires_grad": out.requires_grad,
@@ -357,13 +456,81 @@ def _root(out: Any) -> dict[str, Any] | None:
             "module": None if fn is None else str(module)[:200]}
 
 
+class Versions:
+    """Version counters (bumped by every in-place write through torch) of what backward receives:
+    grad_output, forward's output, forward's arguments and the tensors saved for backward."""
+
+    MAX_SAVED = 64
+
+    def __init__(self, out: torch.Tensor, args: list[Any], grad_output: torch.Tensor) -> None:
+        self.grad_output, self.out = grad_output, out
+        self.args = [a if isinstance(a, torch.Tensor) else None for a in args]
+        self.saved: list[torch.Tensor] = []
+        self.saved_error: str | None = None
+        try:  # unpacking raises when forward overwrote a tensor after saving it
+            self.saved = [t for t in (getattr(out.grad_fn, "saved_tensors", None) or ())
+                          if isinstance(t, torch.Tensor)][:self.MAX_SAVED]
+        except RuntimeError as exc:
+            self.saved_error = str(exc)[:500]
+        self.before = self.now()
+
+    def now(self) -> dict[str, Any]:
+        return {"grad_output": self.grad_output._version, "output": self.out._version,
+                "args": [a._version if a is not None else None for a in self.args],
+                "saved": [t._version for t in self.saved]}
+
+    def roles(self) -> list[str]:
+        """What each saved tensor is: "arg:i" (forward's argument i), "output", or "other"."""
+        def role(t: torch.Tensor) -> str:
+            for i, a in enumerate(self.args):
+                if a is not None and _same_memory(t, a):
+                    return f"arg:{i}"
+            return "output" if _same_memory(t, self.out) else "other"
+        return [role(t) for t in self.saved]
+
+    def after(self) -> dict[str, Any]:
+        return {"before": self.before, "after": self.now(), "saved_roles": self.roles(),
+                "saved_error": self.saved_error}
+
+
+def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    try:
+        return a.data_ptr() == b.data_ptr() and a.shape == b.shape
+    except RuntimeError:
+        return False
+
+
+def _single(out: Any) -> Any:
+    """The tensor of a forward that returned it in a 1-tuple or 1-list, else `out` itself."""
+    if isinstance(out, (tuple, list)) and len(out) == 1 and isinstance(out[0], torch.Tensor):
+        return out[0]
+    return out
+
+
 def _detached(value: Any) -> Any:
     return value.detach() if isinstance(value, torch.Tensor) else value
 
 
-def main(read_fd: int, write_fd: int) -> None:
+class HeldSource(importlib.abc.SourceLoader):
+    """Loads the submission from bytes read before the evaluator dropped root (without a mount
+    namespace, its new uid may not be allowed to read the file); tracebacks still name the file."""
+
+    def __init__(self, path: str, data: bytes) -> None:
+        self.path, self.data = path, data
+
+    def get_filename(self, fullname: str) -> str:
+        return self.path
+
+    def get_data(self, path: str) -> bytes:
+        if path != self.path:
+            raise OSError(f"no such file: {path}")
+        return self.data
+
+
+def main(read_fd: int, write_fd: int, layers: list[str] = (), missing: list[str] = (),
+         source: bytes | None = None) -> None:
     sys.dont_write_bytecode = True
     torch.set_num_threads(1)
-    Evaluator(Channel(read_fd, write_fd)).serve()
+    Evaluator(Channel(read_fd, write_fd), layers, missing, source).serve()
     sys.stdout.flush()
     os._exit(0)

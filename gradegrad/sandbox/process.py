@@ -1,13 +1,17 @@
-"""Start and stop child evaluators: a clean environment, a scratch directory, deadlines, SIGKILL.
+"""Start and stop child evaluators: the grader's side of one evaluator's life.
 
 Knows nothing about exercises. A `Child` is one Python process that has imported torch and
-serves requests over a `protocol.Channel`; its stdout and stderr are drained by threads into
+serves requests over a `protocol.Channel`, born in its own namespaces, cgroup and user where the
+kernel allows (`spawn.py`, in the fork server); its stdout and stderr are drained by threads into
 bounded buffers (the student's output, shown but never parsed). Every read from the child has a
-deadline, and when a child misbehaves its whole process group is killed with SIGKILL.
+deadline; when a child misbehaves it is killed with SIGKILL, and with it its whole tree: its PID
+namespace ends with it (without one: its process group, its cgroup, and the reaper's sweep).
+The watchdog (`watchdog.py`) stops a tree over its memory limit.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -24,14 +28,17 @@ from typing import Any, BinaryIO
 import torch
 
 from gradegrad.report import StudentOutput
-from gradegrad.sandbox import reaper
+from gradegrad.sandbox import reaper, watchdog
 from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
+from gradegrad.sandbox.layers.cgroups import Group
+from gradegrad.sandbox.requests import ChildFault, StudentRaised, raise_for_error  # noqa: F401
 from gradegrad.sandbox.zygote import zygote_server
 from gradegrad.sandbox.protocol import (Channel, ChannelClosed, ChannelTimeout, Message, ProtocolError, encode_frame,
                                        parse_frame, tensor_frame)
 
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
-        "from gradegrad.sandbox.child import main; main(int(sys.argv[2]), int(sys.argv[3]))")
+        "from gradegrad.sandbox.spawn import plain; plain(sys.argv[2:])")
+ISOLATION = ("auto", "strict", "none")
 STARTUP_TIMEOUT = 120.0  # importing torch on a cold machine; not the student's time
 OUTPUT_LIMIT = 64 << 10  # bytes of stdout and of stderr kept per submission
 
@@ -39,25 +46,14 @@ OUTPUT_LIMIT = 64 << 10  # bytes of stdout and of stderr kept per submission
 @dataclass(frozen=True)
 class Limits:
     timeout: float = 30.0  # seconds per exercise (and for loading the submission)
-    memory: int | None = 4 << 30  # bytes of address space per child (CPU only)
+    memory: int | None = 4 << 30  # bytes for the evaluator's whole process tree (and per process, CPU
+    #                               only, of address space beyond what it maps once torch is loaded)
     submission_timeout: float = 600.0  # seconds for all the exercises of one submission
-    confine: bool = True  # apply Landlock/seccomp where the kernel offers them
-
-
-class ChildFault(Exception):
-    """The child could not answer: it timed out, died or sent garbage."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind  # "timeout" | "crash" | "protocol"
-
-
-class StudentRaised(Exception):
-    """The student's code raised; `error` is the child's description of the exception."""
-
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(str(error.get("message", "")))
-        self.error = error
+    confine: bool = True  # apply Landlock/seccomp where the kernel offers them (False: as isolation none)
+    isolation: str = "auto"  # auto: every layer the kernel allows; strict: namespaces or nothing; none
+    scratch: int = 256 << 20  # bytes of the evaluator's private scratch folder (and of any one file)
+    processes: int = 512  # processes and threads of one evaluator's tree
+    load_timeout: float = 60.0  # seconds for the submission's top-level code (import, notebook cells)
 
 
 class _Drain(threading.Thread):
@@ -80,21 +76,18 @@ class _Drain(threading.Thread):
         return self.kept.decode("utf-8", errors="replace")
 
 
-def raise_for_error(reply: Message) -> Message:
-    """The reply, or StudentRaised when it reports the student's exception."""
-    if not reply.header.get("ok"):
-        error = reply.header.get("error")
-        raise StudentRaised(error if isinstance(error, dict) else {"message": "unknown error"})
-    return reply
-
-
 class Child:
     """One evaluator process for one submission."""
 
     round_trips = 0  # requests answered over any child's channel, in this process (benchmarks read it)
 
-    def __init__(self, device: str = "cpu", use_zygote: bool = True) -> None:
+    def __init__(self, device: str = "cpu", use_zygote: bool = True, limits: Limits | None = None,
+                 submission: str = "", extra_fds: tuple[int, ...] = ()) -> None:
+        """Start an evaluator for `submission` (shown read-only in its file system) under `limits`.
+
+        `extra_fds` are passed on: the evaluator has them as fds 5, 6, ... (e.g. a memfd)."""
         self.device = device
+        self.limits = limits = limits or Limits()
         self.scratch = tempfile.mkdtemp(prefix="gradegrad-")
         self.token = secrets.token_hex(8)
         to_child_r, to_child_w = os.pipe()
@@ -102,21 +95,48 @@ class Child:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         child_fds = [to_child_r, from_child_w, out_w, err_w]
+        isolation = limits.isolation if limits.confine else "none"
+        request = {"scratch": self.scratch, "submission": submission, "device": device, "isolation": isolation,
+                   "extra_fds": list(extra_fds),
+                   "memory": limits.memory, "scratch_bytes": limits.scratch, "nproc": limits.processes,
+                   "cpu_seconds": limits.submission_timeout, "grader": os.getpid()}
         reaper.enable_subreaper()
+        self.cgroup: Group | None = None
+        self.namespaces = False
+        self.layers: tuple[str, ...] = ()  # set up as the evaluator was born (spawn.py), then by itself
+        self.missing: tuple[str, ...] = ()
+        self.fault: str | None = None  # why the grader stopped it ("memory"), if it did
         with reaper.LOCK:  # a sweep in another thread must not mistake this child for a stray
             server = zygote_server() if use_zygote else None
-            pid = server.spawn(child_fds, self.scratch, child_env(self.scratch, server.token)) if server else None
+            if server is None and isolation == "strict":
+                raise ChildFault("crash", "--isolation strict: no fork server, so no namespaces for the evaluator")
+            born = None
+            if server is not None:
+                born = server.spawn(child_fds + list(extra_fds), {**request, "env": child_env(self.scratch, self.token)})
             self.popen = None
-            if pid is None:
+            pid = born.get("pid") if born else None
+            if not isinstance(pid, int) or pid <= 0:
+                if born and isolation == "strict":
+                    reason = "; ".join(str(m) for m in born.get("missing") or ()) or "namespaces unavailable"
+                    raise ChildFault("crash", f"--isolation strict: {reason}")
                 self.popen = subprocess.Popen(
-                    [sys.executable, "-I", "-c", BOOT, PACKAGE_ROOT, str(to_child_r), str(from_child_w)],
-                    stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, pass_fds=(to_child_r, from_child_w),
+                    [sys.executable, "-I", "-c", BOOT, PACKAGE_ROOT, str(to_child_r), str(from_child_w),
+                     json.dumps(request)],
+                    stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                    pass_fds=(to_child_r, from_child_w, *extra_fds),
                     cwd=self.scratch, env=child_env(self.scratch, self.token), start_new_session=True)
                 pid = self.popen.pid
             else:
-                self.token = server.token
+                self.cgroup = Group.from_json(born.get("cgroup"))
+                self.namespaces = born.get("namespaces") is True
+                self.layers = tuple(str(x) for x in born.get("layers") or ())
+                self.missing = tuple(str(x) for x in born.get("missing") or ())
             self.pid = pid
             reaper.LIVE.add(pid)
+        try:
+            self.pidfd = os.pidfd_open(pid)  # signals reach this very process, never a reused pid
+        except OSError:
+            self.pidfd = None
         for fd in child_fds:
             os.close(fd)
         self.returncode: int | None = None
@@ -127,7 +147,43 @@ class Child:
         self.stderr.start()
         self.alive = True
         self.ahead: dict[bytes, deque[bytes]] = {}  # request frame -> replies the child sent ahead
-        self.request({}, timeout=STARTUP_TIMEOUT, expect_ready=True)
+        watchdog.watch(self, limits.memory if isolation != "none" else None, self.cgroup)
+        try:
+            ready = self.request({}, timeout=STARTUP_TIMEOUT, expect_ready=True)
+        except ChildFault as exc:  # before any submission code ran: say what the evaluator said
+            self.close()
+            said = [line for line in self.stderr.text().splitlines() if line.startswith("gradegrad:")]
+            raise ChildFault(exc.kind, said[-1][:500] if said else str(exc)) from None
+        self.layers += tuple(str(x) for x in ready.header.get("layers") or () if isinstance(x, str))
+        self.missing += tuple(str(x) for x in ready.header.get("missing") or () if isinstance(x, str))
+
+    def stop_for(self, reason: str) -> None:
+        """SIGKILL the evaluator now, from any thread (the watchdog's), remembering why; the
+        thread waiting for its reply sees it die and reports `reason`."""
+        self.fault = reason
+        tree = [] if self.namespaces else watchdog.tree(self.pid)
+        self._signal()
+        if self.cgroup is not None:
+            self.cgroup.kill()
+        if not self.namespaces:  # no PID namespace to end with it: its process group and descendants
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            for pid in tree[1:]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    def _signal(self) -> None:
+        try:
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            elif self.returncode is None:
+                os.kill(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
 
     def wait(self, timeout: float) -> int | None:
         """The child's exit code (negative: killed by that signal), or None if still running."""
@@ -199,7 +255,13 @@ class Child:
     def death(self) -> str:
         """Why the child is gone, in a student's terms."""
         code = self.wait(timeout=5)
+        if self.cgroup is not None and self.cgroup.oom_kills() > 0:
+            self.fault = "memory"
         self.kill()
+        if self.fault == "memory":
+            limit = self.limits.memory or 0
+            return (f"memory limit: the submission's processes together used more than {limit / (1 << 30):g} GiB "
+                    "and were stopped")
         if code is None:
             return "the submission closed the grader's channel"
         if code < 0:
@@ -209,18 +271,30 @@ class Child:
         return f"the submission ended the process running it (exit code {code})"
 
     def kill(self) -> None:
-        """SIGKILL the child's process group, reap it, then sweep whatever it started."""
+        """SIGKILL the child and reap it; its PID namespace ends with it (without one, its process
+        group, its cgroup and then the sweep take whatever it started)."""
         if not self.alive:
             return
         self.alive = False
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        watchdog.forget(self)
+        self._signal()
+        if not self.namespaces:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         self.wait(timeout=10)
         with reaper.LOCK:
             reaper.LIVE.discard(self.pid)
-        reaper.sweep(self.token, self.pid)
+        if self.cgroup is not None:
+            self.cgroup.kill()
+        if not self.namespaces:
+            reaper.sweep(self.token, self.pid)
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
     def close(self) -> StudentOutput:
         """Stop the child, reap everything it started, and return what it printed."""
@@ -239,6 +313,53 @@ class Child:
                 pass
         self.stdout.join(timeout=2)
         self.stderr.join(timeout=2)
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        remove_tree(self.scratch)
         truncated = self.stdout.total > OUTPUT_LIMIT or self.stderr.total > OUTPUT_LIMIT
         return StudentOutput(self.stdout.text(), self.stderr.text(), truncated)
+
+
+def remove_tree(path: str) -> None:
+    """Delete a scratch folder whatever the evaluator did to it (no namespaces: it was the
+    evaluator's own, on the host): folders it made unreadable, files it marked immutable."""
+    shutil.rmtree(path, ignore_errors=True)
+    if not os.path.lexists(path):
+        return
+    for folder, dirs, files in os.walk(path, onerror=lambda exc: None):
+        for name in dirs:
+            try:
+                os.chmod(os.path.join(folder, name), 0o700, follow_symlinks=False)
+            except OSError:
+                pass
+        for name in files:
+            _clear_flags(os.path.join(folder, name))
+    try:
+        os.chmod(path, 0o700)
+    except OSError:
+        pass
+    for folder, dirs, _ in os.walk(path, onerror=lambda exc: None):  # chmod-000 folders are open now
+        for name in dirs:
+            try:
+                os.chmod(os.path.join(folder, name), 0o700, follow_symlinks=False)
+            except OSError:
+                pass
+    for folder, _, files in os.walk(path):
+        for name in files:
+            _clear_flags(os.path.join(folder, name))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _clear_flags(path: str) -> None:
+    """Clear a file's immutable/append-only flags (only root can have set them)."""
+    import array
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        fcntl.ioctl(fd, 0x40086602, array.array("l", [0]))  # FS_IOC_SETFLAGS
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -3,7 +3,10 @@
 A frame is `>IQ` (header length, payload length), the UTF-8 JSON header, then the payload. The
 header lists each tensor's dtype, shape, device and byte range in the payload; values refer to
 tensors as `{"$tensor": i}`. Nothing is ever unpickled or evaluated: a malformed or oversized
-frame is a `ProtocolError`, which costs the submission that sent it, never the grader.
+frame is a `ProtocolError`, which costs the submission that sent it, never the grader. Decoding is
+linear in the frame's size: tensors' byte ranges must lie in the payload without overlapping,
+integers have at most 20 digits, strings are cut to `MAX_TEXT`, lists are bounded in depth and
+length, and a frame a Channel reads carries at most `MAX_REPLY` bytes of tensors.
 """
 
 from __future__ import annotations
@@ -22,7 +25,16 @@ import torch
 PREFIX = struct.Struct(">IQ")
 MAX_HEADER = 1 << 20  # 1 MiB of JSON
 MAX_PAYLOAD = 512 << 20  # 512 MiB of tensor bytes in one frame
-MAX_TEXT = 16 << 10  # longest string kept from a child (a traceback, a type name)
+MAX_REPLY = 128 << 20  # tensor bytes in one frame a Channel reads (a child's reply) by default
+MAX_EXERCISE_BYTES = 256 << 20  # bytes of replies one exercise may receive (see remote.Submission)
+MAX_TEXT = 16 << 10  # longest string kept from a child (a traceback, a type name); longer ones are cut
+MAX_DIGITS = 20  # an integer in a header (int64 has 19 digits)
+MAX_NUMBER = 400  # characters of a float in a header
+MAX_DEPTH = 32  # nesting of lists and objects in a header
+MAX_ITEMS = 100_000  # elements of one list or object in a header
+MAX_TENSORS = 100_000  # tensors in one frame
+MAX_DIMS = 16  # dimensions of one tensor
+MAX_DIM = 1 << 48  # size of one dimension
 READ_CHUNK = 1 << 16
 
 DTYPES = {str(d).removeprefix("torch."): d for d in (
@@ -46,6 +58,7 @@ class ChannelTimeout(Exception):
 class Message:
     header: dict[str, Any]
     tensors: list[torch.Tensor] = field(default_factory=list)
+    nbytes: int = 0  # the frame's size, for the caps on what a child may send
 
     def value(self, encoded: Any) -> Any:
         """Decode a value of the header: JSON scalars, lists, and tensor references."""
@@ -127,20 +140,35 @@ def encode_frame(header: dict[str, Any], tensors: list[torch.Tensor] = ()) -> by
     return PREFIX.pack(len(head), offset) + head + b"".join(chunks)
 
 
-def _decode_tensor(meta: Any, payload: memoryview) -> torch.Tensor:
+def _tensor_range(meta: Any) -> tuple[str, list[int], int, int]:
+    """(dtype, shape, offset, nbytes) of a tensor's description, checked against itself."""
     name = meta.get("dtype") if isinstance(meta, dict) else None
     if name not in ITEMSIZE:
         raise ProtocolError(f"bad tensor description: {str(meta)[:80]}")
     shape, offset, nbytes = meta.get("shape"), meta.get("offset"), meta.get("nbytes")
-    if type(shape) is not list or len(shape) > 16 or not all(type(n) is int and n >= 0 for n in shape):
+    if type(shape) is not list or len(shape) > MAX_DIMS or not all(type(n) is int and 0 <= n <= MAX_DIM
+                                                                   for n in shape):
         raise ProtocolError("bad tensor shape")
-    numel = math.prod(shape)
-    if type(offset) is not int or type(nbytes) is not int or nbytes != numel * ITEMSIZE[name] \
-            or offset < 0 or offset + nbytes > len(payload):
+    if type(offset) is not int or type(nbytes) is not int or offset < 0 or nbytes != math.prod(shape) * ITEMSIZE[name]:
         raise ProtocolError("tensor bytes do not match its shape and dtype")
-    if numel == 0:
-        return torch.empty(shape, dtype=DTYPES[name])
-    return torch.frombuffer(bytearray(payload[offset:offset + nbytes]), dtype=DTYPES[name]).reshape(shape)
+    return name, shape, offset, nbytes
+
+
+def _decode_tensors(metas: list[Any], payload: bytes) -> list[torch.Tensor]:
+    """The tensors of a frame: each one's bytes lie inside the payload and no two overlap, so the
+    copies made here add up to at most the payload's size (linear, whatever the header claims)."""
+    if len(metas) > MAX_TENSORS:
+        raise ProtocolError(f"too many tensors in one frame ({len(metas)})")
+    ranges = [_tensor_range(m) for m in metas]
+    end = 0
+    for offset, nbytes in sorted((r[2], r[3]) for r in ranges if r[3]):
+        if offset < end or offset + nbytes > len(payload):
+            raise ProtocolError("tensor bytes overlap or lie outside the frame")
+        end = offset + nbytes
+    view = memoryview(payload)
+    return [torch.empty(shape, dtype=DTYPES[name]) if nbytes == 0 else
+            torch.frombuffer(bytearray(view[offset:offset + nbytes]), dtype=DTYPES[name]).reshape(shape)
+            for name, shape, offset, nbytes in ranges]
 
 
 def frame_tensor(frame: bytes) -> torch.Tensor:
@@ -165,16 +193,49 @@ def parse_frame(frame: bytes) -> Message:
     return decode_frame(frame[PREFIX.size:PREFIX.size + head_len], frame[PREFIX.size + head_len:])
 
 
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ProtocolError(f"integer too large in header ({len(text)} digits)")
+    return int(text)
+
+
+def _number(text: str) -> float:
+    if len(text) > MAX_NUMBER:
+        raise ProtocolError("number too long in header")
+    return float(text)
+
+
+def _constant(text: str) -> None:
+    raise ProtocolError(f"{text} in header (non-finite floats travel as {{'$float': ...}})")
+
+
+def _bounded(value: Any, depth: int = 0) -> Any:
+    """The header with every string cut to MAX_TEXT; too deep or too long lists are refused."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT]
+    if isinstance(value, (list, dict)):
+        if depth >= MAX_DEPTH:
+            raise ProtocolError("header nested too deeply")
+        if len(value) > MAX_ITEMS:
+            raise ProtocolError(f"list of {len(value)} items in header")
+        if isinstance(value, list):
+            return [_bounded(v, depth + 1) for v in value]
+        return {_bounded(k, depth + 1): _bounded(v, depth + 1) for k, v in value.items()}
+    return value
+
+
 def decode_frame(head: bytes, payload: bytes) -> Message:
     try:
-        header = json.loads(head.decode("utf-8"))
+        header = json.loads(head.decode("utf-8"), parse_int=_integer, parse_float=_number, parse_constant=_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"header is not JSON ({exc})") from None
+    except RecursionError:
+        raise ProtocolError("header nested too deeply") from None
     if not isinstance(header, dict) or not isinstance(header.get("tensors", []), list):
         raise ProtocolError("header is not a JSON object")
-    view = memoryview(payload)
-    tensors = [_decode_tensor(m, view) for m in header.pop("tensors", [])]
-    return Message(header, tensors)
+    header = _bounded(header)
+    tensors = _decode_tensors(header.pop("tensors", []), payload)
+    return Message(header, tensors, PREFIX.size + len(head) + len(payload))
 
 
 # --------------------------------------------------------------------------- channel
@@ -183,7 +244,7 @@ def decode_frame(head: bytes, payload: bytes) -> Message:
 class Channel:
     """Frames over a pair of pipe file descriptors, with a deadline on every read and write."""
 
-    def __init__(self, read_fd: int, write_fd: int, max_payload: int = MAX_PAYLOAD) -> None:
+    def __init__(self, read_fd: int, write_fd: int, max_payload: int = MAX_REPLY) -> None:
         self.read_fd, self.write_fd, self.max_payload = read_fd, write_fd, max_payload
         self.buffer = bytearray()  # bytes read beyond the last frame returned
 

@@ -1,10 +1,13 @@
-"""Make sure no process a submission started outlives its grading.
+"""Make sure no process a submission started outlives its grading, where no PID namespace does it.
 
-The grader becomes a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so a submission's orphaned
-or daemonised processes are re-parented to it instead of to init. After a child is killed,
-`sweep` SIGKILLs every process that (a) carries the child's token in its environment, (b) is in
-the child's session, or (c) was re-parented to the grader and is not one of its live evaluators;
-it repeats until nothing is left, so a fork loop cannot outrun it.
+The grader becomes a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so that forked evaluators
+come back to it (it waits for them), and so that, without a PID namespace (where an evaluator's
+whole tree dies with it), a submission's orphaned or daemonised processes are re-parented to it
+instead of to init. After such a child is killed, `sweep` finds every process that (a) carries
+the child's token in its environment, (b) is in the child's session, or (c) was re-parented to
+the grader and is not one of its live evaluators; it stops each one found (SIGSTOP: a stopped
+process forks no more) and scans again until a scan finds nothing new, then kills them all, and
+starts over until nothing is left or `seconds` have passed, so that a fork chain cannot outrun it.
 """
 
 from __future__ import annotations
@@ -73,27 +76,41 @@ def _strays(token: str, sid: int) -> list[tuple[int, int]]:
     return strays
 
 
-def sweep(token: str, sid: int, rounds: int = 200) -> int:
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _reap(strays: list[tuple[int, int]]) -> None:
+    for pid, ppid in strays:
+        if ppid == os.getpid():
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def sweep(token: str, sid: int, seconds: float = 10.0) -> int:
     """SIGKILL what is left of one child's processes; returns how many were killed."""
     if not os.path.isdir("/proc"):
         return 0
     killed = 0
+    deadline = time.monotonic() + seconds
     with LOCK:
-        for _ in range(rounds):
+        while time.monotonic() < deadline:
             strays = _strays(token, sid)
             if not strays:
                 break
-            for pid, ppid in strays:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
-                except (ProcessLookupError, PermissionError):
-                    pass
-            time.sleep(0.005)
-            for pid, ppid in strays:
-                if ppid == os.getpid():
-                    try:
-                        os.waitpid(pid, os.WNOHANG)
-                    except ChildProcessError:
-                        pass
+            stopped: dict[int, int] = {}
+            while strays and time.monotonic() < deadline:  # freeze the tree: stop until nothing new
+                _signal_all([pid for pid, _ in strays], signal.SIGSTOP)
+                stopped.update(strays)
+                strays = [(pid, ppid) for pid, ppid in _strays(token, sid) if pid not in stopped]
+            _signal_all(list(stopped), signal.SIGKILL)
+            killed += len(stopped)
+            time.sleep(0.002)
+            _reap(list(stopped.items()))
     return killed

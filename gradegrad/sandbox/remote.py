@@ -1,9 +1,9 @@
-"""The parent's view of a submission: load it in a child, call its Functions, proxy them.
+"""The grader's view of a submission: load it in a child, restart it after a fault, keep its output.
 
-`Submission` restarts its child after a crash or a timeout (the next exercise starts fresh) and
-keeps everything the submission printed. `RemoteFunction` wraps a student's class in a local
-`torch.autograd.Function` whose forward and backward are requests to the child, so that
-`torch.autograd.gradcheck` runs here, where the submission cannot reach its verdict.
+`Submission` is the request API of `requests.Requests` over a live `process.Child`: it restarts
+its child after a crash or a timeout (the next exercise starts fresh) and keeps everything the
+submission printed. The facts its requests return, and `remote_function` (the local proxy
+Function gradcheck runs on), live in `requests.py`; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,79 +12,24 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
 from gradegrad.report import StudentOutput
-from gradegrad.sandbox.process import (OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, ChildFault, Limits, StudentRaised,
-                                      raise_for_error)
-from gradegrad.sandbox.protocol import Message, Other, encode_frame, encode_value, parse_frame
+from gradegrad.sandbox.process import OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, Limits
+from gradegrad.sandbox.protocol import (MAX_EXERCISE_BYTES, ChannelClosed, ChannelTimeout, Message, ProtocolError,
+                                       encode_value)
+from gradegrad.sandbox.requests import (BackwardResult, ChildFault, ClassInfo, ForwardResult, InPlace,  # noqa: F401
+                                       Loaded, Measured, PartialCall, Requests, SecondOrder, StudentRaised,
+                                       WrongDtype, WrongOutput, _class_info, raise_for_error, remote_function)
 
-
-@dataclass(frozen=True)
-class ClassInfo:
-    """What the child saw of one class defined in the submission (facts, not verdicts)."""
-
-    name: str
-    is_function: bool
-    has_forward: bool
-    has_backward: bool
-    bases: tuple[str, ...] = ()
-    is_module: bool = False  # a torch.nn.Module subclass (kind `module`)
-    has_make_vjp: bool = False  # for a function (Loaded.functions): it has a callable `make_vjp` (kind `vjp`)
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """The outcome of importing the submission: its classes, or the student's error."""
-
-    classes: tuple[ClassInfo, ...] = ()
-    error: dict[str, Any] | None = None  # StudentRaised.error, or {"kind": "timeout"/"crash", ...}
-    functions: tuple[ClassInfo, ...] = ()  # plain functions it defines (kinds `vjp`, `chain`)
+LOAD_MARGIN = 10.0  # seconds past --load-timeout before the child is killed (it stops itself at the limit)
+MAX_PROBLEMS = 20  # load problems kept
 
 
 @dataclass
-class ForwardResult:
-    output: Any  # a CPU tensor, or an `Other` / scalar when forward returned something else
-    meta: dict[str, Any]
-    handle: int | None
-    echo: list[Any] | None
-    versions: list[int | None] = field(default_factory=list)  # in-place writes to each argument
-    ops: tuple[str, ...] = ()  # aten ops forward ran
-    autograd: bool = False  # forward ran autograd's engine
-
-
-@dataclass
-class BackwardResult:
-    grads: list[Any]
-    devices: list[str | None]
-    echo: list[Any] | None
-    ops: tuple[str, ...] = ()  # aten ops the student's backward ran (raw mode)
-    autograd: bool = False  # backward ran autograd's engine (torch.autograd.grad, .backward())
-
-
-@dataclass(frozen=True)
-class Measured:
-    """Bytes the student's forward and raw backward allocated on one input (facts, not verdicts)."""
-
-    forward_bytes: int
-    backward_bytes: int | None  # None when backward was not run, see `problem`
-    ctx_tensors: tuple[str, ...] = ()  # attributes of ctx holding tensors
-    problem: str = ""  # "no_grad_fn", or "shape" when forward's output has another shape
-    shape: tuple[int, ...] = ()  # forward's output shape, with problem "shape"
-
-
-@dataclass(frozen=True)
-class SecondOrder:
-    """Second derivatives through the student's backward (facts, not verdicts)."""
-
-    connected: tuple[bool, ...]  # per argument: the gradient backward returned is differentiable
-    second: tuple[Any, ...]  # per argument, then for grad_output: a tensor, or None when unused
-
-
-@dataclass
-class Submission:
+class Submission(Requests):
     """A submission loaded in a child process, restarted on demand."""
 
     path: Path
@@ -92,125 +37,88 @@ class Submission:
     limits: Limits = field(default_factory=Limits)
     child: Child | None = None
     outputs: list[StudentOutput] = field(default_factory=list)
-    protections: tuple[str, ...] = ()  # reported by the child before the submission's code ran
+    protections: tuple[str, ...] = ()  # the layers of containment active before the submission's code ran
+    missing_protections: tuple[str, ...] = ()  # those missing here, each with the reason
+    received: int = 0  # bytes of replies since the exercise began (`begin_exercise`), capped
+    load_seconds: float = 0.0  # spent (re)importing the submission after a fault; no exercise's time
+
+    def begin_exercise(self) -> None:
+        """Start counting the bytes of replies anew: an exercise may receive MAX_EXERCISE_BYTES."""
+        self.received = 0
+
+    def _count(self, nbytes: int) -> None:
+        self.received += nbytes
+        if self.received > MAX_EXERCISE_BYTES:
+            self.stop_child()
+            raise ChildFault("protocol", f"the evaluator sent more than {MAX_EXERCISE_BYTES >> 20} MiB of "
+                                         "replies for one exercise")
 
     def load(self) -> Loaded:
         """(Re)start the child and import the submission in it."""
         self.stop_child()
-        self.child = Child(self.device)
         path = str(Path(self.path).resolve())
         try:
+            self.child = Child(self.device, limits=self.limits, submission=path)
             confined = self.child.request({"op": "confine", "path": path, "device": self.device,
-                                           "memory": self.limits.memory, "confine": self.limits.confine},
+                                           "memory": self.limits.memory, "layers": list(getattr(self.child, "layers", ())),
+                                           "confine": self.limits.confine and self.limits.isolation != "none"},
                                           timeout=STARTUP_TIMEOUT)
-            self.protections = tuple(str(p) for p in confined.header.get("protections", []))
-            reply = self.child.request({"op": "load", "path": path}, timeout=self.limits.timeout)
+            self.protections = (*getattr(self.child, "layers", ()),
+                                *(str(p) for p in confined.header.get("protections", []) if isinstance(p, str)))
+            self.missing_protections = (*getattr(self.child, "missing", ()),
+                                        *(str(p) for p in confined.header.get("missing", []) if isinstance(p, str)))
+            reply = self.child.request({"op": "load", "path": path, "seconds": self.limits.load_timeout},
+                                       timeout=self.limits.load_timeout + LOAD_MARGIN)
         except StudentRaised as exc:
             return Loaded(error=exc.error)
         except ChildFault as exc:
-            return Loaded(error={"kind": exc.kind, "message": f"while importing the submission: {exc}",
-                                 "traceback": ""})
+            message = (f"import/top-level code took too long: it did not finish within --load-timeout "
+                       f"{self.limits.load_timeout:g} s" if exc.kind == "timeout" else
+                       f"while importing the submission: {exc}")
+            return Loaded(error={"kind": exc.kind, "message": message, "traceback": ""})
         classes = reply.header.get("classes")
         if not isinstance(classes, list):
             return Loaded(error={"kind": "protocol", "message": "invalid class list", "traceback": ""})
         functions = reply.header.get("functions") if isinstance(reply.header.get("functions"), list) else []
+        problems = reply.header.get("problems") if isinstance(reply.header.get("problems"), list) else []
         return Loaded(classes=tuple(_class_info(c) for c in classes if isinstance(c, dict)),
-                      functions=tuple(_class_info(c) for c in functions[:1000] if isinstance(c, dict)))
+                      functions=tuple(_class_info(c) for c in functions[:1000] if isinstance(c, dict)),
+                      problems=tuple(p for p in problems[:MAX_PROBLEMS] if isinstance(p, dict)))
 
     def ensure(self) -> None:
-        """Start a fresh child if the last one was killed (after a timeout or a crash)."""
+        """Start a fresh child if the last one was killed (after a timeout or a crash).
+
+        The import's time is counted in `load_seconds`, which an exercise's budget leaves out; an
+        import that fails this time is a fault that says so."""
         if self.child is None or not self.child.alive:
-            self.load()
+            start = time.monotonic()
+            try:
+                loaded = self.load()
+            finally:
+                self.load_seconds += time.monotonic() - start
+            if loaded.error:
+                self.stop_child()
+                why = str(loaded.error.get("message") or loaded.error.get("type") or loaded.error.get("kind"))
+                raise ChildFault("crash", "importing the submission again in a fresh process (after the previous "
+                                 f"one was stopped) failed: {why[:300]}")
 
-    def forward(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool], *,
-                timeout: float, keep: bool = True, echo: bool = False) -> ForwardResult:
-        tensors: list[torch.Tensor] = []
-        header = {"op": "forward", "class": class_name, "args": encode_value(list(args), tensors),
-                  "requires_grad": list(requires_grad), "keep": keep, "echo": echo}
-        return self._forward_result(self._request(header, tensors, timeout))
-
-    @staticmethod
-    def _forward_result(reply: Message) -> ForwardResult:
-        handle = reply.header.get("handle")
-        meta = reply.header.get("meta") if isinstance(reply.header.get("meta"), dict) else {}
-        versions = reply.header.get("versions")
-        versions = [v if isinstance(v, int) else None for v in versions] if isinstance(versions, list) else []
-        return ForwardResult(reply.value(reply.header.get("output")), meta,
-                             handle if isinstance(handle, int) else None, _echo(reply), versions,
-                             *_ops(reply))
-
-    def call(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool], grad_output: torch.Tensor,
-             *, timeout: float, mode: str = "raw",
-             echo: bool = True) -> tuple[ForwardResult, BackwardResult | None, dict | None]:
-        """forward then backward in one round trip: (forward, backward or None, backward's error or None)."""
-        tensors: list[torch.Tensor] = []
-        header = {"op": "call", "class": class_name, "args": encode_value(list(args), tensors),
-                  "requires_grad": list(requires_grad), "keep": True, "echo": echo,
-                  "grad_output": encode_value(grad_output, tensors), "mode": mode}
-        reply = self._request(header, tensors, timeout)
-        parts = [reply.header.get(k) for k in ("forward", "backward", "backward_error")]
-        if not isinstance(parts[0], dict):
-            raise ChildFault("protocol", "the evaluator sent an invalid reply (no forward result)")
-        forward = self._forward_result(Message(parts[0], reply.tensors))
-        backward = self._backward_result(Message(parts[1], reply.tensors)) if isinstance(parts[1], dict) else None
-        return forward, backward, parts[2] if isinstance(parts[2], dict) else None
-
-    def backward(self, handle: int, grad_output: torch.Tensor, *, timeout: float, mode: str = "raw",
-                 echo: bool = False, release: bool = False) -> BackwardResult:
-        tensors: list[torch.Tensor] = []
-        header = {"op": "backward", "handle": handle, "grad_output": encode_value(grad_output, tensors),
-                  "mode": mode, "echo": echo, "release": release}
-        return self._backward_result(self._request(header, tensors, timeout))
-
-    @staticmethod
-    def _backward_result(reply: Message) -> BackwardResult:
-        grads = reply.value(reply.header.get("grads"))
-        devices = reply.header.get("devices")
-        if not isinstance(grads, list):
-            grads = [grads]
-        if not isinstance(devices, list):
-            devices = [None] * len(grads)
-        return BackwardResult(grads, [d if isinstance(d, str) else None for d in devices], _echo(reply),
-                              *_ops(reply))
-
-    def measure(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
-                grad_output: torch.Tensor, *, timeout: float) -> Measured:
-        """Run forward then backward once, counting the bytes each allocates."""
-        tensors: list[torch.Tensor] = []
-        header = {"op": "measure", "class": class_name, "args": encode_value(list(args), tensors),
-                  "requires_grad": list(requires_grad), "grad_output": encode_value(grad_output, tensors)}
-        h = self._request(header, tensors, timeout).header
-        names = h.get("ctx_tensors") if isinstance(h.get("ctx_tensors"), list) else []
-        shape = h.get("shape") if isinstance(h.get("shape"), list) else []
-        return Measured(_count(h.get("forward_bytes")) or 0, _count(h.get("backward_bytes")),
-                        tuple(str(n)[:100] for n in names[:20]), str(h.get("problem") or "")[:20],
-                        tuple(int(d) for d in shape[:16] if _count(d) is not None))
-
-    def second_order(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
-                     grad_output: torch.Tensor, directions: Sequence[torch.Tensor | None], *,
-                     timeout: float) -> SecondOrder:
-        """Differentiate the student's backward along `directions` (one per argument)."""
-        tensors: list[torch.Tensor] = []
-        header = {"op": "second_order", "class": class_name, "args": encode_value(list(args), tensors),
-                  "requires_grad": list(requires_grad), "grad_output": encode_value(grad_output, tensors),
-                  "directions": encode_value(list(directions), tensors)}
-        reply = self._request(header, tensors, timeout)
-        connected = reply.header.get("connected")
-        second = reply.value(reply.header.get("second"))
-        if not isinstance(connected, list) or not isinstance(second, list) or len(second) != len(args) + 1:
-            raise ChildFault("protocol", "invalid second-order reply")
-        return SecondOrder(tuple(c is True for c in connected), tuple(second))
-
-    def tangent(self, class_name: str, args: Sequence[Any], tangents: Sequence[torch.Tensor | None], *,
-                timeout: float) -> tuple[bool, Any]:
-        """(whether the class defines jvp, the output's tangent in forward-mode AD or None)."""
-        tensors: list[torch.Tensor] = []
-        header = {"op": "tangent", "class": class_name, "args": encode_value(list(args), tensors),
-                  "requires_grad": [False] * len(args), "tangents": encode_value(list(tangents), tensors)}
-        reply = self._request(header, tensors, timeout)
-        if reply.header.get("has_jvp") is not True:
-            return False, None
-        return True, reply.value(reply.header.get("tangent"))
+    def _second_frame(self, timeout: float) -> Message:
+        """The next frame of a split reply, with the deadline and the kill of `Child.request`."""
+        child = self.child
+        if child is None or not child.alive:
+            raise ChildFault("crash", "the evaluator is no longer running")
+        deadline = time.monotonic() + max(timeout, 0.0)
+        try:
+            reply = child.channel.recv(deadline)
+        except ChannelTimeout:
+            child.kill()
+            raise ChildFault("timeout", f"no answer within {timeout:g} s") from None
+        except ChannelClosed:
+            raise ChildFault("crash", child.death()) from None
+        except (ProtocolError, OSError) as exc:
+            child.kill()
+            raise ChildFault("protocol", f"the evaluator sent an invalid reply ({exc})") from None
+        return raise_for_error(reply)
 
     @contextmanager
     def gradcheck_ahead(self, class_name: str, args: Sequence[Any], options: dict[str, Any], *,
@@ -225,17 +133,17 @@ class Submission:
                   "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args],
                   "gradcheck": options}
         try:
-            yield child.speculate(header, tensors, timeout=timeout)
+            count = child.speculate(header, tensors, timeout=timeout)
+            self._count(sum(len(k) + sum(len(r) for r in v) for k, v in child.ahead.items()))
+            yield count
         finally:
             child.ahead.clear()
 
-    def ask(self, header: dict[str, Any], tensors: list[torch.Tensor], *, timeout: float) -> Message:
-        """A request of an exercise kind (gradegrad.kinds); the caller decodes the reply as data."""
-        return self._request(header, tensors, timeout)
-
     def _request(self, header: dict[str, Any], tensors: list[torch.Tensor], timeout: float) -> Message:
         self.ensure()
-        return self.child.request(header, tensors, timeout=timeout)
+        reply = self.child.request(header, tensors, timeout=timeout)
+        self._count(reply.nbytes)
+        return reply
 
     def stop_child(self) -> None:
         if self.child is not None:
@@ -254,82 +162,3 @@ class Submission:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_child()
-
-
-def _class_info(c: dict[str, Any]) -> ClassInfo:
-    bases = c.get("bases") if isinstance(c.get("bases"), list) else []
-    return ClassInfo(str(c.get("name", ""))[:200], c.get("is_function") is True, c.get("forward") is True,
-                     c.get("backward") is True, tuple(str(b)[:100] for b in bases), c.get("module") is True,
-                     c.get("make_vjp") is True)
-
-
-def _ops(reply: Message) -> tuple[tuple[str, ...], bool]:
-    ops = reply.header.get("ops")
-    ops = tuple(str(o)[:100] for o in ops[:500]) if isinstance(ops, list) else ()
-    return ops, reply.header.get("autograd") is True
-
-
-def _count(value: Any) -> int | None:
-    """A non-negative integer from the child, or None."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _echo(reply: Message) -> list[Any] | None:
-    echo = reply.header.get("echo")
-    return reply.value(echo) if echo is not None else None
-
-
-class Loopback(Submission):
-    """In the child, for a run-ahead: requests built exactly as the grader's `Submission` builds
-    them, answered by the child's own handler, and kept as (request frame, reply frame) pairs."""
-
-    def __init__(self, handle: Callable[[Message], tuple[dict[str, Any], list[torch.Tensor]]], limit: int) -> None:
-        super().__init__(Path("."))
-        self.handle, self.limit = handle, limit
-        self.pairs: list[tuple[bytes, bytes]] = []
-
-    def _request(self, header: dict[str, Any], tensors: list[torch.Tensor], timeout: float) -> Message:
-        if len(self.pairs) >= self.limit:
-            raise ChildFault("protocol", "run-ahead limit reached")
-        request = encode_frame(header, list(tensors))
-        reply = encode_frame(*self.handle(parse_frame(request)))
-        self.pairs.append((request, reply))
-        return raise_for_error(parse_frame(reply))
-
-
-class WrongOutput(Exception):
-    """The student's forward returned something that is not a tensor."""
-
-
-def remote_function(sub: Submission, class_name: str, deadline: float) -> Callable[..., torch.Tensor]:
-    """A local callable that runs the student's Function in the child, for gradcheck.
-
-    Forward and backward are requests to the child; backward goes through the child's autograd
-    engine, which validates the student's gradients exactly as in a normal training step.
-    """
-
-    class RemoteFunction(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, keep: bool, *args: Any) -> torch.Tensor:
-            needs = [bool(n) for n in ctx.needs_input_grad[1:]]
-            res = sub.forward(class_name, args, needs, timeout=deadline - time.monotonic(), keep=keep)
-            if not isinstance(res.output, torch.Tensor):
-                kind = res.output.type_name if isinstance(res.output, Other) else type(res.output).__name__
-                raise WrongOutput(f"forward returned {kind}, not a tensor")
-            ctx.handle = res.handle
-            return res.output.clone()
-
-        @staticmethod
-        def backward(ctx, grad_output: torch.Tensor) -> tuple[Any, ...]:
-            if ctx.handle is None:
-                raise WrongOutput("the output of forward is not connected to its inputs (no grad_fn)")
-            res = sub.backward(ctx.handle, grad_output.detach(), timeout=deadline - time.monotonic(),
-                               mode="engine")
-            grads = [g.to(grad_output.dtype) if isinstance(g, torch.Tensor) else None for g in res.grads]
-            return (None, *grads)
-
-    def call(*args: Any) -> torch.Tensor:
-        keep = torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
-        return RemoteFunction.apply(keep, *args)
-
-    return call

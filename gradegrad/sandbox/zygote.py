@@ -1,4 +1,5 @@
-"""A fork server: one process imports torch once, then forks a fresh evaluator per request.
+"""The grader's handle on the fork server: one process imports torch once, then forks a fresh
+evaluator per request (the server's own code is `forkserver.py`).
 
 Starting a child with `python -c ...` pays `import torch` (about a second here, more on a GPU
 machine) every time. The zygote pays it once; each evaluator is a fork of it, so it starts in
@@ -16,7 +17,6 @@ four pipe ends (requests, replies, stdout, stderr) passed as file descriptors.
 from __future__ import annotations
 
 import atexit
-import gc
 import json
 import os
 import shutil
@@ -32,123 +32,7 @@ from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
 MAX_REQUEST = 1 << 16
 STARTUP_TIMEOUT = 120.0
 ZYGOTE_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
-               "from gradegrad.sandbox.zygote import main; main(int(sys.argv[2]))")
-
-
-def _become_evaluator(fds: list[int], scratch: str, env: dict[str, str], keep: int) -> None:
-    """In the forked evaluator: own session, its pipes as stdio and fds 3/4, clean env, serve."""
-    os.setsid()
-    read_fd, write_fd, out_fd, err_fd = fds
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(out_fd, 1)
-    os.dup2(err_fd, 2)
-    # move the protocol pipes to 3 and 4, whatever numbers they had
-    r, w = os.dup(read_fd), os.dup(write_fd)
-    os.dup2(r, 3)
-    os.dup2(w, 4)
-    os.closerange(5, keep)
-    os.chdir(scratch)
-    os.environ.clear()
-    os.environ.update(env)
-    sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-    sys.stderr = os.fdopen(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-    from gradegrad.sandbox.child import main
-
-    main(3, 4)
-
-
-def _spawn(request: dict, fds: list[int], keep: int) -> int:
-    """Fork an evaluator through a short-lived intermediate; returns the evaluator's pid."""
-    pid_r, pid_w = os.pipe()
-    intermediate = os.fork()
-    if intermediate == 0:
-        try:
-            os.close(pid_r)
-            evaluator = os.fork()
-            if evaluator == 0:
-                os.close(pid_w)
-                try:
-                    _become_evaluator(fds, request["scratch"], request["env"], keep)
-                finally:
-                    os._exit(70)
-            os.write(pid_w, str(evaluator).encode())
-        finally:
-            os._exit(0)
-    os.close(pid_w)
-    os.waitpid(intermediate, 0)  # after this the evaluator has been re-parented to the grader
-    with os.fdopen(pid_r, "rb") as fh:
-        return int(fh.read() or b"-1")
-
-
-def serve(sock_fd: int) -> None:
-    sock = socket.socket(fileno=sock_fd)
-    keep = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096
-    sock.send(json.dumps({"ready": os.getpid()}).encode())
-    while True:
-        try:
-            data, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, 4)
-        except OSError:
-            return
-        if not data:
-            return
-        try:
-            pid = _spawn(json.loads(data), fds, min(keep, 65536))
-        except Exception as exc:  # report, never die: the grader falls back to a plain start
-            sock.send(json.dumps({"error": repr(exc)}).encode())
-        else:
-            sock.send(json.dumps({"pid": pid}).encode())
-        finally:
-            for fd in fds:
-                os.close(fd)
-
-
-def warm_up() -> None:
-    """Run once what every evaluator runs, so that lazy imports and first-call set-up are paid
-    here, before forking (CPU only: CUDA must not be initialised in the zygote)."""
-    import torch
-
-    from gradegrad.sandbox.child import OpRecorder, encode_value
-    from gradegrad.sandbox.measure import ByteCounter
-
-    class _Probe(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x.exp()
-
-        @staticmethod
-        def backward(ctx, g):
-            x, = ctx.saved_tensors
-            return g * x.exp()
-
-    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    with OpRecorder():
-        out = _Probe.apply(x)
-    with OpRecorder(), torch.no_grad():
-        _Probe.backward(out.grad_fn, torch.ones(3, dtype=torch.float64))
-    with ByteCounter():
-        _Probe.apply(x)
-    torch.autograd.grad(out, [x], torch.ones(3, dtype=torch.float64))
-    encode_value([out], [])
-
-
-def main(sock_fd: int) -> None:
-    gc.disable()  # no collection over torch's objects while importing: one, below, before freezing
-    from gradegrad.sandbox.environment import limit_malloc_arenas
-
-    limit_malloc_arenas()
-    import torch  # noqa: F401  (the point of the zygote: pay this once)
-
-    import gradegrad.sandbox.child  # noqa: F401
-    import gradegrad.sandbox.confine  # noqa: F401
-    import gradegrad.sandbox.remote  # noqa: F401  (a run-ahead drives the grader's proxy in the child)
-
-    warm_up()
-    gc.collect()
-    gc.freeze()  # evaluators share the zygote's pages: keep the collector from touching (copying) them
-    gc.enable()
-    serve(sock_fd)
+               "from gradegrad.sandbox.forkserver import main; main(int(sys.argv[2]))")
 
 
 # ----------------------------------------------------------------- the grader's side
@@ -171,26 +55,29 @@ class Zygote:
         theirs.close()
         self.sock = ours
         self.ready = False
+        self.namespaces: str | None = "the fork server is not ready"  # None: evaluators get namespaces
 
     def wait_ready(self) -> None:
         """Block until the zygote has imported torch (it does so while the grader starts up)."""
         if not self.ready:
             self.sock.settimeout(STARTUP_TIMEOUT)
-            json.loads(self.sock.recv(4096))  # {"ready": pid}
+            ready = json.loads(self.sock.recv(4096))  # {"ready": pid, "namespaces": None or why not}
+            reason = ready.get("namespaces") if isinstance(ready, dict) else "no answer"
+            self.namespaces = None if reason is None else str(reason)[:200]
             self.sock.settimeout(30)
             self.ready = True
 
-    def spawn(self, fds: list[int], scratch: str, env: dict[str, str]) -> int | None:
-        """Fork a fresh evaluator; None when the zygote cannot (the caller starts one itself)."""
+    def spawn(self, fds: list[int], request: dict) -> dict | None:
+        """Fork a fresh evaluator (`spawn.spawn`): what it set up and its pid, as `spawn.Born`'s
+        fields; None when the zygote cannot (the caller starts one itself)."""
         with self.lock:
             try:
                 self.wait_ready()
-                socket.send_fds(self.sock, [json.dumps({"scratch": scratch, "env": env}).encode()], fds)
-                reply = json.loads(self.sock.recv(4096) or b"{}")
+                socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
+                reply = json.loads(self.sock.recv(MAX_REQUEST) or b"{}")
             except (OSError, ValueError):
                 return None
-        pid = reply.get("pid")
-        return pid if isinstance(pid, int) and pid > 0 else None
+        return reply if isinstance(reply, dict) else None
 
     def close(self) -> None:
         """The zygote holds no state worth a clean exit: kill it."""
@@ -230,6 +117,32 @@ def zygote_server(wait: bool = True) -> Zygote | None:
 _START_LOCK = threading.Lock()
 
 
+def namespaces_unavailable() -> str | None:
+    """None when evaluators get their own namespaces here, else why not (for --isolation strict)."""
+    if os.environ.get("GRADEGRAD_NO_ZYGOTE"):
+        return "GRADEGRAD_NO_ZYGOTE is set: evaluators start without the fork server"
+    if not reaper.enable_subreaper():
+        return "this system has no child subreapers (Linux only)"
+    from gradegrad.sandbox.layers.namespaces import probe
+
+    return probe()
+
+
+def protect_grader() -> None:
+    """Before any evaluator: the grader is not dumpable (its /proc files, environ included, are
+    root's, so an evaluator of the same user cannot read them), and the OOM killer spares it
+    first where it may say so (root)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
+    except (OSError, AttributeError):
+        pass
+    from gradegrad.sandbox.layers.limits import protect_grader as spare
+
+    spare()
+
+
 def _zygote(wait: bool) -> Zygote | None:
     global _ZYGOTE, _ZYGOTE_FAILED
     if _ZYGOTE is not None and _ZYGOTE.popen.poll() is None:
@@ -238,6 +151,7 @@ def _zygote(wait: bool) -> Zygote | None:
         return _ZYGOTE
     if _ZYGOTE_FAILED or os.environ.get("GRADEGRAD_NO_ZYGOTE") or not reaper.enable_subreaper():
         return None
+    protect_grader()
     try:
         with reaper.LOCK:
             _ZYGOTE = Zygote()

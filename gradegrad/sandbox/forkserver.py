@@ -1,0 +1,109 @@
+"""The fork server's own process (the "zygote"): import torch once, then fork a fresh evaluator
+per request of the grader.
+
+Runs in a separate `python -I` the grader starts (`zygote.Zygote`); never in the grader. It never
+initialises CUDA (a process must not fork after CUDA is initialised); evaluators do, on request.
+Each evaluator is forked through a short-lived intermediate, so that it is re-parented to the
+grader, a child subreaper, which can then wait for it as for a child of its own.
+
+Its requests come only from the grader, over a Unix socket pair, with the evaluator's four pipe
+ends (requests, replies, stdout, stderr) passed as file descriptors.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import socket
+
+MAX_REQUEST = 1 << 16
+
+
+def serve(sock_fd: int, probe: str | None) -> None:
+    """Answer spawn requests; `probe` is None when evaluators can have namespaces, else why not."""
+    from gradegrad.sandbox.layers import filesystem
+    from gradegrad.sandbox.spawn import spawn
+
+    sock = socket.socket(fileno=sock_fd)
+    keep = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096
+    package_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    plans = {"cpu": filesystem.plan(os.path.join(package_dir, "gradegrad"))}
+    sock.send(json.dumps({"ready": os.getpid(), "namespaces": probe}).encode())
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, 16)
+        except OSError:
+            return
+        if not data:
+            return
+        try:
+            request = json.loads(data)
+            device = request.get("device", "cpu")
+            if device not in plans:
+                plans[device] = filesystem.plan(os.path.join(package_dir, "gradegrad"), device)
+            born = spawn(request, fds, min(keep, 65536), probe, plans)
+        except Exception as exc:  # report, never die: the grader falls back to a plain start
+            sock.send(json.dumps({"error": repr(exc)}).encode())
+        else:
+            sock.send(json.dumps(born.__dict__).encode())
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+def warm_up() -> None:
+    """Run once what every evaluator runs, so that lazy imports and first-call set-up are paid
+    here, before forking (CPU only: CUDA must not be initialised in the zygote)."""
+    import torch
+
+    from gradegrad.sandbox.child import OpRecorder, encode_value
+    from gradegrad.sandbox.measure import ByteCounter
+
+    class _Probe(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x.exp()
+
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved_tensors
+            return g * x.exp()
+
+    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    with OpRecorder():
+        out = _Probe.apply(x)
+    with OpRecorder(), torch.no_grad():
+        _Probe.backward(out.grad_fn, torch.ones(3, dtype=torch.float64))
+    with ByteCounter():
+        _Probe.apply(x)
+    torch.autograd.grad(out, [x], torch.ones(3, dtype=torch.float64))
+    encode_value([out], [])
+
+
+def main(sock_fd: int) -> None:
+    import ctypes
+
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no evaluator of our user may ptrace or
+    #                                         open /proc/<us>/mem (each evaluator sets itself dumpable again)
+    gc.disable()  # no collection over torch's objects while importing: one, below, before freezing
+    from gradegrad.sandbox.environment import limit_malloc_arenas
+    from gradegrad.sandbox.layers import namespaces, seccomp
+
+    limit_malloc_arenas()
+    probe = namespaces.probe()  # once, while this process is small (a cheap fork): namespaces here?
+    seccomp.compiled(True)  # libseccomp (or the builtin compiler) runs here once, not per evaluator
+    seccomp.compiled(False)
+    import torch  # noqa: F401  (the point of the zygote: pay this once)
+
+    import gradegrad.sandbox.child  # noqa: F401
+    import gradegrad.sandbox.confine  # noqa: F401
+    import gradegrad.sandbox.loopback  # noqa: F401  (a run-ahead drives the proxy in the child)
+    import gradegrad.sandbox.spawn  # noqa: F401
+
+    warm_up()
+    gc.collect()
+    gc.freeze()  # evaluators share the zygote's pages: keep the collector from touching (copying) them
+    gc.enable()
+    serve(sock_fd, probe)
