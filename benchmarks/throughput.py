@@ -179,8 +179,9 @@ def main() -> None:
         mem_folder = copies(20, work / "mem")
         _, batch = peak_memory([sys.executable, "-m", "gradegrad", "grade", str(mem_folder), "--rubric", "all",
                                 "--jobs", "2", "--out", str(work / "memout"), "--no-cache"])
-        costs = json.loads(subprocess.run([sys.executable, str(ISOLATION)], capture_output=True, text=True,
-                                          env=ENV, cwd=ROOT, check=True).stdout)
+        isolation = subprocess.run([sys.executable, str(ISOLATION)], capture_output=True, text=True, env=ENV,
+                                   cwd=ROOT)
+        costs = json.loads(isolation.stdout) if isolation.returncode == 0 else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -193,10 +194,14 @@ def main() -> None:
           f"(ratio {check / torch_import:.2f})")
     print(f"peak memory (PSS) of a 20-submission batch with --jobs 2: {batch / 2**20:.0f} MiB; one `import torch` "
           f"process (RSS): {one / 2**20:.0f} MiB (ratio {batch / max(one, 1):.2f})")
-    print(f"isolation: a fresh evaluator that grades nothing costs {costs['process_ms']:.0f} ms of CPU "
-          f"({costs['process_wall_ms']:.0f} ms wall); a request/reply round trip {costs['round_trip_us']} us of CPU, "
-          f"against {costs['in_process_us']} us for the same call in-process; a complete submission makes "
-          f"{trips} round trips")
+    if costs is None:
+        print(f"isolation: benchmarks/isolation.py failed ({isolation.stderr.strip().splitlines()[-1:]}); a "
+              f"complete submission makes {trips} round trips")
+    else:
+        print(f"isolation: a fresh evaluator that grades nothing costs {costs['process_ms']:.0f} ms of CPU "
+              f"({costs['process_wall_ms']:.0f} ms wall); a request/reply round trip {costs['round_trip_us']} us of "
+              f"CPU, against {costs['in_process_us']} us for the same call in-process; a complete submission makes "
+              f"{trips} round trips")
     if not dask:
         print("\nDask cluster: not measured (--no-cluster, or Dask not installed: pip install 'gradegrad[dask]')")
         return
