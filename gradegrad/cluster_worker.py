@@ -91,11 +91,24 @@ def grade_packed(payload: dict, data: dict) -> dict:
         return {"report": None, "problem": f"the Dask worker runs {describe(identity())}, the TA's machine "
                                            f"{describe(data['identity'])}: install the same on every worker"}
     rubric, catalog, options = _parsed(data)
+    if options.limits.isolation == "strict" and (why := _no_namespaces()):
+        return {"report": None, "problem": f"--isolation strict: the Dask worker cannot give evaluators their own "
+                                           f"namespaces ({why})"}
     with tempfile.TemporaryDirectory(prefix="gradegrad-submission-") as scratch:
         source, code, paths = unpack_submission(payload, Path(scratch))
         report, keep, seconds = grade_timed(source, rubric, catalog, options, code)
     result = report.to_dict()
     return {"report": replace_text(result, *paths) if paths else result, "keep": keep, "seconds": seconds}
+
+
+@lru_cache(maxsize=1)
+def _no_namespaces() -> str | None:
+    """Why evaluators get no namespaces on this worker (None: they do). `--isolation strict` is
+    checked on the TA's machine when its options are parsed; a worker checks it for itself, so that
+    a worker without them grades nothing rather than caching its students' evaluators as crashes."""
+    from gradegrad.sandbox.zygote import namespaces_unavailable
+
+    return namespaces_unavailable()
 
 
 # --------------------------------------------------------------------------- the worker's plugin
