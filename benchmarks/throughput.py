@@ -15,13 +15,18 @@ Measured on this machine, in this run:
 - peak memory (PSS of the whole process tree) of the batch with --jobs 2 against one
   `import torch` process;
 - what isolation itself costs here (benchmarks/isolation.py): a fresh evaluator that grades
-  nothing, and one request/reply round trip against the same call in-process.
-Prints a Markdown table; the README records one run.
+  nothing, and one request/reply round trip against the same call in-process;
+- with Dask installed (gradegrad[dask]), `gradegrad grade DIR --cluster local:J` end to end (the
+  command starts a LocalCluster of J worker processes, grades, stops it) against `--jobs J`,
+  alternating with the two above, best of --repeat;
+- the request/reply round trips one complete submission makes (`Child.round_trips`).
+Prints Markdown tables; the README records one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -37,6 +42,16 @@ COMPLETE = ROOT / "submissions_example" / "complete.py"
 INPROCESS = ROOT / "benchmarks" / "inprocess.py"
 ISOLATION = ROOT / "benchmarks" / "isolation.py"
 ENV = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+ROUND_TRIPS = """
+from pathlib import Path
+from gradegrad.catalog import load_catalog, resolve_rubric
+from gradegrad.grading import grade
+from gradegrad.options import Options
+from gradegrad.sandbox.process import Child
+catalog = load_catalog()
+grade(Path({path!r}), resolve_rubric("all", catalog), catalog, Options())
+print(Child.round_trips)
+"""
 
 
 def run(cmd: list[str], **kw) -> float:
@@ -55,6 +70,18 @@ def copies(n: int, folder: Path) -> Path:
 def gradegrad_batch(folder: Path, jobs: int, out: Path) -> float:
     return run([sys.executable, "-m", "gradegrad", "grade", str(folder), "--rubric", "all", "--jobs", str(jobs),
                 "--out", str(out), "--no-cache"])
+
+
+def cluster_batch(folder: Path, workers: int, out: Path) -> float:
+    return run([sys.executable, "-m", "gradegrad", "grade", str(folder), "--rubric", "all", "--cluster",
+                f"local:{workers}", "--out", str(out), "--no-cache"])
+
+
+def round_trips() -> int:
+    """Request/reply round trips of grading complete.py once with the `all` rubric."""
+    out = subprocess.run([sys.executable, "-c", ROUND_TRIPS.format(path=str(COMPLETE))], capture_output=True,
+                         text=True, env=ENV, cwd=ROOT, check=True).stdout
+    return int(out.split()[-1])
 
 
 def naive(folder: Path, jobs: int) -> float:
@@ -125,19 +152,25 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 100])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=2, help="runs of gradegrad and of the floor (best kept)")
+    parser.add_argument("--no-cluster", action="store_true", help="skip the Dask cluster runs")
     args = parser.parse_args()
+    dask = not args.no_cluster and importlib.util.find_spec("distributed") is not None
     work = Path(tempfile.mkdtemp(prefix="gradegrad-bench-"))
-    rows = []
+    rows, clusters = [], []
     try:
         for n in args.sizes:
             folder = copies(n, work / f"n{n}")
-            # gradegrad and the floor alternate, best of --repeat each: this machine's speed drifts
-            g, f = float("inf"), float("inf")
+            # gradegrad, the cluster and the floor alternate, best of --repeat each: this machine's speed drifts
+            g, c, f = float("inf"), float("inf"), float("inf")
             for _ in range(args.repeat):
                 g = min(g, gradegrad_batch(folder, args.jobs, work / f"out{n}"))
+                if dask:
+                    c = min(c, cluster_batch(folder, args.jobs, work / f"cluster{n}"))
                 f = min(f, floor(folder, args.jobs))
             b = naive(folder, args.jobs)
             rows.append((n, g, b, f))
+            clusters.append((n, g, c))
+        trips = round_trips()
         torch_import = min(run([sys.executable, "-c", "import torch"]) for _ in range(3))
         check = min(run([sys.executable, "-m", "gradegrad", "check", str(COMPLETE)]) for _ in range(3))
         # one `import torch` process on its own: its RSS (its PSS shrinks whenever other processes
@@ -146,8 +179,9 @@ def main() -> None:
         mem_folder = copies(20, work / "mem")
         _, batch = peak_memory([sys.executable, "-m", "gradegrad", "grade", str(mem_folder), "--rubric", "all",
                                 "--jobs", "2", "--out", str(work / "memout"), "--no-cache"])
-        costs = json.loads(subprocess.run([sys.executable, str(ISOLATION)], capture_output=True, text=True,
-                                          env=ENV, cwd=ROOT, check=True).stdout)
+        isolation = subprocess.run([sys.executable, str(ISOLATION)], capture_output=True, text=True, env=ENV,
+                                   cwd=ROOT)
+        costs = json.loads(isolation.stdout) if isolation.returncode == 0 else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -160,9 +194,21 @@ def main() -> None:
           f"(ratio {check / torch_import:.2f})")
     print(f"peak memory (PSS) of a 20-submission batch with --jobs 2: {batch / 2**20:.0f} MiB; one `import torch` "
           f"process (RSS): {one / 2**20:.0f} MiB (ratio {batch / max(one, 1):.2f})")
-    print(f"isolation: a fresh evaluator that grades nothing costs {costs['process_ms']:.0f} ms of CPU "
-          f"({costs['process_wall_ms']:.0f} ms wall); a request/reply round trip {costs['round_trip_us']} us of CPU, "
-          f"against {costs['in_process_us']} us for the same call in-process")
+    if costs is None:
+        print(f"isolation: benchmarks/isolation.py failed ({isolation.stderr.strip().splitlines()[-1:]}); a "
+              f"complete submission makes {trips} round trips")
+    else:
+        print(f"isolation: a fresh evaluator that grades nothing costs {costs['process_ms']:.0f} ms of CPU "
+              f"({costs['process_wall_ms']:.0f} ms wall); a request/reply round trip {costs['round_trip_us']} us of "
+              f"CPU, against {costs['in_process_us']} us for the same call in-process; a complete submission makes "
+              f"{trips} round trips")
+    if not dask:
+        print("\nDask cluster: not measured (--no-cluster, or Dask not installed: pip install 'gradegrad[dask]')")
+        return
+    print(f"\n| N | `--jobs {args.jobs}` s | `--cluster local:{args.jobs}` s | cluster overhead |")
+    print("|---|---|---|---|")
+    for n, g, c in clusters:
+        print(f"| {n} | {g:.1f} | {c:.1f} | {(c / g - 1) * 100:+.0f}% |")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,9 @@ class ProgressEvent:
 
 
 OnProgress = Callable[[ProgressEvent], None]
+Record = Callable[[SubmissionSource, Report, bool, float], None]  # (source, report, worth caching, seconds)
+# grades the sources elsewhere (cluster.py: a Dask cluster), recording each as it comes back
+Remote = Callable[[list[SubmissionSource], Rubric, Mapping[str, Exercise], Options, Record], None]
 
 
 def student_status(report: Report, invalid: bool = False) -> StudentStatus:
@@ -154,13 +157,14 @@ def _grade_generated(source: SubmissionSource, rubric: Rubric, catalog: Mapping[
 
 
 def grade_source(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
-                 options: Options) -> Report:
-    """Grade one submission; a problem with its files is a report, not an exception."""
+                 options: Options, code: str | None = None) -> Report:
+    """Grade one submission; a problem with its files is a report, not an exception. `code` is its
+    generated module when that was built elsewhere (a Dask worker has no access to the files)."""
     if source.problem is not None:
         return unloaded_report(str(source.origin), rubric, catalog, options, f"not graded: {source.problem}",
                                notes=source.notes, why=source.problem)
     if source.generated:
-        return clean_report(_grade_generated(source, rubric, catalog, options))
+        return clean_report(_grade_generated(source, rubric, catalog, options, code))
     report = clean_report(_relabel(grade(source.load, rubric, catalog, options, student=source.name), source,
                                    source.load, str(source.load)))
     split = statement_source(source) if report.error and IMPORT_FAILED.match(report.error) else None
@@ -170,10 +174,10 @@ def grade_source(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str,
 
 
 def _grade_safely(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
-                  options: Options) -> tuple[Report, bool]:
+                  options: Options, code: str | None = None) -> tuple[Report, bool]:
     """(report, worth caching): gradegrad's own failure is this student's error, never the batch's."""
     try:
-        return grade_source(source, rubric, catalog, options), True
+        return grade_source(source, rubric, catalog, options, code), True
     except (GradegradError, OSError) as exc:
         return unloaded_report(str(source.origin), rubric, catalog, options, f"{GRADER_ERROR}: {exc}"), False
     except Exception as exc:  # a bug in gradegrad: kept with its traceback, for the TA to report
@@ -194,10 +198,11 @@ def _event(done: int, total: int, g: Graded) -> ProgressEvent:
     return ProgressEvent(done, total, g.name, g.status, g.report.score, g.report.max_score, g.cached)
 
 
-def _timed(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
-           options: Options) -> tuple[Report, bool, float]:
+def grade_timed(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
+                options: Options, code: str | None = None) -> tuple[Report, bool, float]:
+    """(report, worth caching, seconds): what every pool runs per submission (a cluster's workers too)."""
     start = time.monotonic()
-    report, keep = _grade_safely(source, rubric, catalog, options)
+    report, keep = _grade_safely(source, rubric, catalog, options, code)
     return report, keep, time.monotonic() - start
 
 
@@ -216,11 +221,13 @@ def _grade_in_threads(todo: list[SubmissionSource], grade_one, jobs: int, record
 
 def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options,
                  jobs: int, cache: ResultCache | None = None,
-                 on_progress: OnProgress | None = None, processes: int | None = None) -> BatchResult:
+                 on_progress: OnProgress | None = None, processes: int | None = None,
+                 remote: Remote | None = None) -> BatchResult:
     """Grade every source of `found`, `jobs` at a time, reusing cached reports.
 
     With a few jobs, threads of this process drive the children; with more, forked grading
-    processes share the batch (`workers.processes_for`; `processes` overrides how many).
+    processes share the batch (`workers.processes_for`; `processes` overrides how many). A
+    `remote` (a Dask cluster, `cluster.py`) grades what the cache does not have instead.
     """
     start = time.monotonic()
     cache = cache or ResultCache(None)
@@ -246,9 +253,11 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
         results[source.name] = _graded(source, report, False, seconds)
         notify(_event(len(results), total, results[source.name]))
 
-    grade_one = lambda s: _timed(s, rubric, catalog, options)  # noqa: E731
+    grade_one = lambda s: grade_timed(s, rubric, catalog, options)  # noqa: E731
     processes = min(processes_for(jobs) if processes is None else processes, len(todo) // JOBS_PER_PROCESS)
-    if processes > 1 and hasattr(os, "fork"):
+    if remote is not None:
+        remote(todo, rubric, catalog, options, record)
+    elif processes > 1 and hasattr(os, "fork"):
         for done in grade_in_processes(todo, grade_one, processes, threads=-(-jobs // processes)):
             if done.report is None:
                 record(done.source, unloaded_report(str(done.source.origin), rubric, catalog, options,

@@ -18,6 +18,7 @@ from gradegrad.adjustments import read_adjustments
 from gradegrad.batch import grade_source
 from gradegrad.cache import ResultCache
 from gradegrad.catalog import Rubric, exercise_dirs, load_catalog, resolve_rubric, rubric_dirs, select_exercises
+from gradegrad.cluster import dask_grader
 from gradegrad.config import Settings, settings
 from gradegrad.course import grade_course
 from gradegrad.errors import ExitCode, GradegradError, UsageError
@@ -204,6 +205,10 @@ def grade_command(
                                        "processes share the batch."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Grade every submission again, even unchanged ones."),
     gradescope: bool = typer.Option(False, "--gradescope", help="Also write gradescope/<student>/results.json."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", metavar="ADDRESS", help="Grade on a Dask cluster: "
+                                          "its scheduler's address (tcp://host:8786), or local:N to start N worker "
+                                          "processes here. Needs gradegrad[dask]; see docs/cluster.md." + CONFIGURED
+                                          + "this machine."),
 ) -> None:
     """Grade a folder of submissions: a gradebook, feedback per student, a web page and a summary."""
     try:
@@ -213,9 +218,10 @@ def grade_command(
         students = read_roster(s.roster) if s.roster else None
         rows = read_adjustments(s.adjustments, [it.exercise for it in chosen.items]) if s.adjustments else ()
         cache = ResultCache(make_folder(s.out) / ".cache", read=not no_cache)
-        with progress_reporter(make_console(stderr=True), len(found.sources)) as on_progress:
+        with dask_grader(s.cluster, jobs) as remote, \
+                progress_reporter(make_console(stderr=True), len(found.sources)) as on_progress:
             book = grade_course(found, chosen, catalog, _options(s), s.jobs or default_jobs(), cache, on_progress,
-                                students, rows, str(s.adjustments), s.assignment)
+                                students, rows, str(s.adjustments), s.assignment, remote)
         written = write_gradebook(book, s.out, gradescope, visibility_of(chosen))
         render_summary(book.batch, summarize(book.batch), written, make_console(), roster_notes(book))
     except GradegradError as exc:

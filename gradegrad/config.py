@@ -8,7 +8,7 @@ Options given on the command line win over it; folders (`exercises`, `rubrics`) 
 
 Keys (docs/course.md): submission (check's), submissions (grade's folder), rubric, exercises,
 rubrics, module, seed, device, timeout, submission-timeout, memory, roster, adjustments,
-assignment, out, jobs, load-timeout, isolation.
+assignment, out, jobs, load-timeout, isolation, cluster.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ KEYS: dict[str, str] = {
     "submission": PATH, "submissions": PATH, "rubric": TEXT, "exercises": PATHS, "rubrics": PATHS, "module": TEXT, "seed": INT,
     "device": TEXT, "timeout": NUMBER, "submission-timeout": NUMBER, "memory": TEXT, "roster": PATH,
     "adjustments": PATH, "assignment": TEXT, "out": PATH, "jobs": INT, "load-timeout": NUMBER, "isolation": TEXT,
+    "cluster": TEXT,
 }
 EXPECTED = {PATH: "a path (a string)", PATHS: "a list of folder paths", TEXT: "a string",
             INT: "an integer", NUMBER: "a number"}
@@ -162,6 +163,7 @@ class Settings:
     assignment: str | None = None
     out: Path = Path("grades")
     jobs: int | None = None
+    cluster: str | None = None  # grade on Dask: a scheduler's address, or local:N
     config: Path | None = None  # the file the rest came from, if any
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Mapping
 
 from gradegrad.adjustments import AdjustmentRow, apply, assign
-from gradegrad.batch import BatchResult, OnProgress, grade_folder
+from gradegrad.batch import BatchResult, OnProgress, Remote, grade_folder
 from gradegrad.cache import ResultCache
 from gradegrad.catalog import Exercise, Rubric
 from gradegrad.options import Options
@@ -34,12 +34,13 @@ class Gradebook:
 def grade_course(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options, jobs: int,
                  cache: ResultCache, on_progress: OnProgress | None = None, students: tuple[Student, ...] | None = None,
                  rows: tuple[AdjustmentRow, ...] = (), adjustments_file: str = "adjustments.csv",
-                 assignment: str | None = None) -> Gradebook:
-    """Grade every submission of `found`, then apply adjustments and match the roster."""
+                 assignment: str | None = None, remote: Remote | None = None) -> Gradebook:
+    """Grade every submission of `found` (here, or on `remote`: a Dask cluster), then apply
+    adjustments and match the roster."""
     names = [s.name for s in found.sources]
     roster = match(students, names) if students is not None else None
     applied = assign(rows, names, roster, adjustments_file)  # a bad row stops here, before any grading
-    batch = grade_folder(found, rubric, catalog, options, jobs, cache, on_progress)
+    batch = grade_folder(found, rubric, catalog, options, jobs, cache, on_progress, remote=remote)
     graded = tuple(replace(g, report=apply(g.report, applied.by_submission.get(g.name, ()))) for g in batch.graded)
     return Gradebook(replace(batch, graded=graded), rubric_maximum(rubric, catalog, options.device),
                      assignment or rubric.title, roster, applied.not_applied,

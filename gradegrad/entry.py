@@ -40,9 +40,11 @@ def main() -> None:
 
 def _grading_processes(args: list[str]) -> bool:
     """Whether `grade` will share the batch among grading processes, each starting its own fork
-    server (then one started here would go unused)."""
+    server (then one started here would go unused), or send it to a Dask cluster (`--cluster`)."""
     if not args or args[0] != "grade":
         return False
+    if any(arg == "--cluster" or arg.startswith("--cluster=") for arg in args):
+        return True
     from gradegrad.workers import default_jobs, processes_for  # no torch: the fork server starts first
 
     jobs = default_jobs()

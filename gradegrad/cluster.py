@@ -1,0 +1,247 @@
+"""`gradegrad grade --cluster`: a batch graded on a Dask cluster instead of this machine.
+
+`dask_grader(address)` starts a `LocalCluster` (`local:N`: N worker processes here) or connects
+to a Dask scheduler, checks that its workers run this very gradegrad and torch, installs the
+plugins of `cluster_worker.py` (a fork server prepared in each worker, a warden in each nanny),
+and yields a `batch.Remote`: `grade_folder` hands it what the cache does not have.
+
+Each submission becomes one task. It travels as data (`portable.py`: the file's bytes or the
+generated module's text, never a path a worker cannot see), with the batch's rubric, exercises
+and options (some 30 kB, rebuilt once per batch on each worker); the worker grades it with
+gradegrad's own contained evaluators, as `grade` does here, and sends the report back as a plain
+dict. Reports are recorded as their futures complete (the progress bar, the cache). A worker
+lost mid-grade costs nothing: the scheduler runs its task elsewhere. A task whose every worker
+died (`KilledWorker`, after `distributed.scheduler.allowed-failures` retries) is that student's
+`error` row, not cached, and the batch goes on. Dask is an optional extra (`gradegrad[dask]`),
+imported only here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
+
+from gradegrad.batch import GRADER_ERROR, Record, Remote, grade_timed, unloaded_report
+from gradegrad.catalog import Exercise, Rubric
+from gradegrad.errors import GradegradError, UsageError
+from gradegrad.options import Options
+from gradegrad.portable import grading_context, pack_submission
+from gradegrad.report import Report
+from gradegrad.intake import SubmissionSource
+
+EXTRA = "gradegrad[dask]"
+CONNECT_TIMEOUT = 30.0  # seconds to reach the scheduler
+WAIT_FOR_WORKERS = 60.0  # seconds for a first worker to join it
+THREADS_REFRESH = 2.0  # seconds between two looks at how many worker threads the cluster has
+QUEUED_PER_THREAD = 3  # tasks submitted per worker thread in a large batch (more than 2: Dask queues them)
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError(f"--cluster needs Dask: pip install '{EXTRA}'") from None
+    return distributed
+
+
+def local_workers(address: str) -> int | None:
+    """N for `local:N` (`local` alone: one per core), None for a scheduler's address."""
+    from gradegrad.workers import default_jobs
+
+    kind, _, count = address.partition(":")
+    if kind != "local":
+        return None
+    if not count:
+        return default_jobs()
+    if not count.isdigit() or int(count) < 1:
+        raise UsageError(f"--cluster {address}: expected local:N (N worker processes, at least 1) "
+                         "or a scheduler's address such as tcp://host:8786")
+    return int(count)
+
+
+@contextmanager
+def dask_grader(address: str | None, jobs: int | None = None) -> Iterator[Remote | None]:
+    """The `Remote` that grades on the cluster at `address` (None: grade here; yields None)."""
+    if address is None:
+        yield None
+        return
+    if jobs is not None:
+        raise UsageError("--jobs and --cluster: on a cluster its workers decide how many submissions are "
+                         "graded at once (dask worker --nworkers/--nthreads); leave out --jobs")
+    distributed = _distributed()
+    from gradegrad import cluster_worker
+
+    with _client(distributed, address) as client:
+        client.register_plugin(cluster_worker.Warden())
+        client.register_plugin(cluster_worker.Prepare())  # first: each worker starts its fork server
+        _same_grader(client, address)
+        yield DaskGrader(client)
+
+
+@contextmanager
+def _client(distributed: Any, address: str) -> Iterator[Any]:
+    count = local_workers(address)
+    if count is not None:
+        yield from _local_client(distributed, count)
+        return
+    try:
+        client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError for a bad address
+        raise UsageError(f"--cluster {address}: cannot reach the Dask scheduler ({_line(exc)})") from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
+        except TimeoutError:
+            raise UsageError(f"--cluster {address}: the Dask scheduler has no worker after {WAIT_FOR_WORKERS:g} s "
+                             f"(start some: dask worker {address})") from None
+        yield client
+    finally:
+        client.close()
+
+
+def _local_client(distributed: Any, count: int) -> Iterator[Any]:
+    """A LocalCluster of `count` single-threaded worker processes, each grading one submission at
+    a time (the scheduler hands a worker its next task only when it is free: worker-saturation 1),
+    each preparing its grader as it starts (a preload)."""
+    import dask
+
+    from gradegrad.cluster_worker import sweep_orphans
+
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
+                          "distributed.worker.preload": ["gradegrad.cluster_worker"]}):
+        cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+    try:
+        client = distributed.Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+        sweep_orphans()  # this process is the workers' nanny: what a stopped worker left is ours
+
+
+def _same_grader(client: Any, address: str) -> None:
+    """Wait until the workers are prepared; refuse those whose gradegrad or torch differ from this
+    machine's (their verdicts could). One that joins later is checked by each of its tasks."""
+    from gradegrad.cluster_worker import describe, identity, ready
+
+    mine = identity()
+    for worker, theirs in sorted(client.run(ready, on_error="ignore").items()):  # a worker lost meanwhile: skipped
+        if theirs != mine:
+            raise UsageError(f"--cluster {address}: the Dask worker {worker} runs {describe(theirs)}, this machine "
+                             f"{describe(mine)}: install the same on every worker (docs/cluster.md)")
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class DaskGrader:
+    """A `batch.Remote`: grade sources as tasks of `client`, recording each as it completes.
+
+    Only a window of the batch is submitted at a time. A large batch keeps QUEUED_PER_THREAD
+    tasks per worker thread submitted: Dask then holds them in its scheduler's queue (they are
+    "root-ish") and hands a worker its next one as it finishes, one at a time with
+    worker-saturation 1 (`--cluster local:N`). A small one keeps one per thread, which Dask would
+    otherwise assign to workers straight away, several to a worker. Either way no submission
+    waits on a worker behind another, so a worker that dies takes only the one it was grading
+    with it (and counts against `allowed-failures` for that one only). Tasks depend on nothing
+    (the grading context travels in each): Dask would send a task only to workers holding its
+    dependencies, all of them to the same worker.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.threads, self.counted = 1, 0.0
+
+    def __call__(self, todo: list[SubmissionSource], rubric: Rubric, catalog: Mapping[str, Exercise],
+                 options: Options, record: Record) -> None:
+        from distributed import as_completed
+
+        from gradegrad import cluster_worker
+
+        batch = _Batch(rubric, catalog, options, record)
+        queue = [s for s in reversed(todo) if not batch.here(s)]  # popped from the end: in order
+        context = {**grading_context(rubric, catalog, options), "token": uuid.uuid4().hex,
+                   "identity": cluster_worker.identity()}
+        running: dict[Any, SubmissionSource] = {}
+        completed = as_completed()
+        try:
+            self._fill(queue, context, batch, running, completed)
+            for future in completed:
+                source = running.pop(future)
+                batch.record(source, *batch.outcome(source, future))
+                self._fill(queue, context, batch, running, completed)
+        finally:
+            self.client.cancel(list(running))  # Ctrl-C: nothing more runs for this batch
+
+    def _window(self, left: int) -> int:
+        """How many tasks to keep submitted when `left` are not done (see the class)."""
+        if time.monotonic() - self.counted > THREADS_REFRESH:
+            self.threads = max(1, sum(self.client.nthreads().values()))
+            self.counted = time.monotonic()
+        return QUEUED_PER_THREAD * self.threads if left > 2 * self.threads else self.threads
+
+    def _fill(self, queue: list[SubmissionSource], context: dict, batch: "_Batch",
+              running: dict[Any, SubmissionSource], completed: Any) -> None:
+        """Submit sources of `queue` until the window is full (one whose file vanished gets its row
+        at once)."""
+        from gradegrad import cluster_worker
+
+        while queue and len(running) < self._window(len(queue) + len(running)):
+            source = queue.pop()
+            payload = batch.pack(source)
+            if payload is not None:
+                future = self.client.submit(cluster_worker.grade_packed, payload, context,
+                                            key=f"gradegrad-grade-{uuid.uuid4().hex}", pure=False)
+                running[future] = source
+                completed.add(future)
+
+
+class _Batch:
+    """One batch's rubric, exercises and options on this side, and how its outcomes are recorded."""
+
+    def __init__(self, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options, record: Record) -> None:
+        self.rubric, self.catalog, self.options, self.record = rubric, catalog, options, record
+
+    def here(self, source: SubmissionSource) -> bool:
+        """A source that cannot be graded (an empty file...) needs no worker: its row is made here."""
+        if source.problem is None:
+            return False
+        self.record(source, *grade_timed(source, self.rubric, self.catalog, self.options))
+        return True
+
+    def pack(self, source: SubmissionSource) -> dict | None:
+        """The source as data; None when its files are gone or changed (its row is recorded, as
+        grading it here would)."""
+        try:
+            return pack_submission(source)
+        except (GradegradError, OSError) as exc:
+            self.record(source, self.lost(source, str(exc)), False, 0.0)
+            return None
+
+    def lost(self, source: SubmissionSource, why: str) -> Report:
+        return unloaded_report(str(source.origin), self.rubric, self.catalog, self.options, f"{GRADER_ERROR}: {why}")
+
+    def outcome(self, source: SubmissionSource, future: Any) -> tuple[Report, bool, float]:
+        """(report, worth caching, seconds) of a completed task; a lost one is an error row."""
+        from distributed import KilledWorker
+
+        try:
+            data = future.result()
+            if data.get("report") is None:
+                return self.lost(source, str(data.get("problem", "the Dask worker sent no report"))), False, 0.0
+            return Report.from_dict(data["report"]), data.get("keep") is True, float(data.get("seconds", 0.0))
+        except KilledWorker as exc:
+            worker = getattr(exc.last_worker, "address", exc.last_worker)
+            why = (f"every Dask worker grading it died before it finished ({exc.allowed_failures + 1} tries, the "
+                   f"last on {worker}); see the workers' logs")
+            return self.lost(source, why), False, 0.0
+        except Exception as exc:  # noqa: BLE001 - cancelled, a bug on the worker, a report we cannot read
+            return self.lost(source, f"on the Dask cluster ({_line(exc)})"), False, 0.0

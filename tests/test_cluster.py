@@ -1,0 +1,360 @@
+"""`gradegrad grade --cluster`: the batch on a Dask cluster gives the gradebook `grade` gives here.
+
+One LocalCluster (two single-threaded workers, `allowed-failures` 1) serves the module through
+its address, as a cluster started with `dask scheduler` / `dask worker` would. A worker plugin
+(`Saboteur`) kills the worker process grading a chosen student: once, in the middle of a hanging
+submission (it is retried elsewhere, and the evaluators the dead worker left are killed), or
+every time (the student gets an error row). Skipped without Dask (`pip install gradegrad[dask]`).
+"""
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("distributed")
+
+import dask  # noqa: E402
+from distributed import Client, LocalCluster  # noqa: E402
+from distributed.diagnostics.plugin import WorkerPlugin  # noqa: E402
+
+from conftest import FIXTURES  # noqa: E402
+from gradegrad.cli import app  # noqa: E402
+from gradegrad.cluster import local_workers  # noqa: E402
+from gradegrad.sandbox.environment import TOKEN_VAR  # noqa: E402
+
+BATCH = FIXTURES / "batch"
+ARGS = ["--rubric", "lab1", "-e", "sigmoid", "-e", "matvec", "--timeout", "6"]
+CRASHES = '''"""Sigmoid's backward aborts the process running it; MatVec is correct."""
+
+import os
+
+import torch
+from torch.autograd import Function
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return torch.sigmoid(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        os.abort()
+
+
+class MatVec(Function):
+    @staticmethod
+    def forward(ctx, A, x):
+        ctx.save_for_backward(A, x)
+        return torch.mv(A, x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        A, x = ctx.saved_tensors
+        return torch.outer(grad_output, x), A.t() @ grad_output
+'''
+runner = CliRunner()
+
+
+def grade(*args):
+    return runner.invoke(app, ["grade", *map(str, args)], env={"NO_COLOR": "1", "COLUMNS": "120"})
+
+
+class Saboteur(WorkerPlugin):
+    """Kill the worker grading a student named by a file in `plan`: `kill-once-NAME` (mid-grade,
+    once the evaluator has spun for a while; what it left is written to `killed-NAME`) or
+    `kill-always-NAME` (as the task starts, every time)."""
+
+    name = "saboteur"
+
+    def __init__(self, plan: str) -> None:
+        self.plan = plan
+
+    def setup(self, worker) -> None:
+        from gradegrad import cluster_worker
+
+        original = getattr(cluster_worker, "unsabotaged", cluster_worker.grade_packed)
+        cluster_worker.unsabotaged = original
+        plan = Path(self.plan)
+
+        def grade_packed(payload, data):
+            name = payload["name"]
+            if (plan / f"kill-always-{name}").exists():
+                os.kill(os.getpid(), signal.SIGKILL)
+            if (plan / f"kill-once-{name}").exists():
+                (plan / f"kill-once-{name}").unlink()
+                threading.Thread(target=original, args=(payload, data), daemon=True).start()
+                _die_while_it_spins(plan / f"killed-{name}")
+            return original(payload, data)
+
+        cluster_worker.grade_packed = grade_packed
+
+
+def _die_while_it_spins(record: Path) -> None:
+    from gradegrad.sandbox import reaper, zygote
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        server = zygote._ZYGOTE
+        evaluators = set(reaper.LIVE) - ({server.popen.pid} if server else set())
+        if server and evaluators and max(_cpu_seconds(pid) for pid in evaluators) > 0.5:
+            break
+        time.sleep(0.02)
+    record.write_text(json.dumps({"token": server.token, "evaluators": sorted(evaluators)}))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _carrying(token: str) -> list[int]:
+    """Processes whose environment holds this sandbox token (a zygote and its evaluators)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as fh:
+                    if f"{TOKEN_VAR}={token}".encode() in fh.read().split(b"\0"):
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.fixture(scope="module")
+def here(tmp_path_factory):
+    """The batch fixture and a crashing submission, graded here (--jobs 2): (result, folder, out).
+
+    Before the cluster starts: this process, a child subreaper while it grades, sweeps every child
+    that is not one of its evaluators (`sandbox/reaper.py`), and the cluster's workers are its
+    children too."""
+    root = tmp_path_factory.mktemp("mixed")
+    folder = shutil.copytree(BATCH, root / "submissions")
+    (folder / "zed.py").write_text(CRASHES)
+    return grade(folder, *ARGS, "--jobs", "2", "--out", root / "here"), folder, root / "here"
+
+
+@pytest.fixture(scope="module")
+def cluster(here, tmp_path_factory):
+    """(scheduler address, plan folder) of a LocalCluster of two single-threaded workers."""
+    plan = tmp_path_factory.mktemp("plan")
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        local = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                             dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
+    client = Client(local)
+    client.register_plugin(Saboteur(str(plan)))
+    yield local.scheduler_address, plan
+    client.close()
+    local.close()
+
+
+@pytest.fixture(scope="module")
+def mixed(here, cluster):
+    """The same folder graded on the cluster, whose worker grading the hanging submission (ivan)
+    is killed mid-grade: (here's result, the cluster's result, the two outputs, the plan folder)."""
+    address, plan = cluster
+    result, folder, out = here
+    (plan / "kill-once-ivan").touch()
+    there = grade(folder, *ARGS, "--cluster", address, "--out", out.parent / "there")
+    return result, there, out.parent, plan
+
+
+def rows(out: Path) -> dict:
+    text = (out / "grades.csv").read_text(encoding="utf-8-sig")
+    return {r["name"]: r for r in csv.DictReader(io.StringIO(text))}
+
+
+def without_timing(data):
+    """JSON with each check's `seconds` (wall-clock time, the one field two runs differ in) dropped."""
+    if isinstance(data, dict):
+        return {k: without_timing(v) for k, v in data.items() if k != "seconds"}
+    if isinstance(data, list):
+        return [without_timing(v) for v in data]
+    return data
+
+
+def files(out: Path) -> dict[str, object]:
+    found = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        name = str(path.relative_to(out))
+        found[name] = without_timing(json.loads(path.read_text())) if path.suffix == ".json" else path.read_bytes()
+    return found
+
+
+def test_the_cluster_writes_the_gradebook_grade_writes_here(mixed):
+    here, there, root, _ = mixed
+    assert (here.exit_code, there.exit_code) == (1, 1), there.output
+    assert "Traceback" not in there.output
+    local, remote = files(root / "here"), files(root / "there")
+    assert sorted(remote) == sorted(local)
+    assert len([n for n in local if n.startswith(".cache/")]) == 10  # every student's report, cached
+    for name in local:
+        assert remote[name] == local[name], name
+
+
+def test_the_mixed_folder_covers_every_outcome(mixed):
+    _, _, root, _ = mixed
+    r = rows(root / "there")
+    assert {n: r[n]["status"] for n in r} == {
+        "alice": "passed", "bob": "failed", "carol": "failed", "dave": "failed", "erin": "error", "frank": "failed",
+        "grace": "invalid", "heidi": "invalid", "ivan": "timeout", "zed": "failed"}
+    assert int(r["zed"]["sigmoid"]) < 11 and r["zed"]["matvec"] == "12"
+    report = next(g for g in json.loads((root / "there" / "grades.json").read_text())
+                  if g["submission"].endswith("zed.py"))
+    sigmoid = next(e for e in report["exercises"] if e["id"] == "sigmoid")
+    assert any("the process running the submission was killed by" in c["message"] for c in sigmoid["checks"])
+
+
+def test_a_worker_killed_mid_grade_leaves_no_evaluator_behind(mixed):
+    _, _, _, plan = mixed
+    killed = json.loads((plan / "killed-ivan").read_text())  # the kill did happen, while ivan's backward spun
+    assert killed["evaluators"]
+    deadline = time.monotonic() + 15
+    while _carrying(killed["token"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _carrying(killed["token"]) == []
+
+
+def test_a_submission_whose_workers_all_die_is_its_error_row_and_is_not_cached(cluster, tmp_path):
+    address, plan = cluster
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for name in ("alice", "bob"):
+        shutil.copy(BATCH / "alice.py", folder / f"{name}.py")
+    (plan / "kill-always-bob").touch()
+    try:
+        result = grade(folder, *ARGS, "--cluster", address, "--out", tmp_path / "out")
+    finally:
+        (plan / "kill-always-bob").unlink()
+    assert result.exit_code == 1, result.output
+    r = rows(tmp_path / "out")
+    assert (r["alice"]["status"], r["alice"]["total"]) == ("passed", "23"), r["alice"]["detail"]
+    assert (r["bob"]["status"], r["bob"]["total"], r["bob"]["max"]) == ("error", "0", "23")
+    assert "every Dask worker grading it died before it finished (2 tries" in r["bob"]["detail"]
+    assert len(list((tmp_path / "out" / ".cache").glob("*.json"))) == 1  # alice only: bob is graded next time
+
+
+def test_the_cluster_can_come_from_the_project_config(cluster, tmp_path, monkeypatch):
+    address, _ = cluster
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    shutil.copy(BATCH / "alice.py", folder / "alice.py")
+    (tmp_path / "gradegrad.toml").write_text(f'cluster = "{address}"\nsubmissions = "submissions"\n')
+    monkeypatch.chdir(tmp_path)
+    result = grade(*ARGS)
+    assert result.exit_code == 0, result.output
+    assert rows(tmp_path / "grades")["alice"]["status"] == "passed"
+
+
+def test_local_n_starts_a_cluster_here(tmp_path):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    shutil.copy(BATCH / "alice.py", folder / "alice.py")
+    shutil.copy(BATCH / "grace.py", folder / "grace.py")  # empty: its row is made here, no worker needed
+    result = grade(folder, *ARGS, "--cluster", "local:1", "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    assert {n: r["status"] for n, r in rows(tmp_path / "out").items()} == {"alice": "passed", "grace": "invalid"}
+
+
+# --------------------------------------------------------------------------- usage errors
+
+
+def one_line_usage_error(result, *words):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    for word in words:
+        assert word in result.output
+
+
+@pytest.mark.parametrize("address", ["local:0", "local:two", "local:-1"])
+def test_a_bad_local_cluster_is_a_usage_error(tmp_path, address):
+    one_line_usage_error(grade(BATCH, *ARGS, "--cluster", address, "--out", tmp_path), "expected local:N")
+
+
+def test_local_alone_is_one_worker_per_core():
+    from gradegrad.workers import default_jobs
+
+    assert local_workers("local") == default_jobs() and local_workers("local:3") == 3
+    assert local_workers("tcp://10.0.0.5:8786") is None
+
+
+def test_jobs_and_cluster_together_is_a_usage_error(tmp_path):
+    one_line_usage_error(grade(BATCH, *ARGS, "--jobs", "2", "--cluster", "local:1", "--out", tmp_path),
+                         "--jobs and --cluster")
+
+
+def test_without_dask_the_error_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ImportError
+    one_line_usage_error(grade(BATCH, *ARGS, "--cluster", "local:1", "--out", tmp_path), "gradegrad[dask]")
+
+
+def test_an_unreachable_scheduler_is_a_usage_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("gradegrad.cluster.CONNECT_TIMEOUT", 1.0)
+    one_line_usage_error(grade(BATCH, *ARGS, "--cluster", "tcp://127.0.0.1:9", "--out", tmp_path),
+                         "cannot reach the Dask scheduler")
+
+
+def test_the_command_starts_no_fork_server_of_its_own_for_a_cluster():
+    from gradegrad.entry import _grading_processes
+
+    assert _grading_processes(["grade", "subs", "--cluster", "local:2"])
+    assert _grading_processes(["grade", "subs", "--cluster=tcp://10.0.0.5:8786"])
+    assert not _grading_processes(["grade", "subs", "--jobs", "2"])
+
+
+def test_workers_running_another_gradegrad_are_refused(cluster, tmp_path, monkeypatch):
+    address, _ = cluster
+    monkeypatch.setattr("gradegrad.cluster_worker.identity",
+                        lambda: {"gradegrad": "0.0.9", "source": "0123456789abcdef", "torch": "2.13.0+cpu"})
+    one_line_usage_error(grade(BATCH, *ARGS, "--cluster", address, "--out", tmp_path),
+                         "runs gradegrad 0.1.0", "this machine gradegrad 0.0.9", "install the same on every worker")
+
+
+def test_a_worker_joining_with_another_gradegrad_grades_nothing(catalog):
+    from gradegrad.catalog import resolve_rubric
+    from gradegrad.cluster_worker import grade_packed
+    from gradegrad.options import Options
+    from gradegrad.portable import grading_context, pack_submission
+    from gradegrad.intake import source_for
+
+    context = {**grading_context(resolve_rubric("lab1", catalog), catalog, Options()), "token": "t",
+               "identity": {"gradegrad": "0.0.9", "source": "0123456789abcdef", "torch": "2.13.0+cpu"}}
+    result = grade_packed(pack_submission(source_for(BATCH / "alice.py")), context)
+    assert result["report"] is None and "the TA's machine gradegrad 0.0.9" in result["problem"]
+
+
+def test_a_worker_that_cannot_isolate_strictly_grades_nothing(catalog, monkeypatch):
+    from dataclasses import replace
+
+    from gradegrad import cluster_worker
+    from gradegrad.catalog import resolve_rubric
+    from gradegrad.intake import source_for
+    from gradegrad.options import Options
+    from gradegrad.portable import grading_context, pack_submission
+
+    monkeypatch.setattr(cluster_worker, "_no_namespaces", lambda: "no user namespaces here")
+    options = Options()
+    options = replace(options, limits=replace(options.limits, isolation="strict"))
+    context = {**grading_context(resolve_rubric("lab1", catalog), catalog, options), "token": "strict",
+               "identity": cluster_worker.identity()}
+    result = cluster_worker.grade_packed(pack_submission(source_for(BATCH / "alice.py")), context)
+    assert result["report"] is None
+    assert "--isolation strict" in result["problem"] and "no user namespaces here" in result["problem"]
