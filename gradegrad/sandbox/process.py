@@ -79,6 +79,8 @@ class _Drain(threading.Thread):
 class Child:
     """One evaluator process for one submission."""
 
+    round_trips = 0  # requests answered over any child's channel, in this process (benchmarks read it)
+
     def __init__(self, device: str = "cpu", use_zygote: bool = True, limits: Limits | None = None,
                  submission: str = "", extra_fds: tuple[int, ...] = ()) -> None:
         """Start an evaluator for `submission` (shown read-only in its file system) under `limits`.
@@ -224,6 +226,7 @@ class Child:
         deadline = time.monotonic() + max(timeout, 0.0)
         try:
             if not expect_ready:
+                Child.round_trips += 1
                 self.channel.send_frame(frame or encode_frame(header, list(tensors)), deadline)
             reply = self.channel.recv(deadline)
         except ChannelTimeout:
