@@ -300,8 +300,9 @@ class Evaluator:
                            "waiting": True})
         if self.channel.recv().header.get("op") != "continue":
             raise ValueError("measure: the grader did not say continue")
-        self.raw_backward(cls, out, grad_output.to(out.device))
-        return {"ok": True, "phase": "backward"}
+        grads = self.raw_backward(cls, out, grad_output.to(out.device))
+        return {"ok": True, "phase": "backward",
+                "projections": encode_value(projections(grads, msg.value(msg.header["probes"])), tensors)}
 
     def op_second_order(self, msg: Message, tensors: list) -> dict:
         """Second derivatives through the student's backward (facts for `double_backward`)."""
@@ -563,6 +564,16 @@ def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
         return a.data_ptr() == b.data_ptr() and a.shape == b.shape
     except RuntimeError:
         return False
+
+
+def projections(grads: list[Any], probes: list[Any]) -> list[float | None]:
+    """Each gradient's dot product with the grader's probe for its argument (no copy of either)."""
+    found: list[float | None] = []
+    for g, p in zip(grads, probes):
+        ok = isinstance(g, torch.Tensor) and isinstance(p, torch.Tensor) and g.numel() == p.numel() \
+            and g.is_floating_point()
+        found.append(float(torch.dot(g.detach().reshape(-1).to(p.device, p.dtype), p.reshape(-1))) if ok else None)
+    return found
 
 
 def _single(out: Any) -> Any:

@@ -74,8 +74,9 @@ def encode_value(value: Any, tensors: list[torch.Tensor], shared: Any = None) ->
     """JSON-able form of a value; tensors are appended to `tensors` and referenced by index, or,
     with `shared` (the grader's `shared.SharedMemory`), written there and referenced by place."""
     if isinstance(value, torch.Tensor):
-        if shared is not None:
-            return {"$shared": shared.put(value)}
+        place = shared.put(value) if shared is not None else None
+        if place is not None:
+            return {"$shared": place}
         tensors.append(value)
         return {"$tensor": len(tensors) - 1}
     if value is None or isinstance(value, (bool, int, str)):

@@ -166,11 +166,12 @@ class Submission(Requests):
             child.ahead.clear()
 
     def measure(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
-                grad_output: torch.Tensor, *, timeout: float, **_: Any) -> Measured:
+                grad_output: torch.Tensor, probes: Sequence[torch.Tensor | None], *, timeout: float,
+                **_: Any) -> Measured:
         """`Requests.measure` with this evaluator's memory as the kernel accounts it, and its inputs
         in shared memory (so that decoding the request allocates nothing the meter would count)."""
         self.ensure()
-        return super().measure(class_name, args, requires_grad, grad_output, timeout=timeout,
+        return super().measure(class_name, args, requires_grad, grad_output, probes, timeout=timeout,
                                meter=meter.meter(self.child.pid, self.child.cgroup), shared=self.shared)
 
     def _request(self, header: dict[str, Any], tensors: list[torch.Tensor], timeout: float) -> Message:

@@ -183,6 +183,9 @@ class Measured:
     problem: str = ""  # "no_grad_fn", or "shape" when forward's output has another shape
     shape: tuple[int, ...] = ()  # forward's output shape, with problem "shape"
     source: str = ""  # what counted the bytes: "cgroup v1 peak", "VmHWM of its processes"
+    # per argument, the gradient the measured backward returned, projected on the grader's random
+    # probe (None: no gradient, or none of the probe's size): the grader checks they are backward's
+    projections: tuple[float | None, ...] = ()
 
 
 class Meter(Protocol):
@@ -310,13 +313,16 @@ class Requests:
                               _tensor_or_none(reply, "output_after"), InPlace.parse(reply.header.get("in_place")))
 
     def measure(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
-                grad_output: torch.Tensor, *, timeout: float, meter: Meter, shared: Any = None) -> Measured:
+                grad_output: torch.Tensor, probes: Sequence[torch.Tensor | None], *, timeout: float, meter: Meter,
+                shared: Any = None) -> Measured:
         """Forward then the raw backward once, each measured by `meter`: the grader resets the
-        kernel's peak before each and reads it after (the evaluator waits between the two)."""
+        kernel's peak before each and reads it after (the evaluator waits between the two).
+        Backward's gradients come back as their dot products with `probes` (one per argument)."""
         deadline = time.monotonic() + timeout
         tensors: list[torch.Tensor] = []
         header = {"op": "measure", "class": class_name, "args": encode_value(list(args), tensors, shared),
-                  "requires_grad": list(requires_grad), "grad_output": encode_value(grad_output, tensors, shared)}
+                  "requires_grad": list(requires_grad), "grad_output": encode_value(grad_output, tensors, shared),
+                  "probes": encode_value(list(probes), tensors, shared)}
         meter.reset()
         h = self._request(header, tensors, timeout).header
         forward = _read(meter)
@@ -331,9 +337,13 @@ class Requests:
         except Exception:  # noqa: BLE001 - the evaluator died meanwhile: the next request says so
             forward = None
         # the evaluator waits for this frame (a round trip of its own) before it runs backward
-        if self._request({"op": "continue"}, [], deadline - time.monotonic()).header.get("phase") != "backward":
+        last = self._request({"op": "continue"}, [], deadline - time.monotonic())
+        backward = _read(meter) if forward is not None else None
+        projections = last.value(last.header.get("projections"))
+        if last.header.get("phase") != "backward" or not isinstance(projections, list):
             raise ChildFault("protocol", "the evaluator sent an invalid reply (measure)")
-        return Measured(forward, _read(meter) if forward is not None else None, *facts, meter.source)
+        return Measured(forward, backward, *facts, meter.source,
+                        tuple(p if isinstance(p, float) else None for p in projections[:len(args)]))
 
     def second_order(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
                      grad_output: torch.Tensor, directions: Sequence[torch.Tensor | None], *,
