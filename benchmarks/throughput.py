@@ -15,7 +15,9 @@ Measured on this machine, in this run:
 - peak memory (PSS of the whole process tree) of the batch with --jobs 2 against one
   `import torch` process;
 - what isolation itself costs here (benchmarks/isolation.py): a fresh evaluator that grades
-  nothing, and one request/reply round trip against the same call in-process.
+  nothing, and one request/reply round trip against the same call in-process;
+- the request/reply round trips one complete submission makes (`Child.round_trips`), without a
+  rubric (every exercise found) and with the `all` rubric.
 Prints a Markdown table; the README records one run.
 """
 
@@ -37,6 +39,16 @@ COMPLETE = ROOT / "submissions_example" / "complete.py"
 INPROCESS = ROOT / "benchmarks" / "inprocess.py"
 ISOLATION = ROOT / "benchmarks" / "isolation.py"
 ENV = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+ROUND_TRIPS = """
+from pathlib import Path
+from gradegrad.catalog import load_catalog, resolve_rubric
+from gradegrad.grading import grade
+from gradegrad.options import Options
+from gradegrad.sandbox.process import Child
+catalog = load_catalog()
+grade(Path({path!r}), resolve_rubric({rubric!r}, catalog), catalog, Options())
+print(Child.round_trips)
+"""
 
 
 def run(cmd: list[str], **kw) -> float:
@@ -55,6 +67,13 @@ def copies(n: int, folder: Path) -> Path:
 def gradegrad_batch(folder: Path, jobs: int, out: Path) -> float:
     return run([sys.executable, "-m", "gradegrad", "grade", str(folder), "--rubric", "all", "--jobs", str(jobs),
                 "--out", str(out), "--no-cache"])
+
+
+def round_trips(rubric: str | None) -> int:
+    """Request/reply round trips of grading complete.py once (`rubric` None: every exercise found)."""
+    out = subprocess.run([sys.executable, "-c", ROUND_TRIPS.format(path=str(COMPLETE), rubric=rubric)],
+                         capture_output=True, text=True, env=ENV, cwd=ROOT, check=True).stdout
+    return int(out.split()[-1])
 
 
 def naive(folder: Path, jobs: int) -> float:
@@ -138,6 +157,7 @@ def main() -> None:
                 f = min(f, floor(folder, args.jobs))
             b = naive(folder, args.jobs)
             rows.append((n, g, b, f))
+        trips = round_trips(None), round_trips("all")
         torch_import = min(run([sys.executable, "-c", "import torch"]) for _ in range(3))
         check = min(run([sys.executable, "-m", "gradegrad", "check", str(COMPLETE)]) for _ in range(3))
         # one `import torch` process on its own: its RSS (its PSS shrinks whenever other processes
@@ -163,6 +183,8 @@ def main() -> None:
     print(f"isolation: a fresh evaluator that grades nothing costs {costs['process_ms']:.0f} ms of CPU "
           f"({costs['process_wall_ms']:.0f} ms wall); a request/reply round trip {costs['round_trip_us']} us of CPU, "
           f"against {costs['in_process_us']} us for the same call in-process")
+    print(f"round trips: a complete submission makes {trips[0]} request/reply round trips without a rubric "
+          f"({trips[1]} with --rubric all)")
 
 
 if __name__ == "__main__":

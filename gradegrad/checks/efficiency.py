@@ -28,7 +28,7 @@ import torch
 
 from gradegrad.cases import generator, make_grad_output, make_inputs
 from gradegrad.catalog import Case, Exercise
-from gradegrad.registry import register
+from gradegrad.registry import register, skipped_on
 from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.checks.values import gradient_finding, ordinary_cases
 from gradegrad.diagnosis import Finding
@@ -169,6 +169,9 @@ def _summary(got: Measured, n: int, ref: Reference, inputs: int) -> str:
 
 @register("efficiency", applies=lambda ex: ex.efficiency is not None)
 def efficiency(ctx: CheckContext) -> Verdict:
+    why = skipped_on("efficiency", ctx.device)
+    if why:
+        return Verdict("skipped", why)
     n = ctx.exercise.efficiency.sizes[-1]
     measured = _measure(ctx, n)
     if isinstance(measured, Verdict):
