@@ -8,7 +8,9 @@ counted by the grader (`ByteCounter`), or the inputs' bytes where larger (a fuse
 torch.dot allocates 8 bytes; allocating a temporary the size of the inputs is never inefficient).
 
 A phase fails when it used more than `allowance`: FACTOR times the reference's bytes, and never
-less than FLOOR. The floor absorbs what the kernel counts beyond the student's tensors (pages,
+less than FLOOR. The messages hold only numbers that are the same on every run (the allowance,
+the reference's bytes, the size of an n x n matrix): the kernel's count moves by pages from run
+to run, and the same submission must get the same report. The floor absorbs what the kernel counts beyond the student's tensors (pages,
 the allocator's arenas, buffers a library allocates on first use: a few MiB at most); the factor,
 formulas of the same order that allocate a few more temporaries. A Jacobian-sized matrix at the
 largest sizes (128 MiB for softmax at n = 4096, against 32 KiB of output) is far beyond both.
@@ -47,7 +49,7 @@ def judge(phase: str, used: int, reference: int, inputs: int, n: int, source: st
               "grad_output, which the derivative's formula gives directly" if phase == "backward" else
               "Does it build a matrix for backward (the Jacobian)? Save only what the derivative's "
               "formula needs (inputs or outputs)")
-    return Finding(f"inefficient_{phase}", f"{phase} used {size_text(used)} of memory at n = {n}, as the kernel "
-                   f"counted it{counted}, where the reference allocates {size_text(reference)}: more than the "
-                   f"{size_text(limit)} allowed ({FACTOR} times the reference's bytes or the inputs', at least "
-                   f"{size_text(FLOOR)}). {advice}.")
+    return Finding(f"inefficient_{phase}", f"{phase} used more memory at n = {n} than the {size_text(limit)} "
+                   f"allowed, as the kernel counted it{counted}: the reference allocates {size_text(reference)} "
+                   f"(the allowance is {FACTOR} times the reference's bytes or the inputs', at least "
+                   f"{size_text(FLOOR)}), and an n x n matrix of float64 is {size_text(8 * n * n)} here. {advice}.")

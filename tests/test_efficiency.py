@@ -1,7 +1,6 @@
 """The `efficiency` check: the kernel's count of the evaluator's memory at the largest size, against
 the reference's; a Jacobian-building backward fails, O(n) formulas pass."""
 
-import re
 from pathlib import Path
 
 import pytest
@@ -15,48 +14,45 @@ from gradegrad.growth import FLOOR
 
 EFFICIENCY = FIXTURES / "efficiency"
 ENABLED = ("softmax", "matvec", "dot", "conv1d", "linear", "cross_entropy")
-MiB = 1 << 20
-
-
-def used(message: str, phase: str = "backward") -> float:
-    """The MiB a failing phase used, from its message."""
-    number, unit = re.search(rf"{phase} used ([\d.]+) (MiB|GiB) of memory", message).groups()
-    return float(number) * (1024 if unit == "GiB" else 1)
 
 
 def test_jacobian_softmax_fails_with_the_memory_the_kernel_counted(graded):
     report = graded(EFFICIENCY / "jacobian.py")
     soft = check(report, "softmax", "efficiency")
     assert soft.status == "failed" and soft.diagnosis == "inefficient_backward"
-    assert 3 * 128 <= used(soft.message) < 3 * 128 + 16  # diag(s), outer(s, s) and their difference
-    assert "at n = 4096, as the kernel counted it" in soft.message and "the reference allocates 32.0 KiB" in soft.message
-    assert "full Jacobian" in soft.message
+    assert "backward used more memory at n = 4096 than the 16.0 MiB allowed, as the kernel counted it" in soft.message
+    assert "the reference allocates 32.0 KiB" in soft.message and "full Jacobian" in soft.message
     # its values are right: only the efficiency check fails
     assert [c.id for c in exercise(report, "softmax").checks if c.status == "failed"] == ["efficiency"]
 
 
 @pytest.mark.parametrize("ex_id", ["dot", "conv1d", "cross_entropy"])
 def test_other_jacobian_backwards_fail(graded, ex_id):
+    """cross_entropy's Jacobians (3 x 512 MiB at n = 4096) are measured whole, within --memory."""
     found = check(graded(EFFICIENCY / "jacobian.py"), ex_id, "efficiency")
-    assert found.status == "failed" and found.diagnosis == "inefficient_backward" and used(found.message) >= 128
+    assert found.status == "failed" and found.diagnosis == "inefficient_backward"
 
 
-def test_the_largest_size_is_measured_whole(graded):
-    """Each row's softmax Jacobian of the cross-entropy: 3 x 512 MiB at n = 4096, within --memory."""
-    found = check(graded(EFFICIENCY / "jacobian.py"), "cross_entropy", "efficiency")
-    assert used(found.message) >= 1024
-
-
-def test_complete_submission_passes_with_a_margin(graded):
+def test_complete_submission_passes_and_says_so_in_the_same_words_every_run(graded):
     report = graded(EXAMPLES / "complete.py")
     for ex_id in ENABLED:
         found = check(report, ex_id, "efficiency")
         assert found.status == "passed" and found.max_points == 1, (ex_id, found.message)
-        assert "as the kernel counted it" in found.message
-        for phase in ("forward", "backward"):
-            number, unit = re.search(rf"{phase} used ([\d.]+) (bytes|KiB|MiB)", found.message).groups()
-            nbytes = float(number) * {"bytes": 1, "KiB": 1024, "MiB": MiB}[unit]
-            assert nbytes <= FLOOR / 2, (ex_id, found.message)  # far from failing
+        assert "as the kernel counted it" in found.message and "forward within 16.0 MiB" in found.message
+        assert "used" not in found.message  # the kernel's count moves by pages: not in the report
+
+
+def test_a_correct_backward_uses_far_less_than_the_floor(catalog):
+    """The margin: what the kernel counts for an O(n) softmax at n = 4096 is far below 16 MiB."""
+    from gradegrad.checks.efficiency import _reference_at
+    from gradegrad.sandbox.remote import Submission
+
+    ref = _reference_at(catalog["softmax"], 4096, 0)
+    with Submission(EXAMPLES / "complete.py") as sub:
+        sub.load()
+        got = sub.measure("Softmax", ref.args, [True], ref.grad_output, ref.probes, timeout=60)
+    assert got.forward_bytes < FLOOR / 4 and got.backward_bytes < FLOOR / 4, got
+    assert got.projections[0] == pytest.approx(ref.projections[0], abs=1e-6 * ref.scales[0])
 
 
 def test_only_exercises_with_an_efficiency_block_are_checked(graded):
@@ -74,7 +70,7 @@ def test_tensor_kept_on_ctx_is_a_hint_not_a_failure(graded):
 def test_forward_that_stores_the_jacobian_fails(graded):
     found = check(graded(EFFICIENCY / "forward_jacobian.py"), "softmax", "efficiency")
     assert found.status == "failed" and found.diagnosis == "inefficient_forward"
-    assert used(found.message, "forward") >= 128
+    assert "forward used more memory at n = 4096" in found.message
 
 
 # ----------------------------------------------------------------------------- units
