@@ -13,7 +13,7 @@ MiB = 1 << 20
 
 
 class Allocator:
-    """A forked process that allocates `mib` MiB (touching every page) each time it is told to."""
+    """A forked process that allocates `mib` MiB more (touching every page) each time it is told to."""
 
     def __init__(self, group=None):
         self.go_r, self.go_w = os.pipe()
@@ -21,15 +21,19 @@ class Allocator:
         self.pid = os.fork()
         if self.pid == 0:
             try:
+                os.close(self.go_w)  # else the read below never sees the end of the pipe
+                os.close(self.done_r)
                 if group is not None:
                     group.enter()
                 os.write(self.done_w, b"r")
                 kept = []
                 while (mib := os.read(self.go_r, 1)):
-                    kept = [bytearray(mib[0] * MiB)] if mib[0] else []
+                    kept.append(bytearray(mib[0] * MiB))
                     os.write(self.done_w, b"k")
             finally:
                 os._exit(0)
+        os.close(self.go_r)
+        os.close(self.done_w)
         os.read(self.done_r, 1)
 
     def allocate(self, mib: int) -> None:
@@ -39,13 +43,13 @@ class Allocator:
     def stop(self) -> None:
         os.close(self.go_w)
         os.waitpid(self.pid, 0)
+        os.close(self.done_r)
 
 
 def measured(m, process: Allocator) -> list[int]:
     process.allocate(64)  # before the reset: not counted
     m.reset()
     quiet = m.read()
-    process.allocate(0)
     process.allocate(100)
     return [quiet, m.read()]
 
