@@ -4,7 +4,8 @@
   the submission, exit), in CPU milliseconds of the grader, the child and the zygote together,
   and its wall time;
 - `round_trip_us`: one forward-and-backward request to a child and its reply (the `Dot` of
-  complete.py), in CPU microseconds of both processes, against the same call in-process.
+  complete.py, its inputs in shared memory and read back), in CPU microseconds of both
+  processes, against the same call in-process.
 
     python benchmarks/isolation.py
 """
@@ -22,7 +23,7 @@ import torch
 
 from gradegrad.sandbox import zygote
 from gradegrad.sandbox.process import Limits
-from gradegrad.sandbox.remote import Submission
+from gradegrad.sandbox.remote import Item, Submission
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETE = ROOT / "submissions_example" / "complete.py"
@@ -57,6 +58,14 @@ def process_cost(n: int = 30) -> tuple[float, float]:
     return (_cpu(server.popen.pid, children=True) - z0 + _own() - c0) / n * 1e3, wall / n * 1e3
 
 
+def _call(sub: Submission, x: list[torch.Tensor], g: torch.Tensor) -> None:
+    """One evaluation (forward, then backward) in one request, as the Runner makes it."""
+    item = Item(x, [True, True], g)
+    for _ in sub.evaluate("Dot", [item], timeout=lambda phase: 10, shared=sub.shared):
+        pass
+    [sub.shared.read(ref) for ref in item.arg_refs]  # the read-back
+
+
 def round_trip_cost(n: int = 2000) -> tuple[float, float]:
     """(CPU µs of a forward+backward request through a child, CPU µs of the same call in-process)."""
     x = [torch.randn(5, dtype=torch.float64), torch.randn(5, dtype=torch.float64)]
@@ -64,10 +73,10 @@ def round_trip_cost(n: int = 2000) -> tuple[float, float]:
     sub = Submission(COMPLETE, "cpu", Limits())
     sub.load()
     for _ in range(100):
-        sub.call("Dot", x, [True, True], g, timeout=10, echo=False)
+        _call(sub, x, g)
     start, child0 = _own(), _cpu(sub.child.pid)
     for _ in range(n):
-        sub.call("Dot", x, [True, True], g, timeout=10, echo=False)
+        _call(sub, x, g)
     isolated = (_own() - start + _cpu(sub.child.pid) - child0) / n * 1e6
     sub.close()
 
@@ -81,10 +90,10 @@ def round_trip_cost(n: int = 2000) -> tuple[float, float]:
     local = Submission(COMPLETE, "cpu", Limits())
     local.load()
     for _ in range(100):
-        local.call("Dot", x, [True, True], g, timeout=10, echo=False)
+        _call(local, x, g)
     start = time.process_time()
     for _ in range(n):
-        local.call("Dot", x, [True, True], g, timeout=10, echo=False)
+        _call(local, x, g)
     return isolated, (time.process_time() - start) / n * 1e6
 
 

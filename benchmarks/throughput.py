@@ -19,7 +19,8 @@ Measured on this machine, in this run:
 - with Dask installed (gradegrad[dask]), `gradegrad grade DIR --cluster local:J` end to end (the
   command starts a LocalCluster of J worker processes, grades, stops it) against `--jobs J`,
   alternating with the two above, best of --repeat;
-- the request/reply round trips one complete submission makes (`Child.round_trips`).
+- the request/reply round trips one complete submission makes (`Child.round_trips`), without a
+  rubric (every exercise found) and with the `all` rubric.
 Prints Markdown tables; the README records one run.
 """
 
@@ -49,7 +50,7 @@ from gradegrad.grading import grade
 from gradegrad.options import Options
 from gradegrad.sandbox.process import Child
 catalog = load_catalog()
-grade(Path({path!r}), resolve_rubric("all", catalog), catalog, Options())
+grade(Path({path!r}), resolve_rubric({rubric!r}, catalog), catalog, Options())
 print(Child.round_trips)
 """
 
@@ -77,10 +78,10 @@ def cluster_batch(folder: Path, workers: int, out: Path) -> float:
                 f"local:{workers}", "--out", str(out), "--no-cache"])
 
 
-def round_trips() -> int:
-    """Request/reply round trips of grading complete.py once with the `all` rubric."""
-    out = subprocess.run([sys.executable, "-c", ROUND_TRIPS.format(path=str(COMPLETE))], capture_output=True,
-                         text=True, env=ENV, cwd=ROOT, check=True).stdout
+def round_trips(rubric: str | None) -> int:
+    """Request/reply round trips of grading complete.py once (`rubric` None: every exercise found)."""
+    out = subprocess.run([sys.executable, "-c", ROUND_TRIPS.format(path=str(COMPLETE), rubric=rubric)],
+                         capture_output=True, text=True, env=ENV, cwd=ROOT, check=True).stdout
     return int(out.split()[-1])
 
 
@@ -170,7 +171,7 @@ def main() -> None:
             b = naive(folder, args.jobs)
             rows.append((n, g, b, f))
             clusters.append((n, g, c))
-        trips = round_trips()
+        trips = round_trips(None), round_trips("all")
         torch_import = min(run([sys.executable, "-c", "import torch"]) for _ in range(3))
         check = min(run([sys.executable, "-m", "gradegrad", "check", str(COMPLETE)]) for _ in range(3))
         # one `import torch` process on its own: its RSS (its PSS shrinks whenever other processes
@@ -195,13 +196,13 @@ def main() -> None:
     print(f"peak memory (PSS) of a 20-submission batch with --jobs 2: {batch / 2**20:.0f} MiB; one `import torch` "
           f"process (RSS): {one / 2**20:.0f} MiB (ratio {batch / max(one, 1):.2f})")
     if costs is None:
-        print(f"isolation: benchmarks/isolation.py failed ({isolation.stderr.strip().splitlines()[-1:]}); a "
-              f"complete submission makes {trips} round trips")
+        print(f"isolation: benchmarks/isolation.py failed ({isolation.stderr.strip().splitlines()[-1:]})")
     else:
         print(f"isolation: a fresh evaluator that grades nothing costs {costs['process_ms']:.0f} ms of CPU "
               f"({costs['process_wall_ms']:.0f} ms wall); a request/reply round trip {costs['round_trip_us']} us of "
-              f"CPU, against {costs['in_process_us']} us for the same call in-process; a complete submission makes "
-              f"{trips} round trips")
+              f"CPU, against {costs['in_process_us']} us for the same call in-process")
+    print(f"round trips: a complete submission makes {trips[0]} request/reply round trips without a rubric "
+          f"({trips[1]} with --rubric all)")
     if not dask:
         print("\nDask cluster: not measured (--no-cluster, or Dask not installed: pip install 'gradegrad[dask]')")
         return

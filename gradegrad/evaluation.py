@@ -4,17 +4,29 @@ A `Runner` belongs to one exercise of one submission: it owns the exercise's tim
 memoises evaluations (several checks read the same one), and turns every way the student's code
 can fail (exception, timeout, crash, exit) into a `Fault`, data that the checks report.
 
+Fewer round trips: each check declares the evaluations it will read (`Read`, and gradcheck its
+run-ahead, `Ahead`; see `registry.py`), and the first time a check asks for one, the Runner asks
+the child for all of them in one request (`Requests.evaluate`), in the order the checks will read
+them. What it returns is kept aside and handed to a check when the check asks, with the same
+consequences a live evaluation would have had then (a timeout ends the exercise, a backward that
+hangs leaves forward alone for the rest); what the request did not bring back is evaluated live.
+
+Inputs and upstream gradients travel in shared memory (`sandbox/shared.py`); after each request
+the grader reads them back itself (`Evaluation.inputs_after`, `grad_output_after`), so that an
+input the student's code overwrote is a fact the grader saw, not one the child reports.
+
 The budget is the student's code's time: importing the submission again in a fresh process (after
-a timeout or a crash) is left out of it. Forward and backward travel in one round trip, but
-forward's result comes back first; when backward hangs, a share of the budget (`FORWARD_RESERVE`)
-is kept to run forward alone on the cases left, so the forward points survive a hanging backward.
+a timeout or a crash) is left out of it. Forward's result comes back before backward runs; when
+backward hangs, a share of the budget (`FORWARD_RESERVE`) is kept to run forward alone on the
+cases left, so the forward points survive a hanging backward.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, TypeVar
+from typing import Any, Callable, ContextManager, Sequence, TypeVar
 
 import torch
 
@@ -22,7 +34,8 @@ from gradegrad.cases import DTYPES, make_grad_output, make_inputs
 from gradegrad.catalog import Case, Exercise
 from gradegrad.reference import memo, reference_output
 from gradegrad.sandbox.process import ChildFault, StudentRaised
-from gradegrad.sandbox.remote import InPlace, PartialCall, Submission, WrongDtype, WrongOutput, remote_function
+from gradegrad.sandbox.remote import (AheadPairs, InPlace, Item, LostAt, Submission, WrongDtype, WrongOutput,
+                                      remote_function)
 
 T = TypeVar("T")
 FORWARD_RESERVE = 0.25  # of the exercise's budget (at least 2 s, at most half), not given to a backward,
@@ -42,6 +55,27 @@ class Fault:
         return "timeout" if self.kind == "timeout" else "error"
 
 
+@dataclass(frozen=True)
+class Read:
+    """An evaluation a check will read: forward (and backward) on a case, in a dtype, with the
+    arguments of `mask` requiring grad (None: the differentiable ones), backward `raw` (the
+    student's backward called directly) or through autograd's `engine`."""
+
+    case: str
+    dtype: str = "float64"
+    mask: tuple[bool, ...] | None = None
+    mode: str = "raw"
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """gradcheck on a case's float64 inputs, run ahead in the child with these options (fast_mode
+    first, then the full one where fast_mode fails in a way only the full one settles)."""
+
+    case: str
+    options: tuple[tuple[str, Any], ...]
+
+
 @dataclass
 class Evaluation:
     """One forward (and backward) of the student's Function on one case."""
@@ -55,12 +89,13 @@ class Evaluation:
     meta: dict[str, Any] = field(default_factory=dict)
     grads: list[Any] | None = None
     grad_devices: list[str | None] = field(default_factory=list)
-    echo_forward: list[Any] | None = None  # the arguments as forward left them (the child's word)
-    echo_backward: list[Any] | None = None  # ... and as backward left them
-    versions: list[int | None] = field(default_factory=list)  # in-place writes during forward
+    # read back by the grader from the memory it shared with the child, after the request: facts
+    inputs_after: list[Any] | None = None  # the arguments as the call left them (None per argument not shared)
+    grad_output_after: Any = None  # the upstream gradient backward received, as backward left it
+    read_back: bool = False  # every tensor the call was given was shared, and read back
+    versions: list[int | None] = field(default_factory=list)  # in-place writes during forward (the child's word)
     # what backward left behind, as the child reports it: evidence that can fail `inputs_unchanged`,
-    # never a pass (the transport of these facts may change; the checks read only these fields)
-    grad_output_after: Any = None  # the upstream gradient backward received, after backward
+    # never a pass
     output_after: Any = None  # forward's output, after backward
     in_place: InPlace | None = None  # version counters before and after backward
     forward_ops: tuple[str, ...] = ()
@@ -96,8 +131,12 @@ def fault_from(exc: Exception, phase: str, timeout: float) -> Fault:
     raise exc
 
 
+Key = tuple  # (case name, dtype, mask, mode)
+
+
 class Runner:
-    def __init__(self, sub: Submission, ex: Exercise, class_name: str, seed: int, timeout: float) -> None:
+    def __init__(self, sub: Submission, ex: Exercise, class_name: str, seed: int, timeout: float,
+                 reads: Sequence[Read | Ahead] = ()) -> None:
         self.sub, self.ex, self.class_name, self.seed = sub, ex, class_name, seed
         self.timeout = timeout
         self.started = time.monotonic()
@@ -105,6 +144,13 @@ class Runner:
         self.dead: Fault | None = None  # after a timeout or crash, nothing more runs
         self.backward_dead: Fault | None = None  # after backward hung: forward alone still runs
         self.cache: dict[tuple, Evaluation] = {}
+        self.reads = tuple(reads)  # what the exercise's checks will read, in their order
+        self.prefetched = not self.reads
+        # evaluations brought back ahead of the checks: key -> (evaluation, what a live one would
+        # have recorded when it came back: "dead" for a fault that ends the exercise, "backward"
+        # for a backward lost to a timeout or crash, "" nothing)
+        self.fetched: dict[Key, tuple[Evaluation, str]] = {}
+        self.ahead: tuple[Any, dict[str, list[tuple[bytes, bytes]]]] | None = None  # (evaluator, pairs per mode)
 
     @property
     def deadline(self) -> float:
@@ -124,50 +170,153 @@ class Runner:
         mask = mask if mask is not None else tuple(s.differentiable for s in case.inputs)
         key = (case.name, dtype, mask, mode)
         if key not in self.cache:
-            self.cache[key] = self._evaluate(case, dtype, mask, mode)
+            self._prefetch()
+            fetched = self.fetched.pop(key, None)
+            if fetched is not None and not (self.dead or self.backward_dead):
+                self.cache[key] = self._take(*fetched)
+            else:  # not brought back, or brought back after what a live evaluation would now not run
+                self.cache[key] = self._evaluate(case, dtype, mask, mode)
         return self.cache[key]
 
-    def _evaluate(self, case: Case, dtype: str, mask: tuple[bool, ...], mode: str) -> Evaluation:
+    def _take(self, ev: Evaluation, record: str) -> Evaluation:
+        """An evaluation brought back earlier, with what it means for the rest of the exercise now."""
+        if record == "dead":
+            ev.fault = self._record(ev.fault)
+        elif record == "backward":
+            ev.fault = self._backward_lost(ev.fault)
+        return ev
+
+    def _prefetch(self) -> None:
+        """Ask for every evaluation the checks declared (and gradcheck's run-ahead) in one request."""
+        if self.prefetched:
+            return
+        self.prefetched = True
+        if self.dead or self.backward_dead:
+            return
+        cases = {c.name: c for c in self.ex.cases}
+        batch: list[tuple[Key, Evaluation, str]] = []
+        ahead, ahead_at = None, 0
+        for read in self.reads:
+            case = cases.get(read.case)
+            if case is None:
+                continue
+            if isinstance(read, Ahead):
+                if ahead is None:
+                    args = tuple(a.requires_grad_(s.differentiable) if isinstance(a, torch.Tensor) else a
+                                 for s, a in zip(case.inputs, self.inputs(case, "float64")))
+                    ahead, ahead_at = (args, dict(read.options)), len(batch)
+                continue
+            mask = read.mask if read.mask is not None else tuple(s.differentiable for s in case.inputs)
+            key = (case.name, read.dtype, mask, read.mode)
+            if key not in self.cache and all(key != k for k, _, _ in batch):
+                batch.append((key, self._new(case, read.dtype, mask), read.mode))
+        if batch or ahead is not None:
+            self._run(batch, ahead, ahead_at)
+
+    def _new(self, case: Case, dtype: str, mask: tuple[bool, ...]) -> Evaluation:
+        """An evaluation's inputs and random upstream gradient (shaped like the true output)."""
         ev = Evaluation(case, dtype, self.inputs(case, dtype), list(mask))
-        if self.dead:
-            ev.fault = self.dead
-            return ev
         like = memo(("like", self.ex, case.name, dtype, self.seed),  # the true output's shape and dtype
                     lambda: reference_output(self.ex, ev.args).detach().to(DTYPES[dtype]))
         ev.grad_output = make_grad_output(like, self.seed, self.ex.id, case.name, dtype)
+        return ev
+
+    def _evaluate(self, case: Case, dtype: str, mask: tuple[bool, ...], mode: str) -> Evaluation:
+        if self.dead:
+            ev = Evaluation(case, dtype, self.inputs(case, dtype), list(mask))
+            ev.fault = self.dead
+            return ev
+        ev = self._new(case, dtype, mask)
         if self.backward_dead:
             return self._forward_alone(ev)
+        key = (case.name, dtype, mask, mode)
+        self._run([(key, ev, mode)])
+        if key not in self.fetched:  # the evaluator answered nothing that can be taken for it
+            ev.phase, ev.fault = "forward", Fault("protocol", "the evaluator sent an invalid reply")
+            self.fetched[key] = (ev, "dead")
+        return self._take(*self.fetched.pop(key))
+
+    def _run(self, batch: list[tuple[Key, Evaluation, str]], ahead: tuple | None = None,
+             ahead_at: int = 0) -> None:
+        """Evaluate `batch` (and gradcheck's run-ahead) in one request; each evaluation, finished or
+        lost, goes to `fetched`; what the evaluator never reached stays out of it."""
+        items = [Item(ev.args, list(ev.mask), ev.grad_output, mode) for _, ev, mode in batch]
+        stream = self.sub.evaluate(self.class_name, items, timeout=self._frame_timeout, shared=self.sub.shared,
+                                   ahead=ahead, ahead_at=ahead_at)
+        answered: set[int] = set()
+        finished = False
         try:
-            ev.phase = "forward"  # until forward's reply arrives (backward's faults come as PartialCall)
-            res, back, error = self.sub.call(self.class_name, ev.args, mask, ev.grad_output, timeout=self.remaining(),
-                                             backward_timeout=self._backward_budget(), mode=mode, echo=True)
-        except PartialCall as exc:  # forward answered, backward did not
-            self._forward(ev, exc.forward)
+            for answer in stream:
+                if isinstance(answer, AheadPairs):
+                    self.ahead = (self.sub.child, answer.pairs)
+                    continue
+                key, ev, _ = batch[answer.item]
+                answered.add(answer.item)
+                if self._answer(ev, items[answer.item], answer):
+                    self.fetched[key] = (ev, "")
+            finished = True
+        except LostAt as exc:
+            if exc.item < len(batch) and exc.phase in ("forward", "backward"):
+                key, ev, _ = batch[exc.item]
+                ev.phase = exc.phase
+                ev.fault = fault_from(exc, exc.phase, self.timeout)
+                self.fetched[key] = (ev, "dead" if exc.phase == "forward" else "backward")
+        except StudentRaised as exc:  # the whole request refused (not one item): the first one's fault
+            if batch and 0 not in answered:
+                key, ev, _ = batch[0]
+                ev.phase, ev.fault = "forward", fault_from(exc, "forward", self.timeout)
+                self.fetched[key] = (ev, "dead")
+        finally:
+            if not finished:
+                self.sub.abandon()  # frames of this reply may still come: they must not answer another request
+            for i in answered:
+                self._read_back(batch[i][1], items[i])
+
+    def _answer(self, ev: Evaluation, item: Item, answer) -> bool:
+        """Take one frame's answer into `ev`; whether `ev` is complete."""
+        if answer.phase == "forward":
+            if answer.error is not None:
+                ev.phase = "forward"
+                ev.fault = fault_from(StudentRaised(answer.error), "forward", self.timeout)
+                return True
+            self._forward(ev, answer.result)
+            if answer.result.handle is None or not item.backward:
+                ev.grad_output = None if item.backward else ev.grad_output  # nothing to differentiate
+                ev.phase = ""
+                return True
             ev.phase = "backward"
-            ev.fault = self._backward_lost(fault_from(exc, "backward", self.timeout))
-            return ev
-        except (StudentRaised, ChildFault) as exc:
-            ev.fault = self._record(fault_from(exc, ev.phase, self.timeout))
-            return ev
-        self._forward(ev, res)
-        ev.phase = "backward"
-        if error is not None:
-            ev.fault = self._record(fault_from(StudentRaised(error), ev.phase, self.timeout))
-        elif back is not None:
-            ev.grads, ev.grad_devices, ev.echo_backward = back.grads, back.devices, back.echo
-            ev.grad_output_after, ev.output_after, ev.in_place = back.grad_output_after, back.output_after, back.in_place
+            return False
+        if answer.error is not None:
+            ev.fault = fault_from(StudentRaised(answer.error), "backward", self.timeout)
+        elif answer.result is not None:
+            back = answer.result
+            ev.grads, ev.grad_devices = back.grads, back.devices
+            ev.output_after, ev.in_place = back.output_after, back.in_place
             ev.backward_ops = back.ops
-            if back.autograd and mode == "raw":
+            if back.autograd and item.mode == "raw":
                 ev.used_autograd = ev.used_autograd or "backward"
             ev.phase = ""
-        else:
-            ev.grad_output = None  # forward gave nothing to differentiate; the checks explain why
-            ev.phase = ""
-        return ev
+        return True
+
+    def _read_back(self, ev: Evaluation, item: Item) -> None:
+        """The inputs (and upstream gradient) as the call left them, read here from shared memory."""
+        shared = self.sub.shared
+        if shared is None:
+            return
+        ev.inputs_after = [shared.read(ref) if ref is not None else None for ref in item.arg_refs]
+        tensors_shared = all(ref is not None for a, ref in zip(ev.args, item.arg_refs) if isinstance(a, torch.Tensor))
+        backward_ran = ev.grads is not None or (ev.phase == "backward" and ev.fault is not None)
+        if item.grad_output_ref is not None and backward_ran:
+            ev.grad_output_after = shared.read(item.grad_output_ref)
+        ev.read_back = tensors_shared and (item.grad_output_ref is not None or not backward_ran)
+
+    def _frame_timeout(self, phase: str) -> float:
+        """The time a frame of an evaluation request may take, as it is awaited."""
+        return self._backward_budget() if phase == "backward" else self.remaining()
 
     @staticmethod
     def _forward(ev: Evaluation, res) -> None:
-        ev.output, ev.meta, ev.echo_forward, ev.versions = res.output, res.meta, res.echo, res.versions
+        ev.output, ev.meta, ev.versions = res.output, res.meta, res.versions
         ev.forward_ops, ev.used_autograd = res.ops, "forward" if res.autograd else ""
 
     def _backward_budget(self) -> float:
@@ -188,15 +337,30 @@ class Runner:
 
     def _forward_alone(self, ev: Evaluation) -> Evaluation:
         """After backward hung: forward only (its checks still count), backward's fault for the rest."""
-        try:
-            res = self.sub.forward(self.class_name, ev.args, ev.mask, timeout=self.remaining(), keep=False, echo=True)
-        except (StudentRaised, ChildFault) as exc:
-            ev.phase = "forward"
-            ev.fault = self._record(fault_from(exc, "forward", self.timeout))
+        item = Item(ev.args, list(ev.mask), None, backward=False)
+        self._run_alone(ev, item)
+        if ev.fault is not None:
+            ev.fault = self._record(ev.fault)
             return ev
-        self._forward(ev, res)
         ev.phase, ev.fault = "backward", self.backward_dead
         return ev
+
+    def _run_alone(self, ev: Evaluation, item: Item) -> None:
+        """One item, no backward: forward's answer or its fault into `ev`, read back after."""
+        answered = False
+        try:
+            for answer in self.sub.evaluate(self.class_name, [item], timeout=self._frame_timeout,
+                                            shared=self.sub.shared):
+                answered = True
+                self._answer(ev, item, answer)
+        except (LostAt, StudentRaised) as exc:
+            ev.phase = "forward"
+            if not answered:
+                ev.fault = fault_from(exc, "forward", self.timeout)
+            self.sub.abandon()
+        finally:
+            if answered:
+                self._read_back(ev, item)
 
     def memo(self, key: tuple, compute: Callable[[], T]) -> T:
         """An exercise kind's own evaluation (gradegrad.kinds), computed once for all its checks."""
@@ -213,9 +377,19 @@ class Runner:
         except (StudentRaised, ChildFault, WrongOutput) as exc:
             return self._record(fault_from(exc, phase, self.timeout))
 
-    def gradcheck_ahead(self, args: tuple[Any, ...], options: dict[str, Any]) -> ContextManager[int]:
-        """The child runs gradcheck(**options) on `args` ahead (`Submission.gradcheck_ahead`)."""
-        return self.sub.gradcheck_ahead(self.class_name, args, options, timeout=self.remaining())
+    def gradcheck_ahead(self, args: tuple[Any, ...], options: dict[str, Any],
+                        speculate: bool = True) -> ContextManager[Any]:
+        """gradcheck's replies computed ahead in the child: those that came with the exercise's
+        evaluations (the run-ahead of `Ahead`), else, with `speculate`, a run-ahead asked for now
+        (`Submission.gradcheck_ahead`), else none."""
+        mode = "fast" if options.get("fast_mode") else "full"
+        if self.ahead is not None:
+            child, pairs = self.ahead
+            return self.sub.gradcheck_ahead(self.class_name, args, options, timeout=self.remaining(),
+                                            pairs=(child, pairs.get(mode, [])))
+        if speculate:
+            return self.sub.gradcheck_ahead(self.class_name, args, options, timeout=self.remaining())
+        return nullcontext()
 
     def function(self) -> Callable[..., torch.Tensor]:
         """The student's Function as a local callable (for gradcheck)."""

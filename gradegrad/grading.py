@@ -9,7 +9,7 @@ from typing import Mapping
 
 import gradegrad
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.registry import checks_for, skipped_on
+from gradegrad.registry import checks_for, reads_of, skipped_on
 from gradegrad.discovery import Match, normalize
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
@@ -81,7 +81,7 @@ def grade_exercise(sub: Submission, ex: Exercise, item: RubricItem, match: Match
                        f"({options.limits.submission_timeout:g} s) was reached", timed_out=True)
         return _exercise_result(ex, item, match.info.name, "timeout", {cid: over for cid in ids}, options.device)
     sub.begin_exercise()
-    runner = Runner(sub, ex, match.info.name, options.seed, limit)
+    runner = Runner(sub, ex, match.info.name, options.seed, limit, reads_of(ex, ids, options.device))
     ctx = CheckContext(ex, match.info, runner, options.device)
     checks = checks_for(ex.kind)
     start = time.perf_counter()

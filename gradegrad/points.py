@@ -1,8 +1,8 @@
 """What a rubric's checks are worth for an exercise on a device: the one place maxima come from.
 
 A check counts when it applies to the exercise (`registry.applies`: no `stability` without a
-stability case, ...) and runs on the device (`registry.skipped_on`: `device` is skipped on cpu and
-counts 0 of 0). `list`, `show`, grading (`check`, `grade`, `gradescope`) and so every writer take
+stability case, ...) and runs on the device (`registry.skipped_on`: `device` is skipped on cpu,
+`efficiency` on a GPU, and each then counts 0 of 0). `list`, `show`, grading (`check`, `grade`, `gradescope`) and so every writer take
 their maxima from here, so that they agree for the same rubric and device.
 """
 

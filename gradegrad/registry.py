@@ -18,33 +18,38 @@ from gradegrad.verdict import Check
 
 PLUGINS = ("gradegrad.checks", "gradegrad.kinds")  # importing each registers its checks
 Applies = Callable[[Exercise], bool]
+Reads = Callable[[Exercise, str], list]  # (exercise, device) -> the evaluations it will read (evaluation.Read, Ahead)
 
 
 @dataclass(frozen=True)
 class Entry:
     check: Check
     applies: Applies  # whether the check means anything for an exercise of its kind
+    reads: Reads | None = None  # what it will ask the exercise's Runner for, so that one request brings it all
 
 
 _TABLE: dict[str, dict[str, Entry]] = {}  # kind -> check id -> entry
 _loaded = False
 
 
-def register(check_id: str, kind: str = "function", applies: Applies | None = None) -> Callable[[Check], Check]:
-    """Register a check of `kind` under a rubric check id; `applies` defaults to every exercise."""
+def register(check_id: str, kind: str = "function", applies: Applies | None = None,
+             reads: Reads | None = None) -> Callable[[Check], Check]:
+    """Register a check of `kind` under a rubric check id; `applies` defaults to every exercise;
+    `reads` lists the evaluations it will read (`evaluation.Runner` asks for them all at once)."""
     if check_id not in CHECK_IDS:
         raise ValueError(f"unknown check id {check_id!r} (add it to catalog.CHECK_IDS)")
 
     def add(fn: Check) -> Check:
-        _TABLE.setdefault(kind, {})[check_id] = Entry(fn, applies or (lambda ex: True))
+        _TABLE.setdefault(kind, {})[check_id] = Entry(fn, applies or (lambda ex: True), reads)
         return fn
 
     return add
 
 
-def kind_check(kind: str, check_id: str, applies: Applies | None = None) -> Callable[[Check], Check]:
+def kind_check(kind: str, check_id: str, applies: Applies | None = None,
+               reads: Reads | None = None) -> Callable[[Check], Check]:
     """`register` with the kind first, as the modules of `kinds/` write it."""
-    return register(check_id, kind, applies)
+    return register(check_id, kind, applies, reads)
 
 
 def share(kind: str, check_ids: tuple[str, ...], source: str = "function") -> None:
@@ -70,6 +75,14 @@ def checks_for(kind: str = "function") -> dict[str, Check]:
     return {cid: table[cid].check for cid in CHECK_IDS if cid in table}
 
 
+def reads_of(ex: Exercise, check_ids: list[str], device: str) -> list:
+    """The evaluations the checks `check_ids` will read on `ex`, in the order they will read them."""
+    _load()
+    table = _TABLE.get(ex.kind, {})
+    return [read for cid in check_ids if cid in table and table[cid].reads is not None
+            for read in table[cid].reads(ex, device)]
+
+
 def applies(check_id: str, ex: Exercise) -> bool:
     """Whether a check means anything for an exercise (else its rubric points do not count)."""
     _load()
@@ -79,4 +92,8 @@ def applies(check_id: str, ex: Exercise) -> bool:
 
 def skipped_on(check_id: str, device: str) -> str | None:
     """Why a check is skipped on this device whatever the submission (it then counts 0 of 0)."""
-    return "runs with --device cuda" if check_id == "device" and device == "cpu" else None
+    if check_id == "device" and device == "cpu":
+        return "runs with --device cuda"
+    if check_id == "efficiency" and device != "cpu":  # the kernel's account of memory has no GPU memory
+        return "runs on the CPU: the memory it measures is the kernel's account, which holds no GPU memory"
+    return None

@@ -44,16 +44,27 @@ def grade_swapped(catalog):
     return grade(SUBMISSIONS / "swapped.py", rubric, catalog, Options())
 
 
-def test_a_failing_gradcheck_costs_one_round_trip_and_gives_the_same_verdict(catalog, sent, monkeypatch):
+def test_a_failing_gradcheck_costs_no_round_trip_of_its_own_and_gives_the_same_verdict(catalog, sent, monkeypatch):
+    """The child runs gradcheck ahead with the exercise's evaluations (fast_mode, then the full
+    Jacobian torch computes to explain the failure): one request for everything."""
     ahead = grade_swapped(catalog)
-    calls_ahead = sent["forward"] + sent["backward"]
-    assert sent["speculate"] == 1 and calls_ahead == 0
+    assert sent["evaluate"] == 1 and sent["speculate"] + sent["forward"] + sent["backward"] == 0
     sent.clear()
-    monkeypatch.setattr(process.Child, "speculate", lambda self, header, tensors, timeout: 0)
+    monkeypatch.setattr(process.Child, "take_ahead", lambda self, pairs: 0)  # the replies ahead go unused
     live = grade_swapped(catalog)
-    assert sent["forward"] + sent["backward"] > calls_ahead + 20  # 2 per input element, 1 per output element
+    assert sent["forward"] + sent["backward"] > 20  # 2 per input element, 1 per output element
     assert check(ahead, "mul", "gradcheck") == check(live, "mul", "gradcheck")
     assert check(ahead, "mul", "gradcheck").diagnosis == "jacobian_mismatch"
+
+
+def test_a_complete_submission_costs_one_request_per_exercise_and_two_for_memory(catalog, sent):
+    """Every evaluation the checks read and gradcheck's run-ahead in one request per exercise; the
+    efficiency check's measure, and its word to go on from forward to backward."""
+    report = grade(EXAMPLES / "complete.py", resolve_rubric(None, catalog), catalog, Options())
+    measured = sum(1 for e in report.exercises if any(c.id == "efficiency" for c in e.checks))
+    assert report.passed and sent["evaluate"] == len(report.exercises)
+    assert sent["measure"] == sent["continue"] == measured
+    assert sum(sent.values()) - sent["exit"] == 2 + len(report.exercises) + 2 * measured <= 40
 
 
 # ----------------------------------------------------------------- what an evaluator is born with
@@ -225,7 +236,7 @@ def test_the_sandbox_imports_one_way():
     import gradegrad.sandbox as sandbox
 
     root = Path(sandbox.__file__).parent
-    grader = {"process", "remote", "zygote", "watchdog", "reaper"}
+    grader = {"process", "remote", "zygote", "watchdog", "reaper", "meter"}
     child = {"child", "spawn", "forkserver", "loopback", "confine", "measure"}
     imports = {}
     for path in [*root.glob("*.py"), *root.glob("layers/*.py")]:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-from gradegrad.registry import Applies, applies, checks_for, register, skipped_on
+from gradegrad.registry import Applies, Reads, applies, checks_for, register, skipped_on
 from gradegrad.verdict import Check, CheckContext, Verdict
 
 __all__ = ["Check", "CheckContext", "Verdict", "applies", "check", "registered", "skipped_on"]
 
 
-def check(check_id: str, applies: Applies | None = None) -> Callable[[Check], Check]:
+def check(check_id: str, applies: Applies | None = None, reads: Reads | None = None) -> Callable[[Check], Check]:
     """Register a check of kind `function` under an id that rubrics use."""
-    return register(check_id, "function", applies)
+    return register(check_id, "function", applies, reads)
 
 
 def registered(kind: str = "function") -> dict[str, Check]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from gradegrad.registry import register
 from gradegrad.verdict import CheckContext, Verdict
-from gradegrad.checks.values import ordinary_cases
+from gradegrad.checks.values import first_case, ordinary_cases
 
 
-@register("hand_written")
+@register("hand_written", reads=first_case)
 def hand_written(ctx: CheckContext) -> Verdict:
     ev = ctx.runner.evaluate(ordinary_cases(ctx)[0])
     if ev.fault:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from gradegrad.registry import register
 from gradegrad.verdict import CheckContext, Verdict
-from gradegrad.checks.values import reference_args, ordinary_cases
+from gradegrad.catalog import Exercise
+from gradegrad.checks.values import ordinary, reference_args, ordinary_cases
+from gradegrad.evaluation import Read
 from gradegrad.diagnosis import diagnose_gradients
 from gradegrad.reference import reference_gradients
 
 
-@register("needs_input_grad", applies=lambda ex: len(ex.differentiable) >= 2)
+def _reads(ex: Exercise, device: str) -> list[Read]:
+    """The first case with one input requiring grad at a time, through autograd's engine."""
+    case = ordinary(ex)[0]
+    return [Read(case.name, mask=tuple(j == i for j in range(len(ex.inputs))), mode="engine")
+            for i in ex.differentiable]
+
+
+@register("needs_input_grad", applies=lambda ex: len(ex.differentiable) >= 2, reads=_reads)
 def needs_input_grad(ctx: CheckContext) -> Verdict:
     ex = ctx.exercise
     case = ordinary_cases(ctx)[0]

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import re
 import sys
-from contextlib import nullcontext
 
 import torch
 from torch.autograd.gradcheck import GradcheckError
 
 from gradegrad.registry import register
 from gradegrad.verdict import CheckContext, Verdict
-from gradegrad.checks.values import gradient_finding, ordinary_cases
+from gradegrad.catalog import Exercise
+from gradegrad.checks.values import gradient_finding, ordinary, ordinary_cases
 from gradegrad.diagnosis import Finding
-from gradegrad.evaluation import Fault
+from gradegrad.evaluation import Ahead, Fault, Read
 
 EPS, ATOL, RTOL = 1e-6, 1e-5, 1e-3
+# check_undefined_grad is off: the proxy's backward always receives a materialised grad_output,
+# so that sub-check would test the proxy, not the student's Function
+OPTIONS = {"eps": EPS, "atol": ATOL, "rtol": RTOL, "check_undefined_grad": False}
 # what torch adds to a fast_mode failure whose full Jacobian would have passed (None: a torch
 # that does not say, so the full gradcheck settles every fast_mode failure)
 SLOW_MODE_PASSES: str | None = getattr(sys.modules["torch.autograd.gradcheck"], "FAST_FAIL_SLOW_OK_MSG", None)
@@ -60,7 +63,13 @@ def _not_float64(ctx: CheckContext, case) -> Finding | None:
     return None
 
 
-@register("gradcheck")
+def _reads(ex: Exercise, device: str) -> list[Read | Ahead]:
+    """The first case (to see whether it answers in float64), and gradcheck's run-ahead on it."""
+    case = ordinary(ex)[0].name
+    return [Read(case), Ahead(case, tuple(OPTIONS.items()))]
+
+
+@register("gradcheck", reads=_reads)
 def gradcheck(ctx: CheckContext) -> Verdict:
     case = ordinary_cases(ctx)[0]
     wrong = _not_float64(ctx, case)
@@ -69,13 +78,13 @@ def gradcheck(ctx: CheckContext) -> Verdict:
     args = tuple(a.requires_grad_(spec.differentiable) if isinstance(a, torch.Tensor) else a
                  for spec, a in zip(case.inputs, ctx.runner.inputs(case, "float64")))
     fn = ctx.runner.function()
-
-    options = {"eps": EPS, "atol": ATOL, "rtol": RTOL, "check_undefined_grad": False}
+    options = dict(OPTIONS)
 
     def checked(ahead: bool, **mode: bool) -> bool | Exception:
-        """gradcheck here, on the proxy; with `ahead`, after the child ran the same gradcheck ahead,
-        so that the proxy's calls find their replies ready instead of costing a round trip each."""
-        with ctx.runner.gradcheck_ahead(args, {**options, **mode}) if ahead else nullcontext():
+        """gradcheck here, on the proxy, after the child ran the same gradcheck ahead (with the
+        exercise's evaluations, or asked now when `ahead`), so that the proxy's calls find their
+        replies ready instead of costing a round trip each."""
+        with ctx.runner.gradcheck_ahead(args, {**options, **mode}, speculate=ahead):
             try:
                 return torch.autograd.gradcheck(fn, args, **options, **mode)
             except GradcheckError as exc:
@@ -83,12 +92,11 @@ def gradcheck(ctx: CheckContext) -> Verdict:
 
     def run() -> bool | Exception:
         """fast_mode decides in a few calls. When it fails, torch recomputes the failing Jacobian
-        in full to explain it: two calls per input element and one per output element, which the
-        child runs ahead when backward already disagrees with the reference (a failure is then
-        expected). Only where that full Jacobian would pass does the full gradcheck settle it.
-
-        check_undefined_grad is off: the proxy's backward always receives a materialised
-        grad_output, so that sub-check would test the proxy, not the student's Function.
+        in full to explain it: two calls per input element and one per output element. Only where
+        that full Jacobian would pass does the full gradcheck settle it. The child runs both ahead
+        with the exercise's evaluations (`evaluation.Ahead`); without those replies, it runs
+        fast_mode ahead only when backward already disagrees with the reference (a failure is
+        then expected), and the full gradcheck always.
         """
         fast = checked(_expect_failure(ctx, case), fast_mode=True)
         if fast is True or (SLOW_MODE_PASSES and SLOW_MODE_PASSES not in str(fast)):

@@ -19,7 +19,7 @@ from gradegrad.cases import generator
 from gradegrad.catalog import Exercise
 from gradegrad.registry import register
 from gradegrad.verdict import CheckContext, Verdict
-from gradegrad.checks.values import gradient_finding, ordinary_cases
+from gradegrad.checks.values import first_case, gradient_finding, ordinary_cases
 from gradegrad.diagnosis import Finding, close, compare_values
 from gradegrad.evaluation import Fault
 from gradegrad.reference import reference_output
@@ -70,7 +70,7 @@ def _second_finding(name: str, got: Any, expected: torch.Tensor, ctx: CheckConte
     return Finding(finding.code, finding.message + "." + SAVE_ADVICE, finding.worst) if finding else None
 
 
-@register("double_backward")
+@register("double_backward", reads=first_case)
 def double_backward(ctx: CheckContext) -> Verdict:
     runner, ex = ctx.runner, ctx.exercise
     ev = runner.evaluate(ordinary_cases(ctx)[0])

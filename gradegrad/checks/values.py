@@ -6,16 +6,31 @@ from typing import Iterable
 
 import torch
 
-from gradegrad.catalog import Case
+from gradegrad.catalog import Case, Exercise
 from gradegrad.registry import register
 from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output, dtype_finding
-from gradegrad.evaluation import Evaluation
+from gradegrad.evaluation import Evaluation, Read
 from gradegrad.reference import memo, reference_gradients, reference_output
 
 
+def ordinary(ex: Exercise) -> list[Case]:
+    """The cases that are not stability cases (large magnitudes)."""
+    return [c for c in ex.cases if not c.stability]
+
+
 def ordinary_cases(ctx: CheckContext) -> Iterable[Case]:
-    return [c for c in ctx.exercise.cases if not c.stability]
+    return ordinary(ctx.exercise)
+
+
+def each_case(ex: Exercise, device: str) -> list[Read]:
+    """What `forward` and `backward` read: every ordinary case in float64."""
+    return [Read(c.name) for c in ordinary(ex)]
+
+
+def first_case(ex: Exercise, device: str) -> list[Read]:
+    """What a check of the first ordinary case in float64 reads."""
+    return [Read(ordinary(ex)[0].name)] if ordinary(ex) else []
 
 
 def reference_args(ev: Evaluation) -> list:
@@ -144,12 +159,12 @@ def same_factor(ctx: CheckContext, finding: Finding, case: Case, judge, evaluate
     return finding
 
 
-@register("forward")
+@register("forward", reads=each_case)
 def forward(ctx: CheckContext) -> Verdict:
     return per_case(ctx, ordinary_cases(ctx), output_finding, forward_only=True)
 
 
-@register("backward")
+@register("backward", reads=each_case)
 def backward(ctx: CheckContext) -> Verdict:
     return per_case(ctx, ordinary_cases(ctx), gradient_finding)
 
@@ -158,7 +173,7 @@ def _float32_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     return output_finding(ctx, ev) or gradient_finding(ctx, ev)
 
 
-@register("float32")
+@register("float32", reads=lambda ex, device: [Read(c.name, "float32") for c in ordinary(ex)[:1]])
 def float32(ctx: CheckContext) -> Verdict:
     return per_case(ctx, ordinary_cases(ctx)[:1], _float32_finding, "float32")
 
@@ -167,7 +182,12 @@ def _stable_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     return output_finding(ctx, ev) or gradient_finding(ctx, ev)
 
 
-@register("stability", applies=lambda ex: any(c.stability for c in ex.cases))
+def _stability_reads(ex: Exercise, device: str) -> list[Read]:
+    cases = [c for c in ex.cases if c.stability]
+    return [Read(c.name) for c in cases] + [Read(c.name, "float32") for c in cases]
+
+
+@register("stability", applies=lambda ex: any(c.stability for c in ex.cases), reads=_stability_reads)
 def stability(ctx: CheckContext) -> Verdict:
     """The large-magnitude cases, in float64 and then in float32 (whose exp overflows past 88.7)."""
     cases = [c for c in ctx.exercise.cases if c.stability]

@@ -17,7 +17,7 @@ import torch
 from gradegrad.checks import CheckContext, Verdict
 from gradegrad.checks.values import backward as values_backward
 from gradegrad.checks.values import forward as values_forward
-from gradegrad.checks.values import ordinary_cases
+from gradegrad.checks.values import each_case, ordinary_cases
 from gradegrad.diagnosis import Finding
 from gradegrad.kinds import solvers
 from gradegrad.registry import kind_check
@@ -62,7 +62,7 @@ def mistake(grads: list, x: torch.Tensor, W: torch.Tensor, v: torch.Tensor) -> s
     return None
 
 
-@kind_check("deq", "forward")
+@kind_check("deq", "forward", reads=each_case)
 def forward(ctx: CheckContext) -> Verdict:
     verdict = values_forward(ctx)
     if verdict.status != "failed":
@@ -75,7 +75,7 @@ def forward(ctx: CheckContext) -> Verdict:
     return verdict
 
 
-@kind_check("deq", "backward")
+@kind_check("deq", "backward", reads=each_case)
 def backward(ctx: CheckContext) -> Verdict:
     verdict = values_backward(ctx)
     if verdict.status != "failed":

@@ -8,11 +8,13 @@ The grader's side (runs in the grading process; never imports a submission)
     process.py     Child: one evaluator's life from the grader (spawn, deadlines, kill, output)
     zygote.py      the grader's handle on the fork server; protect_grader; namespaces_unavailable
     watchdog.py    stops an evaluator's tree over its memory limit
+    meter.py       the kernel's account of an evaluator tree's memory (efficiency), reset and read
     reaper.py      child subreaper, and the sweep where no PID namespace ends a tree
 
 The wire (both sides)
     protocol.py    frames: JSON header plus raw tensor bytes, caps, deadlines
     requests.py    the requests of each op and the facts their replies carry; remote_function
+    shared.py      the memory shared with an evaluator: inputs handed over by place, read back
     environment.py the evaluator's environment (no secrets)
 
 The child's side (runs in the fork server and in evaluators)
@@ -21,7 +23,7 @@ The child's side (runs in the fork server and in evaluators)
     confine.py     the layers an evaluator applies at the `confine` request
     child.py       Evaluator: load the submission, answer requests with facts
     loopback.py    the run-ahead: the grader's requests, answered in the child
-    measure.py     bytes allocated, second derivatives, tangents
+    measure.py     bytes of new storages (the reference's, in the grader), second derivatives, tangents
 
 The layers of containment (layers/, one mechanism each; SECURITY.md has the table)
     namespaces.py  PID, network, IPC, mount (and user) namespaces

@@ -24,8 +24,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gradegrad.sandbox.confine import confine
-from gradegrad.sandbox.measure import forward_tangent, has_jvp, measure_bytes, second_order
+from gradegrad.sandbox.measure import forward_tangent, has_jvp, second_order, tensor_attributes
 from gradegrad.sandbox.protocol import Channel, Message, encode_value, frame_tensor
+from gradegrad.sandbox.shared import SharedView
 
 MODULE_NAME = "submission"
 MAX_PROBLEMS = 20  # load problems (cells that raised) reported
@@ -35,6 +36,8 @@ MAX_TRACE = 8000
 MAX_OPS = 500
 MAX_AHEAD = 20000  # (request, reply) pairs one run-ahead may send
 GRADCHECK_OPTIONS = ("eps", "atol", "rtol", "fast_mode", "check_undefined_grad", "raise_exception")
+# what torch adds to a fast_mode failure whose full Jacobian would pass (as checks/gradcheck.py reads it)
+SLOW_MODE_PASSES: str | None = getattr(sys.modules["torch.autograd.gradcheck"], "FAST_FAIL_SLOW_OK_MSG", None)
 
 
 class LoadTimeout(BaseException):
@@ -100,6 +103,7 @@ class Evaluator:
         self.path = ""
         self.device = "cpu"
         self.handles: OrderedDict[int, tuple[Any, list[Any], type]] = OrderedDict()
+        self.shared: SharedView | None = None  # the grader's shared memory (fd 5), mapped at `confine`
         self.next_handle = 0
         self.rejected = False  # an error now comes from autograd validating backward's result
 
@@ -121,6 +125,7 @@ class Evaluator:
         handler = getattr(self, f"op_{op}", None)
         tensors: list[torch.Tensor] = []
         self.rejected = False
+        msg.shared = self.shared
         try:
             if handler is None:
                 raise ValueError(f"unknown request {op!r}")
@@ -137,6 +142,8 @@ class Evaluator:
         self.device = msg.header.get("device", "cpu")
         if self.device != "cpu":
             torch.empty(0, device=self.device)  # initialise CUDA here, in the child only
+        if msg.header.get("shared"):
+            self.shared = SharedView()  # mapped before RLIMIT_AS, which counts what is mapped later
         active, missing = [], []
         if msg.header.get("confine", True):
             active, missing = confine(self.path, os.getcwd(), msg.header.get("memory"), self.device,
@@ -192,9 +199,7 @@ class Evaluator:
         kept = _single(out)  # a 1-tuple's tensor: its backward is still graded
         if msg.header.get("keep") and isinstance(kept, torch.Tensor) and kept.grad_fn is not None:
             reply["handle"] = self.keep(kept, args, cls)
-        if msg.header.get("echo"):
-            reply["echo"] = encode_value([_detached(a) for a in args], tensors)
-            reply["versions"] = [a._version if isinstance(a, torch.Tensor) else None for a in args]
+        reply["versions"] = [a._version if isinstance(a, torch.Tensor) else None for a in args]
         return reply
 
     def op_backward(self, msg: Message, tensors: list) -> dict:
@@ -217,40 +222,63 @@ class Evaluator:
                                  "ops": ops.names(), "autograd": ops.autograd,
                                  # facts about in-place writes during backward; the grader judges them
                                  "in_place": before.after(),
-                                 "grad_output_after": encode_value(grad_output.detach(), tensors),
                                  "output_after": encode_value(out.detach(), tensors)}
-        if msg.header.get("echo"):
-            reply["echo"] = encode_value([_detached(a) for a in args], tensors)
         if msg.header.get("release"):
             self.handles.pop(handle, None)
         return reply
 
-    def op_call(self, msg: Message, tensors: list) -> dict:
-        """forward, then backward on its output, in one round trip: the forward reply, and the
-        backward reply or the exception backward raised (forward's result stands either way).
+    def op_evaluate(self, msg: Message, tensors: list) -> dict:
+        """Evaluations in a row (`Requests.evaluate`): for each item, forward, then backward on its
+        output, each answered in a frame of its own as soon as it is computed (forward's numbers
+        leave before backward runs, so backward cannot change them, and reach the grader even if
+        backward hangs or crashes); a gradcheck run ahead where asked; then the end."""
+        items, ahead, at = msg.header["items"], msg.header.get("ahead"), msg.header.get("ahead_at")
+        for i, item in enumerate(items):
+            if ahead is not None and i == at:
+                self.send_ahead(msg, ahead)
+            self.evaluate_item(msg, i, item)
+        if ahead is not None and (not isinstance(at, int) or at >= len(items)):
+            self.send_ahead(msg, ahead)
+        return {"ok": True, "done": True}
 
-        With `split`, the forward reply is sent as a frame of its own before backward runs: its
-        numbers are what forward returned (a backward that overwrites the output cannot change
-        them), and they reach the grader even if backward then hangs or crashes."""
-        forward = self.op_forward(msg, tensors)
-        handle = forward.get("handle")
-        if msg.header.get("split"):
-            self.channel.send({"ok": True, "forward": forward}, tensors)
-            tensors.clear()
-            reply: dict[str, Any] = {"ok": True}
-        else:
-            reply = {"ok": True, "forward": forward}
-        if handle is None:
-            return reply
-        back = Message({"handle": handle, "grad_output": msg.header["grad_output"], "mode": msg.header["mode"],
-                        "echo": msg.header.get("echo"), "release": True}, msg.tensors)
+    def evaluate_item(self, msg: Message, i: int, item: dict[str, Any]) -> None:
+        """One item of `op_evaluate`: its forward frame, then its backward frame."""
+        def part(header: dict[str, Any]) -> Message:
+            return Message({"class": msg.header["class"], **header}, msg.tensors, shared=msg.shared)
+
+        tensors: list[torch.Tensor] = []
         self.rejected = False
         try:
-            reply["backward"] = self.op_backward(back, tensors)
+            forward = self.op_forward(part({"args": item["args"], "requires_grad": item["requires_grad"],
+                                            "keep": item.get("backward", True)}), tensors)
         except BaseException as exc:  # the student's exception, SystemExit included
-            reply["backward_error"] = self.describe(exc)
+            self.channel.send({"ok": True, "item": i, "phase": "forward", "error": self.describe(exc)})
+            return
+        self.channel.send({"ok": True, "item": i, "phase": "forward", "forward": forward}, tensors)
+        handle = forward.get("handle")
+        if handle is None:
+            return
+        used = self.handles[handle][1]
+        tensors = []
+        self.rejected = False
+        try:
+            back = self.op_backward(part({"handle": handle, "grad_output": item["grad_output"], "mode": item["mode"],
+                                          "release": True}), tensors)
+            reply = {"ok": True, "item": i, "phase": "backward", "backward": back}
+        except BaseException as exc:  # the student's exception, SystemExit included
+            tensors = []
+            reply = {"ok": True, "item": i, "phase": "backward", "error": self.describe(exc)}
             self.handles.pop(handle, None)
-        return reply
+        if self.device != "cpu":
+            self.copy_back(msg.value(item["args"]), used)
+        self.channel.send(reply, tensors)
+
+    def copy_back(self, given: list[Any], used: list[Any]) -> None:
+        """On a GPU the student's code got copies of the shared inputs: write them back (the
+        evaluator's word, not a fact the grader sees; on the CPU they are the shared memory itself)."""
+        for view, copy in zip(given, used):
+            if isinstance(view, torch.Tensor) and isinstance(copy, torch.Tensor) and copy is not view:
+                view.copy_(copy.detach().cpu())
 
     def op_release(self, msg: Message, tensors: list) -> dict:
         for handle in msg.header.get("handles", []):
@@ -258,9 +286,23 @@ class Evaluator:
         return {"ok": True}
 
     def op_measure(self, msg: Message, tensors: list) -> dict:
-        """Bytes allocated by forward and by the raw backward (facts for the `efficiency` check)."""
+        """Forward, then (once the grader has read the kernel's account of its memory and says
+        `continue`) the raw backward, for the `efficiency` check. The numbers are the grader's: this
+        only runs the student's code between its readings, and names tensors kept on ctx (a hint)."""
         cls, args = self.find(msg.header["class"]), self.arguments(msg)
-        return {"ok": True, **measure_bytes(cls, args, msg.value(msg.header["grad_output"]), self.raw_backward)}
+        grad_output = msg.value(msg.header["grad_output"])
+        out = cls.apply(*args)
+        if not isinstance(out, torch.Tensor) or out.grad_fn is None:
+            return {"ok": True, "phase": "forward", "problem": "no_grad_fn"}
+        if out.shape != grad_output.shape:
+            return {"ok": True, "phase": "forward", "problem": "shape", "shape": list(out.shape)}
+        self.channel.send({"ok": True, "phase": "forward", "ctx_tensors": tensor_attributes(out.grad_fn),
+                           "waiting": True})
+        if self.channel.recv().header.get("op") != "continue":
+            raise ValueError("measure: the grader did not say continue")
+        grads = self.raw_backward(cls, out, grad_output.to(out.device))
+        return {"ok": True, "phase": "backward",
+                "projections": encode_value(projections(grads, msg.value(msg.header["probes"])), tensors)}
 
     def op_second_order(self, msg: Message, tensors: list) -> dict:
         """Second derivatives through the student's backward (facts for `double_backward`)."""
@@ -287,21 +329,45 @@ class Evaluator:
         the reply sent ahead instead of a round trip, and any other goes to this process as usual.
         Nothing here is a verdict: the replies are the same facts the grader would have asked for.
         """
+        pairs = self.run_ahead(msg, msg.header, full=False)["fast"]
+        for request, reply in pairs:
+            tensors += [frame_tensor(request), frame_tensor(reply)]
+        return {"ok": True, "pairs": len(pairs)}
+
+    def send_ahead(self, msg: Message, ahead: dict[str, Any]) -> None:
+        """The frame of `op_evaluate` with a gradcheck run ahead: fast_mode, and the full one too
+        where fast_mode failed in a way only the full one settles (as the grader's check goes on)."""
+        pairs = self.run_ahead(msg, ahead, full=True)
+        tensors = [frame_tensor(f) for mode in ("fast", "full") for pair in pairs[mode] for f in pair]
+        self.channel.send({"ok": True, "phase": "ahead", "ahead": {mode: len(found) for mode, found in pairs.items()}},
+                          tensors)
+
+    def run_ahead(self, msg: Message, spec: dict[str, Any], full: bool) -> dict[str, list[tuple[bytes, bytes]]]:
+        """gradcheck(**options) through `remote_function` over a `Loopback`: its (request, reply) pairs."""
+        from torch.autograd.gradcheck import GradcheckError
+
         from gradegrad.sandbox.loopback import Loopback
         from gradegrad.sandbox.requests import remote_function
 
         args = [a.requires_grad_(bool(rg)) if isinstance(a, torch.Tensor) else a
-                for a, rg in zip(msg.value(msg.header["args"]), msg.header["requires_grad"])]
-        options = {k: v for k, v in dict(msg.header.get("gradcheck") or {}).items() if k in GRADCHECK_OPTIONS}
-        loop = Loopback(self.handle, MAX_AHEAD)
-        try:
-            torch.autograd.gradcheck(remote_function(loop, msg.header["class"], float("inf")), tuple(args),
-                                     **options)
-        except BaseException:  # noqa: BLE001 - the grader's own gradcheck meets it again and reports it
-            pass
-        for request, reply in loop.pairs:
-            tensors += [frame_tensor(request), frame_tensor(reply)]
-        return {"ok": True, "pairs": len(loop.pairs)}
+                for a, rg in zip(msg.value(spec["args"]), spec["requires_grad"])]
+        options = {k: v for k, v in dict(spec.get("gradcheck") or {}).items() if k in GRADCHECK_OPTIONS}
+        found: dict[str, list[tuple[bytes, bytes]]] = {"fast": [], "full": []}
+        for mode in ("fast", "full") if full else ("fast",):
+            loop = Loopback(self.handle, MAX_AHEAD)
+            outcome: Any = None
+            try:
+                outcome = torch.autograd.gradcheck(remote_function(loop, msg.header["class"], float("inf")),
+                                                   tuple(args), **{**options, "fast_mode": mode == "fast"})
+            except GradcheckError as exc:
+                outcome = exc
+            except BaseException:  # noqa: BLE001 - the grader's own gradcheck meets it again and reports it
+                pass
+            found[mode] = loop.pairs
+            if mode == "fast" and not (isinstance(outcome, GradcheckError) and
+                                       (SLOW_MODE_PASSES is None or SLOW_MODE_PASSES in str(outcome))):
+                break
+        return found
 
     def arguments(self, msg: Message) -> list[Any]:
         return [self.prepare(a, rg) for a, rg in zip(msg.value(msg.header["args"]), msg.header["requires_grad"])]
@@ -500,15 +566,21 @@ def _same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
         return False
 
 
+def projections(grads: list[Any], probes: list[Any]) -> list[float | None]:
+    """Each gradient's dot product with the grader's probe for its argument (no copy of either)."""
+    found: list[float | None] = []
+    for g, p in zip(grads, probes):
+        ok = isinstance(g, torch.Tensor) and isinstance(p, torch.Tensor) and g.numel() == p.numel() \
+            and g.is_floating_point()
+        found.append(float(torch.dot(g.detach().reshape(-1).to(p.device, p.dtype), p.reshape(-1))) if ok else None)
+    return found
+
+
 def _single(out: Any) -> Any:
     """The tensor of a forward that returned it in a 1-tuple or 1-list, else `out` itself."""
     if isinstance(out, (tuple, list)) and len(out) == 1 and isinstance(out[0], torch.Tensor):
         return out[0]
     return out
-
-
-def _detached(value: Any) -> Any:
-    return value.detach() if isinstance(value, torch.Tensor) else value
 
 
 class HeldSource(importlib.abc.SourceLoader):

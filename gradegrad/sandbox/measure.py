@@ -1,8 +1,9 @@
 """Measurements of a Function beyond its values: bytes allocated, second derivatives, tangents.
 
-`ByteCounter` runs on both sides: in the child around the student's forward and backward, and in
-the grader around the reference expression, so that both are measured the same way. The other
-functions run in the child and return facts (numbers and tensors); the grader judges them.
+`ByteCounter` counts the bytes of the new storages torch creates; the grader uses it on the
+reference expression (the model the `efficiency` check compares with; the student's memory is
+the kernel's count, read by the grader, see `meter.py`). The other functions run in the child
+and return facts (numbers and tensors); the grader judges them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class ByteCounter(TorchDispatchMode):
 
     A storage is new when no input of the op shares it; the total counts every temporary, even
     one freed at once, so it depends on the algorithm and the sizes only (not on time or on the
-    allocator). The student can switch a dispatch mode off: evidence, as with `OpRecorder`.
+    allocator). Run on the reference in the grader; in a student's process it would be only that
+    process's word (a dispatch mode can be switched off).
     """
 
     def __init__(self) -> None:
@@ -58,22 +60,6 @@ def tensor_attributes(ctx: Any) -> list[str]:
         if any(isinstance(v, torch.Tensor) for v in inner):
             names.append(str(name)[:100])
     return sorted(names)[:MAX_NAMES]
-
-
-def measure_bytes(cls: type, args: Sequence[Any], grad_output: torch.Tensor, backward) -> dict[str, Any]:
-    """Bytes allocated by forward, then by the student's backward called directly (`backward`)."""
-    with ByteCounter() as forward_count:
-        out = cls.apply(*args)
-    reply: dict[str, Any] = {"forward_bytes": forward_count.bytes}
-    if not isinstance(out, torch.Tensor) or out.grad_fn is None:
-        return {**reply, "problem": "no_grad_fn"}
-    if out.shape != grad_output.shape:
-        return {**reply, "problem": "shape", "shape": list(out.shape)}
-    reply["ctx_tensors"] = tensor_attributes(out.grad_fn)
-    grad_output = grad_output.to(out.device)
-    with ByteCounter() as backward_count:
-        backward(cls, out, grad_output)
-    return {**reply, "backward_bytes": backward_count.bytes}
 
 
 def second_order(cls: type, args: Sequence[Any], grad_output: torch.Tensor,

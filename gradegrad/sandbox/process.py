@@ -247,10 +247,17 @@ class Child:
         if type(count) is not int or count < 0 or 2 * count != len(reply.tensors):
             self.kill()
             raise ChildFault("protocol", "the evaluator sent an invalid reply (run-ahead pairs)")
-        self.ahead.clear()  # one run-ahead at a time (`Submission.gradcheck_ahead` also drops it after use)
-        for request, answer in zip(reply.tensors[0::2], reply.tensors[1::2]):
-            self.ahead.setdefault(tensor_frame(request), deque()).append(tensor_frame(answer))
-        return count
+        return self.take_ahead([(tensor_frame(request), tensor_frame(answer))
+                                for request, answer in zip(reply.tensors[0::2], reply.tensors[1::2])])
+
+    def take_ahead(self, pairs: list[tuple[bytes, bytes]]) -> int:
+        """Answer the requests of `pairs` (request frame, reply frame), sent ahead by this very
+        evaluator, with their replies from now on, each once (one run-ahead at a time:
+        `Submission.gradcheck_ahead` drops what is left after use); how many there are."""
+        self.ahead.clear()
+        for request, answer in pairs:
+            self.ahead.setdefault(request, deque()).append(answer)
+        return len(pairs)
 
     def death(self) -> str:
         """Why the child is gone, in a student's terms."""

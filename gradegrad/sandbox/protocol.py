@@ -59,18 +59,24 @@ class Message:
     header: dict[str, Any]
     tensors: list[torch.Tensor] = field(default_factory=list)
     nbytes: int = 0  # the frame's size, for the caps on what a child may send
+    shared: Any = None  # in the child only: the grader's shared memory (`shared.SharedView`), for "$shared"
 
     def value(self, encoded: Any) -> Any:
-        """Decode a value of the header: JSON scalars, lists, and tensor references."""
-        return decode_value(encoded, self.tensors)
+        """Decode a value of the header: JSON scalars, lists, and tensor references (a reply's
+        own tensors; in a request read by the child, also tensors in the grader's shared memory)."""
+        return decode_value(encoded, self.tensors, self.shared)
 
 
 # --------------------------------------------------------------------------- values
 
 
-def encode_value(value: Any, tensors: list[torch.Tensor]) -> Any:
-    """JSON-able form of a value; tensors are appended to `tensors` and referenced by index."""
+def encode_value(value: Any, tensors: list[torch.Tensor], shared: Any = None) -> Any:
+    """JSON-able form of a value; tensors are appended to `tensors` and referenced by index, or,
+    with `shared` (the grader's `shared.SharedMemory`), written there and referenced by place."""
     if isinstance(value, torch.Tensor):
+        place = shared.put(value) if shared is not None else None
+        if place is not None:
+            return {"$shared": place}
         tensors.append(value)
         return {"$tensor": len(tensors) - 1}
     if value is None or isinstance(value, (bool, int, str)):
@@ -78,19 +84,23 @@ def encode_value(value: Any, tensors: list[torch.Tensor]) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else {"$float": repr(value)}
     if isinstance(value, (list, tuple)):
-        return [encode_value(v, tensors) for v in value]
+        return [encode_value(v, tensors, shared) for v in value]
     return {"$other": type(value).__name__[:200]}
 
 
-def decode_value(encoded: Any, tensors: list[torch.Tensor]) -> Any:
+def decode_value(encoded: Any, tensors: list[torch.Tensor], shared: Any = None) -> Any:
+    """A value of a header; "$shared" references resolve only where `shared` is given (the child
+    reading the grader's request): a reply that names one is malformed."""
     if encoded is None or isinstance(encoded, (bool, int, float, str)):
         return encoded
     if isinstance(encoded, list):
-        return [decode_value(v, tensors) for v in encoded]
+        return [decode_value(v, tensors, shared) for v in encoded]
     if isinstance(encoded, dict) and len(encoded) == 1:
         (key, val), = encoded.items()
         if key == "$tensor" and isinstance(val, int) and 0 <= val < len(tensors):
             return tensors[val]
+        if key == "$shared" and shared is not None:
+            return shared.tensor(val)
         if key == "$float" and val in ("inf", "-inf", "nan"):
             return float(val)
         if key == "$other" and isinstance(val, str):

@@ -2,8 +2,10 @@
 
 `Submission` is the request API of `requests.Requests` over a live `process.Child`: it restarts
 its child after a crash or a timeout (the next exercise starts fresh) and keeps everything the
-submission printed. The facts its requests return, and `remote_function` (the local proxy
-Function gradcheck runs on), live in `requests.py`; they are re-exported here.
+submission printed. It owns the memory it shares with its evaluators (`shared.py`: the inputs it
+reads back), given to each one as fd 5, and reads the kernel's account of their memory
+(`meter.py`). The facts its requests return, and `remote_function` (the local proxy Function
+gradcheck runs on), live in `requests.py`; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from gradegrad.report import StudentOutput
+from gradegrad.sandbox import meter
 from gradegrad.sandbox.process import OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, Limits
 from gradegrad.sandbox.protocol import (MAX_EXERCISE_BYTES, ChannelClosed, ChannelTimeout, Message, ProtocolError,
                                        encode_value)
-from gradegrad.sandbox.requests import (BackwardResult, ChildFault, ClassInfo, ForwardResult, InPlace,  # noqa: F401
-                                       Loaded, Measured, PartialCall, Requests, SecondOrder, StudentRaised,
-                                       WrongDtype, WrongOutput, _class_info, raise_for_error, remote_function)
+from gradegrad.sandbox.requests import (AheadPairs, Answer, BackwardResult, ChildFault, ClassInfo,  # noqa: F401
+                                       ForwardResult, InPlace, Item, Loaded, LostAt, Measured, Requests, SecondOrder,
+                                       StudentRaised, WrongDtype, WrongOutput, _class_info, raise_for_error,
+                                       remote_function)
+from gradegrad.sandbox.shared import SharedMemory
 
 LOAD_MARGIN = 10.0  # seconds past --load-timeout before the child is killed (it stops itself at the limit)
 MAX_PROBLEMS = 20  # load problems kept
@@ -41,10 +46,14 @@ class Submission(Requests):
     missing_protections: tuple[str, ...] = ()  # those missing here, each with the reason
     received: int = 0  # bytes of replies since the exercise began (`begin_exercise`), capped
     load_seconds: float = 0.0  # spent (re)importing the submission after a fault; no exercise's time
+    shared: SharedMemory | None = None  # inputs the grader reads back (fd 5 of every evaluator)
 
     def begin_exercise(self) -> None:
-        """Start counting the bytes of replies anew: an exercise may receive MAX_EXERCISE_BYTES."""
+        """Start counting the bytes of replies anew (an exercise may receive MAX_EXERCISE_BYTES), and
+        the shared memory's places (no earlier exercise's evaluator code may still hold one)."""
         self.received = 0
+        if self.shared is not None:
+            self.shared.reset()
 
     def _count(self, nbytes: int) -> None:
         self.received += nbytes
@@ -57,12 +66,14 @@ class Submission(Requests):
         """(Re)start the child and import the submission in it."""
         self.stop_child()
         path = str(Path(self.path).resolve())
+        if self.shared is None:
+            self.shared = SharedMemory()
         try:
-            self.child = Child(self.device, limits=self.limits, submission=path)
+            self.child = Child(self.device, limits=self.limits, submission=path, extra_fds=(self.shared.fd,))
             confined = self.child.request({"op": "confine", "path": path, "device": self.device,
                                            "memory": self.limits.memory, "layers": list(getattr(self.child, "layers", ())),
-                                           "confine": self.limits.confine and self.limits.isolation != "none"},
-                                          timeout=STARTUP_TIMEOUT)
+                                           "confine": self.limits.confine and self.limits.isolation != "none",
+                                           "shared": True}, timeout=STARTUP_TIMEOUT)
             self.protections = (*getattr(self.child, "layers", ()),
                                 *(str(p) for p in confined.header.get("protections", []) if isinstance(p, str)))
             self.missing_protections = (*getattr(self.child, "missing", ()),
@@ -102,8 +113,8 @@ class Submission(Requests):
                 raise ChildFault("crash", "importing the submission again in a fresh process (after the previous "
                                  f"one was stopped) failed: {why[:300]}")
 
-    def _second_frame(self, timeout: float) -> Message:
-        """The next frame of a split reply, with the deadline and the kill of `Child.request`."""
+    def _next_frame(self, timeout: float) -> Message:
+        """The next frame of a reply of several, with the deadline and the kill of `Child.request`."""
         child = self.child
         if child is None or not child.alive:
             raise ChildFault("crash", "the evaluator is no longer running")
@@ -118,26 +129,50 @@ class Submission(Requests):
         except (ProtocolError, OSError) as exc:
             child.kill()
             raise ChildFault("protocol", f"the evaluator sent an invalid reply ({exc})") from None
+        self._count(reply.nbytes)
         return raise_for_error(reply)
+
+    def abandon(self) -> None:
+        """Stop the evaluator in the middle of a reply of several frames (what is left of it unread
+        would answer the next request): the next request starts a fresh one."""
+        if self.child is not None:
+            self.child.kill()
 
     @contextmanager
     def gradcheck_ahead(self, class_name: str, args: Sequence[Any], options: dict[str, Any], *,
-                        timeout: float) -> Iterator[int]:
+                        timeout: float, pairs: tuple[Child, list[tuple[bytes, bytes]]] | None = None) -> Iterator[int]:
         """While open, the replies of the child's run-ahead of `gradcheck(**options)` on `args`,
         through `remote_function`'s proxy, answer the grader's own gradcheck (`Child.speculate`);
-        on exit, those left unused are dropped. Yields how many came back."""
+        on exit, those left unused are dropped. Yields how many came back.
+
+        `pairs`: a run-ahead that came with an earlier reply (`evaluate`), and the evaluator that
+        sent it; used only while that very evaluator still answers (its handles are its own)."""
         self.ensure()
-        child, tensors = self.child, []
-        header = {"op": "speculate", "class": class_name,
-                  "args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args], tensors),
-                  "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args],
-                  "gradcheck": options}
+        child = self.child
         try:
-            count = child.speculate(header, tensors, timeout=timeout)
-            self._count(sum(len(k) + sum(len(r) for r in v) for k, v in child.ahead.items()))
+            if pairs is not None:
+                count = child.take_ahead(pairs[1]) if pairs[0] is child else 0
+            else:
+                tensors: list[torch.Tensor] = []
+                header = {"op": "speculate", "class": class_name,
+                          "args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args],
+                                               tensors),
+                          "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args],
+                          "gradcheck": options}
+                count = child.speculate(header, tensors, timeout=timeout)
+                self._count(sum(len(k) + sum(len(r) for r in v) for k, v in child.ahead.items()))
             yield count
         finally:
             child.ahead.clear()
+
+    def measure(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
+                grad_output: torch.Tensor, probes: Sequence[torch.Tensor | None], *, timeout: float,
+                **_: Any) -> Measured:
+        """`Requests.measure` with this evaluator's memory as the kernel accounts it, and its inputs
+        in shared memory (so that decoding the request allocates nothing the meter would count)."""
+        self.ensure()
+        return super().measure(class_name, args, requires_grad, grad_output, probes, timeout=timeout,
+                               meter=meter.meter(self.child.pid, self.child.cgroup), shared=self.shared)
 
     def _request(self, header: dict[str, Any], tensors: list[torch.Tensor], timeout: float) -> Message:
         self.ensure()
@@ -153,6 +188,9 @@ class Submission(Requests):
     def close(self) -> StudentOutput:
         """Stop the child and return everything the submission printed, bounded."""
         self.stop_child()
+        if self.shared is not None:
+            self.shared.close()
+            self.shared = None
         stdout = "".join(o.stdout for o in self.outputs)[:OUTPUT_LIMIT]
         stderr = "".join(o.stderr for o in self.outputs)[:OUTPUT_LIMIT]
         return StudentOutput(stdout, stderr, any(o.truncated for o in self.outputs))
@@ -161,4 +199,4 @@ class Submission(Requests):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop_child()
+        self.close()

@@ -1,10 +1,11 @@
 """The requests a grader makes of an evaluator, and what their replies mean: the wire's client half.
 
-`Requests` builds each request header (forward, backward, a forward-and-backward call, a
-measurement, second derivatives, tangents, an exercise kind's own request) and decodes the reply
-into the frozen facts below, for whatever answers it: the grader's `remote.Submission` (a live
-evaluator) and the child's own `loopback.Loopback` (the run-ahead, which must build requests
-byte for byte as the grader does). `remote_function` wraps a student's class in a local
+`Requests` builds each request header (forward, backward, a batch of evaluations, a measurement,
+second derivatives, tangents, an exercise kind's own request) and decodes the reply into the
+frozen facts below, for whatever answers it: the grader's `remote.Submission` (a live evaluator)
+and the child's own `loopback.Loopback` (the run-ahead, which must build requests byte for byte
+as the grader does). Inputs the grader reads back after the call (an evaluation's arguments and
+upstream gradient, see `shared.py`) travel in shared memory; everything else in the frame. `remote_function` wraps a student's class in a local
 `torch.autograd.Function` whose forward and backward are such requests, so that
 `torch.autograd.gradcheck` runs on the grader's side.
 
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 
 from gradegrad.hygiene import clean_error
-from gradegrad.sandbox.protocol import Message, Other, encode_value
+from gradegrad.sandbox.protocol import Message, Other, encode_value, tensor_frame
 
 
 class ChildFault(Exception):
@@ -78,8 +79,7 @@ class ForwardResult:
     output: Any  # a CPU tensor, or an `Other` / scalar when forward returned something else
     meta: dict[str, Any]
     handle: int | None
-    echo: list[Any] | None
-    versions: list[int | None] = field(default_factory=list)  # in-place writes to each argument
+    versions: list[int | None] = field(default_factory=list)  # in-place writes to each argument (child's word)
     ops: tuple[str, ...] = ()  # aten ops forward ran
     autograd: bool = False  # forward ran autograd's engine
 
@@ -88,13 +88,53 @@ class ForwardResult:
 class BackwardResult:
     grads: list[Any]
     devices: list[str | None]
-    echo: list[Any] | None
     ops: tuple[str, ...] = ()  # aten ops the student's backward ran (raw mode)
     autograd: bool = False  # backward ran autograd's engine (torch.autograd.grad, .backward())
     # what backward left behind, as the child reports it (evidence of in-place writes, never a pass):
-    grad_output_after: Any = None  # the grad_output tensor backward received, after backward
     output_after: Any = None  # forward's output, after backward
     in_place: "InPlace | None" = None
+
+
+@dataclass
+class Item:
+    """One evaluation of a batch (`Requests.evaluate`): forward on `args`, then (with `backward`)
+    the student's backward on `grad_output`, raw or through autograd's engine (`mode`)."""
+
+    args: list[Any]
+    requires_grad: list[bool]
+    grad_output: torch.Tensor | None = None
+    mode: str = "raw"
+    backward: bool = True
+    # where the grader put the tensors in shared memory (None: sent in the frame), set by `evaluate`
+    arg_refs: list[dict[str, Any] | None] = field(default_factory=list)
+    grad_output_ref: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One frame of an `evaluate` reply: item `item`'s forward or backward, or the student's error."""
+
+    item: int
+    phase: str  # "forward" | "backward"
+    result: "ForwardResult | BackwardResult | None"
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class AheadPairs:
+    """The (request frame, reply frame) pairs of a gradcheck the child ran ahead, per mode
+    ("fast", then "full" where the fast one failed in a way only the full one settles)."""
+
+    pairs: dict[str, list[tuple[bytes, bytes]]]
+
+
+class LostAt(ChildFault):
+    """The evaluator stopped answering a batch while item `item`'s `phase` was due ("ahead": the
+    gradcheck run ahead; "done": the end of the reply)."""
+
+    def __init__(self, item: int, phase: str, fault: ChildFault) -> None:
+        super().__init__(fault.kind, str(fault))
+        self.item, self.phase = item, phase
 
 
 @dataclass(frozen=True)
@@ -134,13 +174,28 @@ class InPlace:
 
 @dataclass(frozen=True)
 class Measured:
-    """Bytes the student's forward and raw backward allocated on one input (facts, not verdicts)."""
+    """The memory the student's forward and raw backward used on one input, as the kernel counted
+    it for the evaluator's processes (the grader's own reading, see `meter.py`)."""
 
-    forward_bytes: int
-    backward_bytes: int | None  # None when backward was not run, see `problem`
-    ctx_tensors: tuple[str, ...] = ()  # attributes of ctx holding tensors
+    forward_bytes: int | None  # None: the kernel's account could not be read
+    backward_bytes: int | None  # None when backward was not run (see `problem`), or not read
+    ctx_tensors: tuple[str, ...] = ()  # attributes of ctx holding tensors (the child's word: a hint)
     problem: str = ""  # "no_grad_fn", or "shape" when forward's output has another shape
     shape: tuple[int, ...] = ()  # forward's output shape, with problem "shape"
+    source: str = ""  # what counted the bytes: "cgroup v1 peak", "VmHWM of its processes"
+    # per argument, the gradient the measured backward returned, projected on the grader's random
+    # probe (None: no gradient, or none of the probe's size): the grader checks they are backward's
+    projections: tuple[float | None, ...] = ()
+
+
+class Meter(Protocol):
+    """The kernel's account of the evaluator's memory (`meter.py`): reset it, read the peak above."""
+
+    source: str
+
+    def reset(self) -> None: ...
+
+    def read(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -158,10 +213,10 @@ class Requests:
         raise NotImplementedError
 
     def forward(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool], *,
-                timeout: float, keep: bool = True, echo: bool = False) -> ForwardResult:
+                timeout: float, keep: bool = True) -> ForwardResult:
         tensors: list[torch.Tensor] = []
         header = {"op": "forward", "class": class_name, "args": encode_value(list(args), tensors),
-                  "requires_grad": list(requires_grad), "keep": keep, "echo": echo}
+                  "requires_grad": list(requires_grad), "keep": keep}
         return self._forward_result(self._request(header, tensors, timeout))
 
     @staticmethod
@@ -171,44 +226,79 @@ class Requests:
         versions = reply.header.get("versions")
         versions = [v if isinstance(v, int) else None for v in versions] if isinstance(versions, list) else []
         return ForwardResult(reply.value(reply.header.get("output")), meta,
-                             handle if isinstance(handle, int) else None, _echo(reply), versions,
-                             *_ops(reply))
+                             handle if isinstance(handle, int) else None, versions, *_ops(reply))
 
-    def call(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool], grad_output: torch.Tensor,
-             *, timeout: float, backward_timeout: float | None = None, mode: str = "raw",
-             echo: bool = True) -> tuple[ForwardResult, BackwardResult | None, dict | None]:
-        """forward then backward in one round trip: (forward, backward or None, backward's error or None).
+    def evaluate(self, class_name: str, items: Sequence[Item], *, timeout: Callable[[str], float],
+                 shared: Any = None, ahead: tuple[Sequence[Any], dict[str, Any]] | None = None,
+                 ahead_at: int = 0) -> Iterator[Answer | AheadPairs]:
+        """Many evaluations in one request: for each item, forward's answer, then backward's (when
+        forward returned a graph and the item wants it), each a frame of its own sent as soon as it
+        is computed, so that what backward does cannot change the numbers forward is judged on and
+        a backward that hangs or dies does not take forward's answer with it.
 
-        The child sends forward's reply as soon as forward returns, then backward's. Backward gets
-        `backward_timeout` (default: `timeout`) from there; when it hangs, dies or garbles its reply,
-        `PartialCall` carries forward's result with the fault."""
+        The items' tensors go to `shared` memory (the caller reads them back after the reply);
+        with `ahead` (gradcheck's args and options), the child also runs gradcheck ahead after
+        item `ahead_at - 1` (fast_mode; then the full gradcheck where fast_mode failed in a way only
+        it settles) and sends the pairs (`AheadPairs`), gradcheck's tensors in the frame. `timeout(phase)` gives each frame's
+        time as it is awaited. A frame out of order is a protocol fault; the evaluator stopping
+        raises `LostAt` (which item, which phase)."""
         tensors: list[torch.Tensor] = []
-        header = {"op": "call", "class": class_name, "args": encode_value(list(args), tensors),
-                  "requires_grad": list(requires_grad), "keep": True, "echo": echo,
-                  "grad_output": encode_value(grad_output, tensors), "mode": mode, "split": True}
-        first = self._request(header, tensors, timeout)
-        if not isinstance(first.header.get("forward"), dict):
-            raise ChildFault("protocol", "the evaluator sent an invalid reply (no forward result)")
-        forward = self._forward_result(Message(first.header["forward"], first.tensors))
-        try:
-            reply = self._second_frame(timeout if backward_timeout is None else backward_timeout)
-        except StudentRaised as exc:  # the evaluator's own failure after forward: backward's error
-            return forward, None, exc.error
-        except ChildFault as exc:
-            raise PartialCall(forward, exc) from None
-        back, error = reply.header.get("backward"), reply.header.get("backward_error")
-        backward = self._backward_result(Message(back, reply.tensors)) if isinstance(back, dict) else None
-        return forward, backward, error if isinstance(error, dict) else None
+        header = {"op": "evaluate", "class": class_name, "items": [_place(it, tensors, shared) for it in items],
+                  "ahead": _ahead(ahead, tensors) if ahead is not None else None,
+                  "ahead_at": ahead_at if ahead is not None else None}
+        sent = False
 
-    def _second_frame(self, timeout: float) -> Message:
-        """The next frame of a split reply (a live evaluator's; see `remote.Submission`)."""
+        def frame(item: int, phase: str) -> Message:
+            nonlocal sent
+            try:
+                if not sent:
+                    sent = True
+                    return self._request(header, tensors, timeout(phase))
+                return self._next_frame(timeout(phase))
+            except ChildFault as exc:
+                raise LostAt(item, phase, exc) from None
+
+        for i, item in enumerate(items):
+            if ahead is not None and i == ahead_at:
+                yield self._ahead_pairs(frame(i, "ahead"), i)
+            first = _expect(frame(i, "forward"), i, "forward")
+            if isinstance(first.header.get("error"), dict):
+                yield Answer(i, "forward", None, first.header["error"])
+                continue
+            forward = self._forward_result(Message(_dict(first.header.get("forward")), first.tensors))
+            yield Answer(i, "forward", forward)
+            if item.backward and forward.handle is not None:
+                second = _expect(frame(i, "backward"), i, "backward")
+                error = second.header.get("error")
+                back = second.header.get("backward")
+                result = self._backward_result(Message(back, second.tensors)) if isinstance(back, dict) else None
+                yield Answer(i, "backward", result, error if isinstance(error, dict) else None)
+        if ahead is not None and ahead_at >= len(items):
+            yield self._ahead_pairs(frame(len(items), "ahead"), len(items))
+        if frame(len(items), "done").header.get("done") is not True:
+            raise LostAt(len(items), "done", ChildFault("protocol", "the evaluator sent an invalid reply (no end)"))
+
+    @staticmethod
+    def _ahead_pairs(reply: Message, item: int) -> AheadPairs:
+        counts = reply.header.get("ahead")
+        counts = counts if isinstance(counts, dict) and reply.header.get("phase") == "ahead" else {"bad": -1}
+        if set(counts) - {"fast", "full"} or not all(type(n) is int and n >= 0 for n in counts.values()) \
+                or 2 * sum(counts.values()) != len(reply.tensors):
+            raise LostAt(item, "ahead", ChildFault("protocol", "the evaluator sent an invalid reply (run-ahead pairs)"))
+        frames, pairs = iter(reply.tensors), {}
+        for mode in ("fast", "full"):
+            pairs[mode] = [(tensor_frame(next(frames)), tensor_frame(next(frames))) for _ in range(counts.get(mode, 0))]
+        return AheadPairs(pairs)
+
+    def _next_frame(self, timeout: float) -> Message:
+        """The next frame of a reply of several (a live evaluator's; see `remote.Submission`)."""
         raise NotImplementedError
 
     def backward(self, handle: int, grad_output: torch.Tensor, *, timeout: float, mode: str = "raw",
-                 echo: bool = False, release: bool = False) -> BackwardResult:
+                 release: bool = False) -> BackwardResult:
         tensors: list[torch.Tensor] = []
         header = {"op": "backward", "handle": handle, "grad_output": encode_value(grad_output, tensors),
-                  "mode": mode, "echo": echo, "release": release}
+                  "mode": mode, "release": release}
         return self._backward_result(self._request(header, tensors, timeout))
 
     @staticmethod
@@ -219,22 +309,41 @@ class Requests:
             grads = [grads]
         if not isinstance(devices, list):
             devices = [None] * len(grads)
-        return BackwardResult(grads, [d if isinstance(d, str) else None for d in devices], _echo(reply),
-                              *_ops(reply), _tensor_or_none(reply, "grad_output_after"),
+        return BackwardResult(grads, [d if isinstance(d, str) else None for d in devices], *_ops(reply),
                               _tensor_or_none(reply, "output_after"), InPlace.parse(reply.header.get("in_place")))
 
     def measure(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
-                grad_output: torch.Tensor, *, timeout: float) -> Measured:
-        """Run forward then backward once, counting the bytes each allocates."""
+                grad_output: torch.Tensor, probes: Sequence[torch.Tensor | None], *, timeout: float, meter: Meter,
+                shared: Any = None) -> Measured:
+        """Forward then the raw backward once, each measured by `meter`: the grader resets the
+        kernel's peak before each and reads it after (the evaluator waits between the two).
+        Backward's gradients come back as their dot products with `probes` (one per argument)."""
+        deadline = time.monotonic() + timeout
         tensors: list[torch.Tensor] = []
-        header = {"op": "measure", "class": class_name, "args": encode_value(list(args), tensors),
-                  "requires_grad": list(requires_grad), "grad_output": encode_value(grad_output, tensors)}
+        header = {"op": "measure", "class": class_name, "args": encode_value(list(args), tensors, shared),
+                  "requires_grad": list(requires_grad), "grad_output": encode_value(grad_output, tensors, shared),
+                  "probes": encode_value(list(probes), tensors, shared)}
+        meter.reset()
         h = self._request(header, tensors, timeout).header
+        forward = _read(meter)
         names = h.get("ctx_tensors") if isinstance(h.get("ctx_tensors"), list) else []
         shape = h.get("shape") if isinstance(h.get("shape"), list) else []
-        return Measured(_count(h.get("forward_bytes")) or 0, _count(h.get("backward_bytes")),
-                        tuple(str(n)[:100] for n in names[:20]), str(h.get("problem") or "")[:20],
-                        tuple(int(d) for d in shape[:16] if _count(d) is not None))
+        facts = (tuple(str(n)[:100] for n in names[:20]), str(h.get("problem") or "")[:20],
+                 tuple(int(d) for d in shape[:16] if _count(d) is not None))
+        if h.get("waiting") is not True:
+            return Measured(forward, None, *facts, meter.source)
+        try:
+            meter.reset()
+        except Exception:  # noqa: BLE001 - the evaluator died meanwhile: the next request says so
+            forward = None
+        # the evaluator waits for this frame (a round trip of its own) before it runs backward
+        last = self._request({"op": "continue"}, [], deadline - time.monotonic())
+        backward = _read(meter) if forward is not None else None
+        projections = last.value(last.header.get("projections"))
+        if last.header.get("phase") != "backward" or not isinstance(projections, list):
+            raise ChildFault("protocol", "the evaluator sent an invalid reply (measure)")
+        return Measured(forward, backward, *facts, meter.source,
+                        tuple(p if isinstance(p, float) else None for p in projections[:len(args)]))
 
     def second_order(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
                      grad_output: torch.Tensor, directions: Sequence[torch.Tensor | None], *,
@@ -290,9 +399,43 @@ def _tensor_or_none(reply: Message, key: str) -> torch.Tensor | None:
     return value if isinstance(value, torch.Tensor) else None
 
 
-def _echo(reply: Message) -> list[Any] | None:
-    echo = reply.header.get("echo")
-    return reply.value(echo) if echo is not None else None
+def _place(item: Item, tensors: list[torch.Tensor], shared: Any) -> dict[str, Any]:
+    """An item's part of the request; its tensors in shared memory where they fit (their places
+    kept on the item, for the read-back), else in the frame."""
+    args = encode_value(list(item.args), tensors, shared)
+    grad_output = encode_value(item.grad_output, tensors, shared) if item.grad_output is not None else None
+    item.arg_refs = [a["$shared"] if isinstance(a, dict) and "$shared" in a else None for a in args]
+    item.grad_output_ref = grad_output["$shared"] if isinstance(grad_output, dict) and "$shared" in grad_output \
+        else None
+    return {"args": args, "requires_grad": list(item.requires_grad), "grad_output": grad_output,
+            "mode": item.mode, "backward": item.backward}
+
+
+def _ahead(ahead: tuple[Sequence[Any], dict[str, Any]], tensors: list[torch.Tensor]) -> dict[str, Any]:
+    """What the child needs to run a gradcheck ahead: its arguments (which require grad) and options."""
+    args, options = ahead
+    return {"args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args], tensors),
+            "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args], "gradcheck": options}
+
+
+def _read(meter: Meter) -> int | None:
+    """The meter's reading, or None when it cannot be read (the evaluator died meanwhile)."""
+    try:
+        return meter.read()
+    except Exception:  # noqa: BLE001 - the check reports that the memory could not be measured
+        return None
+
+
+def _expect(reply: Message, item: int, phase: str) -> Message:
+    """A frame of an `evaluate` reply, checked to be the one due."""
+    if reply.header.get("item") != item or reply.header.get("phase") != phase:
+        raise LostAt(item, phase, ChildFault("protocol", f"the evaluator sent an invalid reply (expected {phase} "
+                                                         f"of evaluation {item})"))
+    return reply
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 class WrongOutput(Exception):
@@ -301,14 +444,6 @@ class WrongOutput(Exception):
 
 class WrongDtype(WrongOutput):
     """The student's forward answered in another floating dtype than its inputs' (gradcheck needs float64)."""
-
-
-class PartialCall(ChildFault):
-    """The child answered forward, then backward timed out, crashed or garbled its reply."""
-
-    def __init__(self, forward: ForwardResult, fault: ChildFault) -> None:
-        super().__init__(fault.kind, str(fault))
-        self.forward = forward
 
 
 def remote_function(sub: Requests, class_name: str,

@@ -111,6 +111,9 @@ def become_evaluator(request: dict, fds: list[int], keep: int, born: Born, host_
     source = _read_submission(request) if uid is not None and not born.namespaces else None
     if isolation != "none":
         layers += credentials.drop(uid, uid if uid is not None else _host_uid())
+        # dropping credentials made the process not dumpable again: its /proc files would be root's,
+        # and a grader that is not root could not reset its VmHWM (meter.py) or read its smaps
+        prctl(PR_SET_DUMPABLE, 1, what="dumpable")
         layers += limits.apply(int(request.get("nproc") or limits.NPROC), int(request["scratch_bytes"]),
                                request.get("cpu_seconds"))
         layers.append("no-terminal")
@@ -247,6 +250,7 @@ def plain(argv: list[str]) -> None:
         if uid is not None:
             os.chown(request["scratch"], uid, uid)
         layers += credentials.drop(uid, uid if uid is not None else os.getuid())
+        prctl(PR_SET_DUMPABLE, 1, what="dumpable")  # the grader resets its VmHWM (meter.py)
         layers += limits.apply(int(request.get("nproc") or limits.NPROC), int(request["scratch_bytes"]),
                                request.get("cpu_seconds"))
         layers.append("no-terminal")

@@ -7,9 +7,10 @@
   (and memsw where swap is accounted), `pids.max`; needs write access to them (root).
 The cgroup is made under the grader's own cgroup by the fork server's intermediate process, which
 moves itself into it before it forks the evaluator, so that every process of the tree is born
-there. The grader reads its OOM-kill count (`oom_kills`) and peak, and removes it after the
-evaluator is reaped. Where no cgroup can be made, the reason is reported and the grader's
-watchdog sums the tree's memory itself (`watchdog.py`).
+there. The grader reads its OOM-kill count (`oom_kills`) and peak (`meter.py` resets and reads
+it around the calls the `efficiency` check measures), and removes it after the evaluator is
+reaped. Where no cgroup can be made, the reason is reported and the grader's watchdog sums the
+tree's memory itself (`watchdog.py`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class Group:
             except (OSError, ValueError):
                 continue
         return 0
+
+    def memory_path(self) -> str:
+        """The folder of the memory controller (v1: the memory hierarchy's; v2: the one folder)."""
+        if self.version == 2:
+            return self.paths[0]
+        return next((p for p in self.paths if p.startswith(f"{ROOT}/memory/")), self.paths[0])
 
     def peak(self) -> int | None:
         """The tree's peak memory in bytes, as the kernel accounted it."""
