@@ -40,6 +40,8 @@ CODES = {
     "not_a_function": "the class is not a torch.autograd.Function with forward and backward",
     "missing": "the class is not in the submission",
     "jacobian_mismatch": "gradcheck: backward disagrees with finite differences of forward",
+    "imprecise_forward": "gradcheck: backward is right, but finite differences of forward are not (forward "
+                         "loses float64's precision)",
     "gradcheck_failed": "gradcheck failed for another reason",
     "not_a_module": "the class is not a torch.nn.Module",
     "builtin_output": "the module's output comes from built-in operations, not from the student's Function",

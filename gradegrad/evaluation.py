@@ -88,6 +88,7 @@ class Evaluation:
     output: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
     grads: list[Any] | None = None
+    grads_container: str = "tuple"  # "list": backward returned a list, which autograd refuses
     grad_devices: list[str | None] = field(default_factory=list)
     # read back by the grader from the memory it shared with the child, after the request: facts
     inputs_after: list[Any] | None = None  # the arguments as the call left them (None per argument not shared)
@@ -290,7 +291,7 @@ class Runner:
             ev.fault = fault_from(StudentRaised(answer.error), "backward", self.timeout)
         elif answer.result is not None:
             back = answer.result
-            ev.grads, ev.grad_devices = back.grads, back.devices
+            ev.grads, ev.grad_devices, ev.grads_container = back.grads, back.devices, back.container
             ev.output_after, ev.in_place = back.output_after, back.in_place
             ev.backward_ops = back.ops
             if back.autograd and item.mode == "raw":

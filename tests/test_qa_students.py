@@ -87,11 +87,6 @@ def test_each_single_mistake_fails_with_its_diagnosis(graded, name, ex_id, check
     assert words in found.message
 
 
-@pytest.mark.xfail(reason="wire (sandbox/child.py raw_backward) turns a list that backward returns into the "
-                          "gradients, so `backward` and `float32` pass; autograd refuses a list (\"returned an "
-                          "incorrect number of gradients (expected 2, got 1)\"): the child should report the type "
-                          "backward returned and the backward check fail it (`wrong_type`: return a tuple)",
-                   strict=False)
 def test_a_backward_returning_a_list_loses_the_backward_points(graded):
     report = graded(QA / "mistakes_b.py")
     found = check(report, "mul", "backward")
@@ -123,14 +118,12 @@ def test_a_real_looking_notebook_loses_only_its_broken_cells(catalog):
     assert "5 shell/magic line(s) of the notebook not run" in report.notes
 
 
-@pytest.mark.xfail(reason="wire (checks/gradcheck.py _explain): when backward matches the reference but gradcheck "
-                          "fails, the message blames backward ('does not match finite differences of your forward'); "
-                          "it is the forward that is imprecise (computed in float32 and cast back)", strict=False)
 def test_an_imprecise_forward_is_blamed_not_a_right_backward(graded):
     report = graded(QA / "precision.py")
     assert check(report, "exp", "backward").status == "passed"
-    message = check(report, "exp", "gradcheck").message
-    assert "forward" in message and "precision" in message
+    found = check(report, "exp", "gradcheck")
+    assert found.diagnosis == "imprecise_forward"
+    assert "forward" in found.message and "precision" in found.message
 
 
 def test_float32_precision_values_cost_what_the_dtype_policy_says(graded):

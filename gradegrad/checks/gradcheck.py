@@ -29,18 +29,32 @@ OPTIONS = {"eps": EPS, "atol": ATOL, "rtol": RTOL, "check_undefined_grad": False
 SLOW_MODE_PASSES: str | None = getattr(sys.modules["torch.autograd.gradcheck"], "FAST_FAIL_SLOW_OK_MSG", None)
 
 
-def _explain(ctx: CheckContext, exc: Exception) -> Finding:
+def _explain(ctx: CheckContext, exc: Exception, backward_right: bool) -> Finding:
+    """gradcheck's failure in a student's terms. `backward_right`: backward's gradients agree with
+    the reference's on the same case, so a mismatch is the finite differences' fault: a forward
+    whose values are right only to a lower precision (computed in float32 and cast back)."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     diff = [s.name for s in ctx.exercise.inputs if s.differentiable]
     match = re.search(r"with respect to input (\d+)", first)
     if match and int(match.group(1)) < len(diff):
         name = diff[int(match.group(1))]
+        if backward_right:
+            return Finding("imprecise_forward", f"gradcheck: your backward's gradient of `{name}` agrees with the "
+                           "reference, but finite differences of your forward do not: forward lacks float64's "
+                           "precision (computed in float32, or with .float(), and cast back?); compute in the "
+                           "inputs' dtype")
         return Finding("jacobian_mismatch", f"gradcheck: the gradient of `{name}` from your backward does not "
                        "match finite differences of your forward")
     if "not multiplied by grad_output" in text:
         return Finding("ignores_grad_output", "gradcheck: backward is not multiplied by grad_output")
     return Finding("gradcheck_failed", f"gradcheck: {first}")
+
+
+def _backward_right(ctx: CheckContext, case) -> bool:
+    """Whether backward ran and its gradients agree with the reference's on this case (memoised)."""
+    ev = ctx.runner.evaluate(case)
+    return ev.fault is None and ev.grads is not None and gradient_finding(ctx, ev) is None
 
 
 def _expect_failure(ctx: CheckContext, case) -> bool:
@@ -107,5 +121,5 @@ def gradcheck(ctx: CheckContext) -> Verdict:
     if isinstance(outcome, Fault):
         return Verdict.fault(outcome)
     if isinstance(outcome, Exception):
-        return Verdict.failed(_explain(ctx, outcome))
+        return Verdict.failed(_explain(ctx, outcome, _backward_right(ctx, case)))
     return Verdict.passed()

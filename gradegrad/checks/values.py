@@ -78,6 +78,9 @@ def gradient_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     higher-precision one is a note that costs nothing."""
     if ev.grads is None:
         return _no_backward(ev)
+    if ev.grads_container == "list":
+        return Finding("wrong_type", f"backward returned a list of {len(ev.grads)} value(s); return a tuple "
+                       "(`return a, b`, or one tensor): autograd reads a list as one gradient and refuses it")
     spec = ev.case.inputs
     names, tensors = [s.name for s in spec], [s.is_tensor for s in spec]
     dtypes = _dtype_findings(ev)

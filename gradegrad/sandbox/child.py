@@ -217,7 +217,8 @@ class Evaluator:
             self.rejected = True
             grads = self.engine_backward(out, args, grad_output)
             self.rejected = False
-        reply: dict[str, Any] = {"ok": True, "grads": encode_value(grads, tensors),
+        reply: dict[str, Any] = {"ok": True, "grads": encode_value(list(grads), tensors),
+                                 "returned": getattr(grads, "container", "tuple"),
                                  "devices": [str(g.device) if isinstance(g, torch.Tensor) else None for g in grads],
                                  "ops": ops.names(), "autograd": ops.autograd,
                                  # facts about in-place writes during backward; the grader judges them
@@ -479,7 +480,9 @@ class Evaluator:
         ctx = out.grad_fn
         with torch.no_grad():
             grads = cls.backward(ctx, grad_output)
-        return list(grads) if isinstance(grads, (tuple, list)) else [grads]
+        if isinstance(grads, list):
+            return Returned(grads, "list")  # autograd refuses a list: the grader fails it
+        return list(grads) if isinstance(grads, tuple) else [grads]
 
     @staticmethod
     def engine_backward(out: torch.Tensor, args: list[Any], grad_output: torch.Tensor) -> list[Any]:
@@ -509,6 +512,14 @@ class Evaluator:
             kind = "rejected"  # autograd refused what the student's backward returned
         return {"kind": kind, "type": type(exc).__name__[:200], "message": message,
                 "traceback": text, "line": mine[-1].lineno if mine else None}
+
+
+class Returned(list):
+    """Backward's gradients, returned in a container autograd refuses (`container`)."""
+
+    def __init__(self, grads: list[Any], container: str) -> None:
+        super().__init__(grads)
+        self.container = container
 
 
 def _root(out: Any) -> dict[str, Any] | None:

@@ -93,6 +93,7 @@ class BackwardResult:
     # what backward left behind, as the child reports it (evidence of in-place writes, never a pass):
     output_after: Any = None  # forward's output, after backward
     in_place: "InPlace | None" = None
+    container: str = "tuple"  # "list" when backward returned a list, which autograd refuses (the child's word)
 
 
 @dataclass
@@ -310,7 +311,8 @@ class Requests:
         if not isinstance(devices, list):
             devices = [None] * len(grads)
         return BackwardResult(grads, [d if isinstance(d, str) else None for d in devices], *_ops(reply),
-                              _tensor_or_none(reply, "output_after"), InPlace.parse(reply.header.get("in_place")))
+                              _tensor_or_none(reply, "output_after"), InPlace.parse(reply.header.get("in_place")),
+                              "list" if reply.header.get("returned") == "list" else "tuple")
 
     def measure(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
                 grad_output: torch.Tensor, probes: Sequence[torch.Tensor | None], *, timeout: float, meter: Meter,
