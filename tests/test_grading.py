@@ -73,6 +73,14 @@ def test_each_mistake_is_named(graded, fixture, ex_id, check_id, code):
     assert problem.id == check_id and problem.diagnosis == code, problem
 
 
+def test_gradcheck_blames_a_wrong_forward_not_a_right_backward(graded):
+    """exp's forward is off by a factor and its backward is the reference's: gradcheck, which
+    differentiates the student's forward, fails, and says to fix forward."""
+    found = check(graded(SUBMISSIONS / "wrong_forward.py"), "exp", "gradcheck")
+    assert found.status == "failed" and found.diagnosis == "jacobian_mismatch"
+    assert "agrees with the reference, but your forward does not" in found.message
+
+
 def test_wrong_values_report_the_worst_element(graded):
     c = check(graded(SUBMISSIONS / "sign_error.py"), "sigmoid", "backward")
     assert c.worst.input == "x" and c.worst.got == pytest.approx(-c.worst.expected)

@@ -16,7 +16,7 @@ from torch.autograd.gradcheck import GradcheckError
 from gradegrad.registry import register
 from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.catalog import Exercise
-from gradegrad.checks.values import gradient_finding, ordinary, ordinary_cases
+from gradegrad.checks.values import gradient_finding, ordinary, ordinary_cases, output_finding
 from gradegrad.diagnosis import Finding
 from gradegrad.evaluation import Ahead, Fault, Read
 
@@ -29,17 +29,22 @@ OPTIONS = {"eps": EPS, "atol": ATOL, "rtol": RTOL, "check_undefined_grad": False
 SLOW_MODE_PASSES: str | None = getattr(sys.modules["torch.autograd.gradcheck"], "FAST_FAIL_SLOW_OK_MSG", None)
 
 
-def _explain(ctx: CheckContext, exc: Exception, backward_right: bool) -> Finding:
-    """gradcheck's failure in a student's terms. `backward_right`: backward's gradients agree with
-    the reference's on the same case, so a mismatch is the finite differences' fault: a forward
-    whose values are right only to a lower precision (computed in float32 and cast back)."""
+def _explain(ctx: CheckContext, exc: Exception, blame: str) -> Finding:
+    """gradcheck's failure in a student's terms. `blame` (`_blame`): "backward" when backward's
+    gradients differ from the reference's; otherwise the finite differences of forward are at
+    fault: "forward" when forward's values are wrong too, "precision" when they pass the
+    reference's tolerance (right only to a lower precision: computed in float32 and cast back)."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     diff = [s.name for s in ctx.exercise.inputs if s.differentiable]
     match = re.search(r"with respect to input (\d+)", first)
     if match and int(match.group(1)) < len(diff):
         name = diff[int(match.group(1))]
-        if backward_right:
+        if blame == "forward":
+            return Finding("jacobian_mismatch", f"gradcheck: your backward's gradient of `{name}` agrees with "
+                           "the reference, but your forward does not (see `forward`), and gradcheck "
+                           "differentiates your forward: fix forward")
+        if blame == "precision":
             return Finding("imprecise_forward", f"gradcheck: your backward's gradient of `{name}` agrees with the "
                            "reference, but finite differences of your forward do not: forward lacks float64's "
                            "precision (computed in float32, or with .float(), and cast back?); compute in the "
@@ -51,10 +56,18 @@ def _explain(ctx: CheckContext, exc: Exception, backward_right: bool) -> Finding
     return Finding("gradcheck_failed", f"gradcheck: {first}")
 
 
-def _backward_right(ctx: CheckContext, case) -> bool:
-    """Whether backward ran and its gradients agree with the reference's on this case (memoised)."""
+def _blame(ctx: CheckContext, case) -> str:
+    """Which part a failed gradcheck points at, from the memoised evaluation of the same case:
+    "backward" (its gradients differ from the reference's, or are unknown), "forward" (backward's
+    agree, forward's values do not), "precision" (both agree within the reference's tolerance)."""
     ev = ctx.runner.evaluate(case)
-    return ev.fault is None and ev.grads is not None and gradient_finding(ctx, ev) is None
+
+    def wrong(finding: Finding | None) -> bool:
+        return finding is not None and not finding.note
+
+    if ev.fault is not None or ev.grads is None or wrong(gradient_finding(ctx, ev)):
+        return "backward"
+    return "forward" if wrong(output_finding(ctx, ev)) else "precision"
 
 
 def _expect_failure(ctx: CheckContext, case) -> bool:
@@ -121,5 +134,5 @@ def gradcheck(ctx: CheckContext) -> Verdict:
     if isinstance(outcome, Fault):
         return Verdict.fault(outcome)
     if isinstance(outcome, Exception):
-        return Verdict.failed(_explain(ctx, outcome, _backward_right(ctx, case)))
+        return Verdict.failed(_explain(ctx, outcome, _blame(ctx, case)))
     return Verdict.passed()
