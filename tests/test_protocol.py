@@ -160,6 +160,41 @@ def test_headers_with_oversized_values_are_refused(head, words):
         decode_frame(head, b"")
 
 
+def _nest(rng, depth: int):
+    """A random JSON value of exactly `depth` levels of lists and objects, with strings holding brackets."""
+    if depth == 0:
+        return rng.choice([1, 2.5, None, "[{", "]}\\\"[", "x"])
+    inner = [_nest(rng, rng.randrange(min(depth, 3))) for _ in range(rng.randrange(3))] + [_nest(rng, depth - 1)]
+    rng.shuffle(inner)
+    return inner if rng.random() < 0.5 else {f"k{i}[": v for i, v in enumerate(inner)}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_short_headers_are_refused_at_the_same_depth_as_long_ones(seed):
+    """A header short enough that no string or list can pass a limit is only checked for depth, by
+    regular expressions: it must refuse exactly what walking the header refuses."""
+    import json
+    import random
+
+    from gradegrad.sandbox.protocol import MAX_DEPTH, MAX_TEXT
+
+    rng = random.Random(seed)
+    depth = rng.randrange(MAX_DEPTH - 3, MAX_DEPTH + 3)
+    header = {"v": _nest(rng, depth)}
+    short = json.dumps(header).encode()
+    long = json.dumps({**header, "pad": "p" * MAX_TEXT}).encode()
+    outcomes = []
+    for head in (short, long):
+        try:
+            decode_frame(head, b"")
+            outcomes.append(True)
+        except ProtocolError as exc:
+            assert "nested too deeply" in str(exc)
+            outcomes.append(False)
+    assert len(short) <= MAX_TEXT < len(long)
+    assert outcomes[0] == outcomes[1] == (depth + 1 <= MAX_DEPTH)
+
+
 def test_strings_in_a_header_are_cut_to_the_text_limit():
     from gradegrad.sandbox.protocol import MAX_TEXT
 

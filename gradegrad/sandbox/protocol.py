@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import select
 import struct
 import time
@@ -234,16 +235,36 @@ def _bounded(value: Any, depth: int = 0) -> Any:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_number, parse_constant=_constant)
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')  # a JSON string (escapes included)
+_INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")  # a list or object holding no other
+
+
+def _deeper_than(head: bytes, depth: int) -> bool:
+    """Whether the valid JSON `head` nests lists and objects more than `depth` levels, at the
+    regular expressions' speed: each pass removes the innermost ones (strings first, which may hold
+    brackets); what is left after `depth` passes is deeper."""
+    text = _STRING.sub(b"", head)
+    for _ in range(depth):
+        text, removed = _INNERMOST.subn(b"", text)
+        if not removed:
+            return False
+    return b"[" in text or b"{" in text
+
+
 def decode_frame(head: bytes, payload: bytes) -> Message:
     try:
-        header = json.loads(head.decode("utf-8"), parse_int=_integer, parse_float=_number, parse_constant=_constant)
+        header = _DECODER.decode(head.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"header is not JSON ({exc})") from None
     except RecursionError:
         raise ProtocolError("header nested too deeply") from None
     if not isinstance(header, dict) or not isinstance(header.get("tensors", []), list):
         raise ProtocolError("header is not a JSON object")
-    header = _bounded(header)
+    if len(head) > min(MAX_TEXT, MAX_ITEMS):
+        header = _bounded(header)  # a string or list of the header may pass a limit: walk it
+    elif _deeper_than(head, MAX_DEPTH):  # no string or list of so short a header can: only depth
+        raise ProtocolError("header nested too deeply")
     tensors = _decode_tensors(header.pop("tensors", []), payload)
     return Message(header, tensors, PREFIX.size + len(head) + len(payload))
 
