@@ -15,10 +15,9 @@ from typing import Iterable, Mapping
 
 from gradegrad.errors import ConfigError
 from gradegrad.report import Adjustment, Report
-from gradegrad.roster import RosterMatch, lookup, spreadsheet_rows
+from gradegrad.roster import RosterMatch, lookup, read_spreadsheet, spreadsheet_rows
 
 COLUMNS = ("student", "exercise", "points", "comment")
-MAX_BYTES = 10 << 20
 
 
 @dataclass(frozen=True)
@@ -78,17 +77,7 @@ def parse_adjustments(text: str, exercises: Iterable[str], origin: str = "adjust
 
 
 def read_adjustments(path: Path, exercises: Iterable[str]) -> tuple[AdjustmentRow, ...]:
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_BYTES >> 20} MiB: is this the adjustments file?")
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"adjustments file not found: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text: save it as CSV UTF-8") from None
-    return parse_adjustments(text, exercises, str(path))
+    return parse_adjustments(read_spreadsheet(path, "the adjustments file"), exercises, str(path))
 
 
 def assign(rows: Iterable[AdjustmentRow], submissions: Iterable[str], roster: RosterMatch | None,

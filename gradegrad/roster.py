@@ -96,18 +96,23 @@ def parse_roster(text: str, origin: str = "roster.csv") -> tuple[Student, ...]:
     return tuple(students)
 
 
-def read_roster(path: Path) -> tuple[Student, ...]:
+def read_spreadsheet(path: Path, what: str) -> str:
+    """The text of a CSV file a TA saved from a spreadsheet (`what`: "the roster", "the adjustments
+    file"), BOM removed; a missing, unreadable, oversized or non-UTF-8 file is a ConfigError."""
     try:
         if path.stat().st_size > MAX_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_BYTES >> 20} MiB: is this the roster?")
-        text = path.read_bytes().decode("utf-8-sig")
+            raise ConfigError(f"{path}: larger than {MAX_BYTES >> 20} MiB: is this {what}?")
+        return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError(f"roster not found: {path}") from None
+        raise ConfigError(f"{what.removeprefix('the ')} not found: {path}") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the roster ({exc.strerror or exc})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text: save the roster as CSV UTF-8") from None
-    return parse_roster(text, str(path))
+        raise ConfigError(f"{path}: not UTF-8 text: save {what} as CSV UTF-8") from None
+
+
+def read_roster(path: Path) -> tuple[Student, ...]:
+    return parse_roster(read_spreadsheet(path, "the roster"), str(path))
 
 
 def match(students: Iterable[Student], submissions: Iterable[str]) -> RosterMatch:

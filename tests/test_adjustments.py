@@ -53,3 +53,17 @@ def test_a_student_who_is_nobody_is_an_error_with_a_guess():
 def test_a_spreadsheets_semicolons_and_decimal_commas_are_read():
     rows = parse_adjustments("\ufeffstudent;exercise;points;comment\r\nann;sigmoid;1,5;regrade, accepted\r\n", EXERCISES)
     assert [(r.student, r.adjustment.points, r.adjustment.comment) for r in rows] == [("ann", 1.5, "regrade, accepted")]
+
+
+def test_reading_a_missing_binary_or_huge_adjustments_file_is_one_line(tmp_path):
+    from gradegrad.adjustments import read_adjustments
+
+    with pytest.raises(ConfigError, match="adjustments file not found"):
+        read_adjustments(tmp_path / "none.csv", ["add"])
+    (tmp_path / "a.csv").write_bytes(b"student,exercise,points\n\xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text: save the adjustments file as CSV UTF-8"):
+        read_adjustments(tmp_path / "a.csv", ["add"])
+    with open(tmp_path / "big.csv", "wb") as fh:
+        fh.truncate(11 << 20)
+    with pytest.raises(ConfigError, match="larger than 10 MiB: is this the adjustments file"):
+        read_adjustments(tmp_path / "big.csv", ["add"])
