@@ -11,6 +11,7 @@ The watchdog (`watchdog.py`) stops a tree over its memory limit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -224,11 +225,19 @@ class Child:
         if not self.alive:
             raise ChildFault("crash", "the evaluator is no longer running")
         deadline = time.monotonic() + max(timeout, 0.0)
-        try:
+        with self.faults(timeout):
             if not expect_ready:
                 Child.round_trips += 1
                 self.channel.send_frame(frame or encode_frame(header, list(tensors)), deadline)
             reply = self.channel.recv(deadline)
+        return raise_for_error(reply)
+
+    @contextlib.contextmanager
+    def faults(self, timeout: float):
+        """What talking to the child over its channel can meet, as the `ChildFault` it means: no
+        answer within `timeout` (the child is killed), the child gone, a malformed frame (killed)."""
+        try:
+            yield
         except ChannelTimeout:
             self.kill()
             raise ChildFault("timeout", f"no answer within {timeout:g} s") from None
@@ -237,7 +246,6 @@ class Child:
         except (ProtocolError, OSError) as exc:
             self.kill()
             raise ChildFault("protocol", f"the evaluator sent an invalid reply ({exc})") from None
-        return raise_for_error(reply)
 
     def speculate(self, header: dict[str, Any], tensors: list[torch.Tensor], *, timeout: float) -> int:
         """Ask the child to run ahead the requests the grader is about to make (see the child's

@@ -21,8 +21,7 @@ import torch
 from gradegrad.report import StudentOutput
 from gradegrad.sandbox import meter
 from gradegrad.sandbox.process import OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, Limits
-from gradegrad.sandbox.protocol import (MAX_EXERCISE_BYTES, ChannelClosed, ChannelTimeout, Message, ProtocolError,
-                                       encode_value)
+from gradegrad.sandbox.protocol import MAX_EXERCISE_BYTES, Message, encode_value
 from gradegrad.sandbox.requests import (AheadPairs, Answer, BackwardResult, ChildFault, ClassInfo,  # noqa: F401
                                        ForwardResult, InPlace, Item, Loaded, LostAt, Measured, Requests, SecondOrder,
                                        StudentRaised, WrongDtype, WrongOutput, _class_info, raise_for_error,
@@ -119,16 +118,8 @@ class Submission(Requests):
         if child is None or not child.alive:
             raise ChildFault("crash", "the evaluator is no longer running")
         deadline = time.monotonic() + max(timeout, 0.0)
-        try:
+        with child.faults(timeout):
             reply = child.channel.recv(deadline)
-        except ChannelTimeout:
-            child.kill()
-            raise ChildFault("timeout", f"no answer within {timeout:g} s") from None
-        except ChannelClosed:
-            raise ChildFault("crash", child.death()) from None
-        except (ProtocolError, OSError) as exc:
-            child.kill()
-            raise ChildFault("protocol", f"the evaluator sent an invalid reply ({exc})") from None
         self._count(reply.nbytes)
         return raise_for_error(reply)
 
