@@ -135,13 +135,12 @@ def test_nothing_that_matters_is_cut_on_a_narrow_console():
 
 
 def commands(group=None, prefix=()):
-    import click
     from typer.main import get_command
 
     group = group or get_command(app)
     for name, command in group.commands.items():
         yield (*prefix, name)
-        if isinstance(command, click.Group):
+        if isinstance(getattr(command, "commands", None), dict):  # a group (typer vendors its own click)
             yield from commands(command, (*prefix, name))
 
 
