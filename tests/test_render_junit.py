@@ -119,3 +119,18 @@ def test_each_failing_check_is_a_failure_with_its_own_reason():
     assert set(failures) == {"stability", "efficiency"}
     assert failures["stability"].get("type") == "not_finite" and "nan/inf" in failures["stability"].get("message")
     assert failures["efficiency"].get("type") == "inefficient_backward" and "n^2.00" in failures["efficiency"].text
+
+
+def test_code_that_raised_while_its_classes_were_graded_is_the_suites_stderr():
+    """A notebook cell that raised (its classes graded all the same) shows in CI's test report."""
+    from gradegrad.report import LoadProblem
+
+    problems = (LoadProblem("lab.ipynb", 3, 9, "exception", "NameError: name 'model' is not defined",
+                            '  File "lab.ipynb", cell 9, line 3, in <module>\n    model.fit()\n'),
+                LoadProblem("lab.ipynb", None, 11, "timeout", "the cell ran past --load-timeout\x1b[2J"))
+    xml = to_junit(replace(partial_report(), load_problems=problems))
+    valid(xml)
+    err = ET.fromstring(xml).find("testsuite/system-err").text
+    assert "lab.ipynb, cell 9: NameError: name 'model' is not defined" in err and "model.fit()" in err
+    assert "lab.ipynb, cell 11: the cell ran past --load-timeout" in err and "\x1b" not in err
+    assert ET.fromstring(to_junit(partial_report())).find("testsuite/system-err") is None

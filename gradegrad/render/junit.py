@@ -107,6 +107,10 @@ def to_junit(report: Report, timestamp: datetime | None = None, hostname: str | 
     for ex in report.exercises:
         for check in ex.checks:
             suite.append(_testcase(report, ex, check))
+    if report.load_problems:  # code that raised while what it defined was graded: the suite's stderr
+        ET.SubElement(suite, "system-err").text = xml_text("\n".join(
+            f"{p.where}: {p.message}" + (f"\n{p.traceback.rstrip()}" if p.traceback else "")
+            for p in report.load_problems))
     _count(suite)
     root = ET.Element("testsuites", name="gradegrad")
     root.append(suite)
