@@ -276,6 +276,19 @@ class _Fields:
     def number(self, key: str, default: Any = ...) -> float:
         return self.get(key, (int, float), default, "a number")
 
+    def count(self, key: str, default: int, low: int, high: int, what: str) -> int:
+        """An integer from `low` to `high` (`what`: "steps", "epochs", ...)."""
+        value = self.get(key, int, default, f"a number of {what} between {low} and {high}")
+        if not low <= value <= high:
+            raise self.error(key, f"expected a number of {what} between {low} and {high}, got {value}")
+        return value
+
+    def learning_rate(self, key: str = "lr", default: float = 0.01) -> float:
+        value = self.number(key, default)
+        if not 0 < value < 1:
+            raise self.error(key, f"expected a learning rate between 0 and 1, got {value}")
+        return float(value)
+
     def shape(self, key: str, default: Any = ...) -> tuple[int, ...]:
         value = self.get(key, list, default, "a list of non-negative integers, e.g. [3, 4]")
         if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value):
@@ -621,21 +634,13 @@ def _data_exercise(path: Path, f: _Fields, kind: str) -> Exercise:
         raise f.error("aliases", f"expected a list of function names, got {list(aliases)!r}")
     spec = KindSpec(extra=_extra(f) if "extra" in _DATA_FIELDS[kind] else "")
     if kind == "chain":
-        steps = f.get("steps", int, 3, "a number of steps between 1 and 100")
-        if not 1 <= steps <= 100:
-            raise f.error("steps", f"expected a number of steps between 1 and 100, got {steps}")
-        lr = f.number("lr", 0.01)
-        if not 0 < lr < 1:
-            raise f.error("lr", f"expected a learning rate between 0 and 1, got {lr}")
-        spec = replace(spec, steps=steps, lr=float(lr))
+        spec = replace(spec, steps=f.count("steps", 3, 1, 100, "steps"), lr=f.learning_rate())
     elif kind == "jacobian":
         spec = replace(spec, orientation=f.choice("orientation", ORIENTATIONS, "m_by_n"))
     elif kind == "training":
         spec = _training(f, spec)
     else:
-        variables = f.get("variables", int, 5, "a number of variables between 2 and 9")
-        if not 2 <= variables <= 9:
-            raise f.error("variables", f"expected a number of variables between 2 and 9, got {variables}")
+        variables = f.count("variables", 5, 2, 9, "variables")
         tol = _Fields(path, "tolerance", f.data.get("tolerance") or {}, ("rtol", "atol"))
         spec = KindSpec(variables=variables, rtol=float(tol.number("rtol", 0.01)), atol=float(tol.number("atol", 0.01)))
     tol64, tol32 = (Tolerance(*DEFAULT_TOLERANCE["float64"]), Tolerance(*DEFAULT_TOLERANCE["float32"]))
@@ -648,14 +653,9 @@ def _data_exercise(path: Path, f: _Fields, kind: str) -> Exercise:
 def _training(f: _Fields, spec: KindSpec) -> KindSpec:
     """training: which of the notes' loops, how many epochs, the learning rate."""
     loop = f.choice("loop", LOOPS)
-    epochs = f.get("epochs", int, 10, "a number of epochs between 1 and 100")
-    if not 1 <= epochs <= 100:
-        raise f.error("epochs", f"expected a number of epochs between 1 and 100, got {epochs}")
-    lr = f.number("lr", 0.01)
-    if not 0 < lr < 1:
-        raise f.error("lr", f"expected a learning rate between 0 and 1, got {lr}")
+    epochs = f.count("epochs", 10, 1, 100, "epochs")
     extra = spec.extra or ("jax" if loop == "haiku_optax" else "")
-    return replace(spec, loop=loop, epochs=epochs, lr=float(lr), extra=extra)
+    return replace(spec, loop=loop, epochs=epochs, lr=f.learning_rate(), extra=extra)
 
 
 def exercise_dirs(extra: Iterable[Path] = ()) -> list[Path]:

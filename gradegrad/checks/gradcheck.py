@@ -61,21 +61,21 @@ def _blame(ctx: CheckContext, case) -> str:
     "backward" (its gradients differ from the reference's, or are unknown), "forward" (backward's
     agree, forward's values do not), "precision" (both agree within the reference's tolerance)."""
     ev = ctx.runner.evaluate(case)
-
-    def wrong(finding: Finding | None) -> bool:
-        return finding is not None and not finding.note
-
-    if ev.fault is not None or ev.grads is None or wrong(gradient_finding(ctx, ev)):
+    if ev.fault is not None or ev.grads is None or _wrong(gradient_finding(ctx, ev)):
         return "backward"
-    return "forward" if wrong(output_finding(ctx, ev)) else "precision"
+    return "forward" if _wrong(output_finding(ctx, ev)) else "precision"
+
+
+def _wrong(finding: Finding | None) -> bool:
+    """A finding that costs points (a note costs nothing)."""
+    return finding is not None and not finding.note
 
 
 def _expect_failure(ctx: CheckContext, case) -> bool:
     """Whether the student's gradients already differ from the reference's on this case (the
     evaluation and the reference are memoised: `backward` compared them)."""
     ev = ctx.runner.evaluate(case)
-    finding = None if ev.fault else gradient_finding(ctx, ev)
-    return finding is not None and not finding.note
+    return ev.fault is None and _wrong(gradient_finding(ctx, ev))
 
 
 def _not_float64(ctx: CheckContext, case) -> Finding | None:
