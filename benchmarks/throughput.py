@@ -27,6 +27,7 @@ Prints Markdown tables; the README records one run.
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
 import json
 import os
@@ -85,16 +86,45 @@ def round_trips(rubric: str | None) -> int:
     return int(out.split()[-1])
 
 
-def naive(folder: Path, jobs: int) -> float:
+def naive(folder: Path, jobs: int, expected: dict[str, float]) -> float:
     files = sorted(folder.glob("*.py"))
     start = time.perf_counter()
     with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(lambda f: run([sys.executable, str(INPROCESS), str(f)]), files))
-    return time.perf_counter() - start
+        outs = list(pool.map(lambda f: _graded_in_process([f]), files))
+    seconds = time.perf_counter() - start
+    _same_totals("naive grader", {k: v for out in outs for k, v in out.items()}, expected)
+    return seconds
 
 
-def floor(folder: Path, jobs: int) -> float:
-    return run([sys.executable, str(INPROCESS), *map(str, sorted(folder.glob("*.py")))]) / jobs
+def _graded_in_process(files: list[Path]) -> dict[str, float]:
+    """benchmarks/inprocess.py on `files`: each file's total."""
+    out = subprocess.run([sys.executable, str(INPROCESS), *map(str, files)], capture_output=True, text=True,
+                         env=ENV, cwd=ROOT).stdout
+    return {Path(line.rsplit(": ", 1)[0]).stem: float(line.rsplit(": ", 1)[1]) for line in out.splitlines()
+            if ": " in line}
+
+
+def _same_totals(what: str, got: dict[str, float], expected: dict[str, float]) -> None:
+    """A baseline must give every file gradegrad's total: one that stops early (say on an
+    exception of its own) would look fast and mean nothing."""
+    if got != expected:
+        wrong = sorted(k for k in expected if got.get(k) != expected[k])[:3]
+        sys.exit(f"benchmark invalid: the {what}'s totals differ from gradegrad's ({len(got)} of {len(expected)} "
+                 f"files graded; e.g. {[(k, got.get(k), expected[k]) for k in wrong]})")
+
+
+def floor(folder: Path, jobs: int, expected: dict[str, float]) -> float:
+    start = time.perf_counter()
+    got = _graded_in_process(sorted(folder.glob("*.py")))
+    seconds = time.perf_counter() - start
+    _same_totals("floor", got, expected)
+    return seconds / jobs
+
+
+def totals(out: Path) -> dict[str, float]:
+    """Each student's total in a gradebook gradegrad wrote."""
+    with open(out / "grades.csv", encoding="utf-8-sig", newline="") as fh:
+        return {row["name"]: float(row["total"]) for row in csv.DictReader(fh)}
 
 
 def _pss(pid: int) -> int:
@@ -167,8 +197,8 @@ def main() -> None:
                 g = min(g, gradegrad_batch(folder, args.jobs, work / f"out{n}"))
                 if dask:
                     c = min(c, cluster_batch(folder, args.jobs, work / f"cluster{n}"))
-                f = min(f, floor(folder, args.jobs))
-            b = naive(folder, args.jobs)
+                f = min(f, floor(folder, args.jobs, totals(work / f"out{n}")))
+            b = naive(folder, args.jobs, totals(work / f"out{n}"))
             rows.append((n, g, b, f))
             clusters.append((n, g, c))
         trips = round_trips(None), round_trips("all")
