@@ -74,3 +74,16 @@ def test_reset_gives_the_pages_back(shared):
     view.map[:1 << 20] = b"\x01" * (1 << 20)  # a hostile evaluator fills all of it
     shared.reset()
     assert shared.read(ref).eq(0).all()
+
+
+def test_reset_keeps_only_the_graders_own_pages(shared):
+    """An evaluator that wrote nothing beyond the grader's places costs no page to fault in again;
+    one that wrote elsewhere has every page freed."""
+    ref = shared.put(torch.ones(3000, dtype=torch.float64))  # 24000 bytes: 6 pages
+    shared.reset()
+    assert os.fstat(shared.fd).st_blocks * 512 == 6 * 4096  # kept for the next exercise
+    assert shared.put(torch.full((3000,), 2.0, dtype=torch.float64))["offset"] == 0 and shared.read(ref).eq(2).all()
+    view = SharedView(shared.fd)
+    view.map[(1 << 20) - 1] = 1  # one byte beyond them
+    shared.reset()
+    assert os.fstat(shared.fd).st_blocks == 0

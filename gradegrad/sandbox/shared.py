@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import functools
 import math
 import mmap
 import os
@@ -32,6 +33,7 @@ from gradegrad.sandbox.protocol import DTYPES, ITEMSIZE, NAMES, ProtocolError, _
 SHARED_BYTES = 64 << 20  # of one submission's shared memory: every evaluation of an exercise must fit
 ALIGN = 64  # bytes: every tensor starts at a multiple of this
 FD = 5  # the evaluator's fd for it (the first extra fd, see spawn.py)
+PAGE = mmap.PAGESIZE
 
 
 class SharedMemory:
@@ -47,6 +49,7 @@ class SharedMemory:
             os.close(self.fd)
             raise
         self.size, self.used = size, 0
+        self.placed = 0  # the end of the furthest place the grader wrote since its pages were last freed
 
     def put(self, t: torch.Tensor) -> dict[str, Any] | None:
         """Write `t` at a place of its own and return its reference; None when it does not fit
@@ -60,6 +63,7 @@ class SharedMemory:
             return None
         self.map[offset:offset + nbytes] = _tensor_bytes(t)
         self.used = offset + nbytes
+        self.placed = max(self.placed, self.used)
         return {"offset": offset, "dtype": name, "shape": list(t.shape), "nbytes": nbytes}
 
     def read(self, ref: dict[str, Any]) -> torch.Tensor:
@@ -70,9 +74,13 @@ class SharedMemory:
         return torch.frombuffer(bytearray(self.map[offset:offset + nbytes]), dtype=DTYPES[name]).reshape(shape)
 
     def reset(self) -> None:
-        """Start the places anew (a new exercise), and free what the evaluator may have written."""
+        """Start the places anew (a new exercise), and free what the evaluator may have written:
+        when the memfd holds more pages than the grader's own places, all of them are given back.
+        Otherwise the pages stay for the next exercise's places (written over, not faulted in again)."""
         self.used = 0
-        _punch(self.fd, self.size)
+        if os.fstat(self.fd).st_blocks * 512 > -(-self.placed // PAGE) * PAGE:
+            _punch(self.fd, self.size)
+            self.placed = 0
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -98,10 +106,15 @@ class SharedView:
         return torch.frombuffer(self.map, dtype=DTYPES[name], count=math.prod(shape), offset=offset).reshape(shape)
 
 
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _punch(fd: int, size: int) -> None:
     """Give the memfd's pages back to the system (fallocate PUNCH_HOLE | KEEP_SIZE); best effort."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc()
         libc.fallocate(ctypes.c_int(fd), ctypes.c_int(3), ctypes.c_long(0), ctypes.c_long(size))
     except (OSError, AttributeError):
         pass
