@@ -236,25 +236,31 @@ def _bounded(value: Any, depth: int = 0) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_number, parse_constant=_constant)
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')  # a JSON string (escapes included)
-_INNERMOST = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")  # a list or object holding no other
+# without a run of more digits than an integer may have, no number of the header can pass a limit
+# (a number is at most three runs of digits and four signs or marks): json's own int and float
+_PLAIN_DECODER = json.JSONDecoder(parse_constant=_constant)
+_LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_DIGITS + 1))
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string (escapes included), loop unrolled
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_INNERMOST = re.compile(rb"\[\]|\{\}")  # a list or object holding no other (all else removed)
 
 
 def _deeper_than(head: bytes, depth: int) -> bool:
     """Whether the valid JSON `head` nests lists and objects more than `depth` levels, at the
-    regular expressions' speed: each pass removes the innermost ones (strings first, which may hold
-    brackets); what is left after `depth` passes is deeper."""
-    text = _STRING.sub(b"", head)
+    regular expressions' speed: strings (which may hold brackets) removed, then everything but the
+    brackets; each pass removes the innermost pairs; what is left after `depth` passes is deeper."""
+    text = _STRING.sub(b"", head).translate(None, _NOT_BRACKETS)
     for _ in range(depth):
         text, removed = _INNERMOST.subn(b"", text)
         if not removed:
             return False
-    return b"[" in text or b"{" in text
+    return bool(text)
 
 
 def decode_frame(head: bytes, payload: bytes) -> Message:
     try:
-        header = _DECODER.decode(head.decode("utf-8"))
+        decoder = _DECODER if _LONG_DIGITS.search(head) else _PLAIN_DECODER
+        header = decoder.decode(head.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"header is not JSON ({exc})") from None
     except RecursionError:
