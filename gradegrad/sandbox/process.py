@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -206,9 +207,13 @@ class Child:
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
                 return self.returncode
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return None
-            time.sleep(0.001)
+            if self.pidfd is not None:  # readable once the process has exited: no polling
+                select.select([self.pidfd], [], [], min(remaining, 0.05))
+            else:
+                time.sleep(0.001)
 
     def request(self, header: dict[str, Any], tensors: list[torch.Tensor] = (), *,
                 timeout: float, expect_ready: bool = False) -> Message:
