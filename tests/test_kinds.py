@@ -73,6 +73,32 @@ def test_wrong_functional_code_is_diagnosed(graded, ex_id, check_id, code, words
     assert check(report, ex_id, "forward").status == "passed"
 
 
+SQUARED_LOSS = """import numpy as np
+
+def squared_loss(y_pred, y):
+    return np.array([np.sum((y - y_pred) ** 2)])
+
+def squared_loss_make_vjp(y_pred, y):
+    def vjp(u):
+        return {grad}, np.zeros_like(y)
+    return vjp
+
+squared_loss.make_vjp = squared_loss_make_vjp
+"""
+
+
+@pytest.mark.parametrize("grad,code,words", [
+    ("y_pred - y", "scale_error", "0.5 times the expected value"),  # the 2 forgotten: the same on every case
+    ("2 * (y_pred - y) / len(y)", "wrong_values", "0.1667 times the expected value in case 'default' but 0.1 "
+     "times in case 'batch10'"),  # a mean where the loss sums: the factor follows the batch
+])
+def test_a_vjp_scale_error_is_named_only_with_the_same_factor_on_every_case(graded, tmp_path, grad, code, words):
+    path = tmp_path / "loss.py"
+    path.write_text(SQUARED_LOSS.format(grad=grad))
+    result = check(graded(path, rubric="autodiff"), "vjp_squared_loss", "backward")
+    assert result.status == "failed" and result.diagnosis == code and words in result.message
+
+
 def test_vjp_without_make_vjp_is_not_found(graded, tmp_path):
     path = tmp_path / "no_vjp.py"
     path.write_text("import numpy as np\n\ndef dot(x, W):\n    return np.dot(x, W)\n")

@@ -117,3 +117,35 @@ def test_seed002_beyond_jax_torch_and_jacobian_get_full_marks(graded):
 
     assert not [m for m in sys.modules if m.split(".")[0] in ("jax", "haiku", "optax")]  # only the child imports JAX
     assert "gradegrad" not in report.output.stderr  # gradegrad's own warnings are not the student's output
+
+
+JAX_DOT = """import jax
+import jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+
+@jax.custom_vjp
+def dot(x, W):
+    return jnp.dot(x, W)
+
+def dot_fwd(x, W):
+    return jnp.dot(x, W), (x, W)
+
+def dot_bwd(res, u):
+    x, W = res
+    return jnp.dot(u, W.T), {grad_w}
+
+dot.defvjp(dot_fwd, dot_bwd)
+"""
+
+
+@needs_jax
+@pytest.mark.parametrize("grad_w,code,words", [
+    ("2 * jnp.dot(x.T, u)", "scale_error", "the gradient of `W` is 2 times the expected value"),
+    ("jnp.dot(x.T, u) / x.shape[0]", "wrong_values", "0.1667 times the expected value in case 'default' but 0.2 "
+     "times in case 'wide'"),  # a mean over the batch where the product sums: the factor follows the batch
+])
+def test_a_jax_scale_error_is_named_only_with_the_same_factor_on_every_case(graded, tmp_path, grad_w, code, words):
+    path = tmp_path / "jdot.py"
+    path.write_text(JAX_DOT.format(grad_w=grad_w))
+    result = check(graded(path, rubric="seed002_beyond"), "jax_dot", "backward")
+    assert result.status == "failed" and result.diagnosis == code and words in result.message

@@ -137,10 +137,12 @@ def _prefixed(ctx: CheckContext, case: Case, where: str, finding: Finding) -> Fi
     return Finding(finding.code, _prefix(ctx, case, where) + finding.message, finding.worst, note=True)
 
 
-def same_factor(ctx: CheckContext, finding: Finding, case: Case, judge, evaluate) -> Finding:
+def same_factor(ctx: CheckContext, finding: Finding, case: Case, judge, evaluate,
+                fault_of=lambda ev: ev.fault) -> Finding:
     """A `scale_error` only when every ordinary case shows the same factor: a loss's single number
     is always "some factor" of the expected one, so one case alone does not make it a scale error.
-    Otherwise the finding's `wrong_values`."""
+    Otherwise the finding's `wrong_values`. `evaluate(case)` gives another case's evaluation, and
+    `fault_of(evaluation)` what stopped it (an exercise kind's evaluations may say it otherwise)."""
     if finding.code != "scale_error" or finding.factor is None or finding.otherwise is None:
         return finding
     others = [c for c in ordinary_cases(ctx) if c.name != case.name]
@@ -149,7 +151,7 @@ def same_factor(ctx: CheckContext, finding: Finding, case: Case, judge, evaluate
         return finding.otherwise
     for other in others:
         ev = evaluate(other)
-        found = None if ev.fault else judge(ctx, ev)
+        found = None if fault_of(ev) else judge(ctx, ev)
         if found is None or found.code != "scale_error" or found.factor is None:
             return finding.otherwise
         if abs(found.factor - finding.factor) > 1e-3 * abs(finding.factor):

@@ -14,6 +14,7 @@ checks, with the verdict in the grader.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ from torch.autograd.gradcheck import GradcheckError
 from gradegrad.cases import make_grad_output
 from gradegrad.catalog import Case
 from gradegrad.checks import CheckContext, Verdict
+from gradegrad.checks.values import same_factor
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Fault
 from gradegrad.registry import kind_check
@@ -60,42 +62,67 @@ def found(ctx: CheckContext) -> Verdict:
     return Verdict.passed()
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One case's call of the student's JAX function (forward, or the vjp with `upstream`)."""
+
+    case: Case
+    args: list
+    upstream: torch.Tensor | None
+    got: Any  # the value, or the Fault that stopped it
+
+
+def _run(ctx: CheckContext, case: Case, phase: str) -> _Run:
+    args = ctx.runner.inputs(case)
+    u = _upstream(ctx, case, args) if phase == "backward" else None
+    got = ctx.runner.memo(("jax", case.name, phase), lambda: _guarded(ctx, args, phase, u))
+    return _Run(case, args, u, got)
+
+
+def _fault(run: _Run) -> Fault | None:
+    return run.got if isinstance(run.got, Fault) else None
+
+
+def _output_finding(ctx: CheckContext, run: _Run) -> Finding | None:
+    return diagnose_output(run.got, reference_output(ctx.exercise, run.args).detach(), ctx.exercise.tolerance("float64"))
+
+
+def _cotangent_finding(ctx: CheckContext, run: _Run) -> Finding | None:
+    ex, got = ctx.exercise, run.got
+    if not isinstance(got, list) or len(got) != 2:
+        return Finding("wrong_count", "the vjp returned the wrong number of cotangents: "
+                       "bwd(res, g) returns one per argument of f, as a tuple")
+    mask = [s.differentiable for s in run.case.inputs]
+    upstream = torch.ones_like(reference_output(ex, run.args)) if run.upstream is None else run.upstream
+    _, expected = reference_gradients(ex, run.args, mask, upstream)
+    _, ones = reference_gradients(ex, run.args, mask, torch.ones_like(upstream))
+    kept = [g if m else None for g, m in zip(got, mask)]  # a target's cotangent is not graded
+    return diagnose_gradients(kept, expected, ones, [s.name for s in run.case.inputs], mask, ex.tolerance("float64"))
+
+
+def _per_case(ctx: CheckContext, phase: str, judge) -> Verdict:
+    """The first case whose call fails or is wrong decides; a scale error is named only when every
+    case shows the same factor (as for Functions)."""
+    for case in _cases(ctx):
+        run = _run(ctx, case, phase)
+        if _fault(run):
+            return Verdict.fault(_fault(run))
+        finding = judge(ctx, run)
+        if finding:
+            finding = same_factor(ctx, finding, case, judge, lambda other: _run(ctx, other, phase), _fault)
+            return Verdict.failed(replace(finding, message=finding.message.replace("backward returned", "bwd returned")),
+                                  "" if case is ctx.exercise.cases[0] else f"case '{case.name}': ")
+    return Verdict.passed()
+
+
 @kind_check("jax_vjp", "forward")
 def forward(ctx: CheckContext) -> Verdict:
-    for case in _cases(ctx):
-        args = ctx.runner.inputs(case)
-        got = ctx.runner.memo(("jax", case.name, "forward"), lambda: _guarded(ctx, args, "forward"))
-        if isinstance(got, Fault):
-            return Verdict.fault(got)
-        finding = diagnose_output(got, reference_output(ctx.exercise, args).detach(), ctx.exercise.tolerance("float64"))
-        if finding:
-            return Verdict.failed(finding, "" if case is ctx.exercise.cases[0] else f"case '{case.name}': ")
-    return Verdict.passed()
+    return _per_case(ctx, "forward", _output_finding)
 
 
 @kind_check("jax_vjp", "backward")
 def backward(ctx: CheckContext) -> Verdict:
-    ex = ctx.exercise
-    for case in _cases(ctx):
-        args = ctx.runner.inputs(case)
-        u = _upstream(ctx, case, args)
-        got = ctx.runner.memo(("jax", case.name, "backward"), lambda: _guarded(ctx, args, "backward", u))
-        if isinstance(got, Fault):
-            return Verdict.fault(got)
-        if not isinstance(got, list) or len(got) != 2:
-            return Verdict.failed(Finding("wrong_count", "the vjp returned the wrong number of cotangents: "
-                                          "bwd(res, g) returns one per argument of f, as a tuple"))
-        mask = [s.differentiable for s in case.inputs]
-        upstream = torch.ones_like(reference_output(ex, args)) if u is None else u
-        _, expected = reference_gradients(ex, args, mask, upstream)
-        _, ones = reference_gradients(ex, args, mask, torch.ones_like(upstream))
-        kept = [g if m else None for g, m in zip(got, mask)]  # a target's cotangent is not graded
-        finding = diagnose_gradients(kept, expected, ones, [s.name for s in case.inputs], mask, ex.tolerance("float64"))
-        if finding:
-            text = finding.message.replace("backward returned", "bwd returned")
-            return Verdict.failed(Finding(finding.code, text, finding.worst),
-                                  "" if case is ex.cases[0] else f"case '{case.name}': ")
-    return Verdict.passed()
+    return _per_case(ctx, "backward", _cotangent_finding)
 
 
 @kind_check("jax_vjp", "gradcheck")

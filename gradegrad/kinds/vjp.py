@@ -16,6 +16,7 @@ import torch
 
 from gradegrad.cases import make_grad_output
 from gradegrad.catalog import Case
+from gradegrad.checks.values import same_factor
 from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Fault
@@ -112,13 +113,17 @@ def gradient_finding(ctx: CheckContext, ev: VjpRun) -> Finding | None:
 
 
 def _per_case(ctx: CheckContext, judge, phase: str, cases: list[Case], dtype: str = "float64") -> Verdict:
+    def fault_of(ev: VjpRun) -> Fault | None:
+        return ev.forward_fault if phase == "forward" else ev.backward_fault
+
     for case in cases:
         ev = run(ctx, case, dtype)
-        fault = ev.forward_fault if phase == "forward" else ev.backward_fault
+        fault = fault_of(ev)
         if fault:
             return Verdict.fault(fault)
         finding = judge(ctx, ev)
-        if finding:
+        if finding:  # a scale error only with the same factor on every case, as for Functions
+            finding = same_factor(ctx, finding, case, judge, lambda other: run(ctx, other, dtype), fault_of)
             where = f"case '{case.name}': " if case.name != ctx.exercise.cases[0].name else ""
             return Verdict.failed(finding, where)
     return Verdict.passed()
