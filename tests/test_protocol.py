@@ -218,3 +218,12 @@ def test_a_channel_refuses_a_reply_larger_than_its_limit():
 def test_a_message_knows_its_size():
     frame = encode_frame({"a": 1}, [torch.zeros(4)])
     assert parse_frame(frame).nbytes == len(frame)
+
+
+def test_long_digit_runs_inside_strings_are_text_not_numbers():
+    """Only numbers are held to the digit limit: a traceback may quote any number."""
+    head = b'{"error": "ValueError: 123456789012345678901234567890 is too large", "n": 12, "x": 2.5e-300}'
+    assert decode_frame(head, b"").header == {"error": "ValueError: 123456789012345678901234567890 is too large",
+                                              "n": 12, "x": 2.5e-300}
+    with pytest.raises(ProtocolError, match="integer too large"):
+        decode_frame(b'{"error": "' + b"1" * 30 + b'", "n": ' + b"9" * 21 + b"}", b"")

@@ -137,6 +137,9 @@ def _tensor_bytes(t: torch.Tensor) -> bytes:
     return flat.numpy().tobytes()
 
 
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # one encoder, compact JSON
+
+
 def encode_frame(header: dict[str, Any], tensors: list[torch.Tensor] = ()) -> bytes:
     metas, chunks, offset = [], [], 0
     for t in tensors:
@@ -145,7 +148,7 @@ def encode_frame(header: dict[str, Any], tensors: list[torch.Tensor] = ()) -> by
                       "device": str(t.device), "offset": offset, "nbytes": len(data)})
         chunks.append(data)
         offset += len(data)
-    head = json.dumps({**header, "tensors": metas}, allow_nan=False).encode()
+    head = _ENCODER.encode({**header, "tensors": metas}).encode()
     if len(head) > MAX_HEADER or offset > MAX_PAYLOAD:
         raise ProtocolError("frame too large")
     return PREFIX.pack(len(head), offset) + head + b"".join(chunks)
@@ -236,8 +239,9 @@ def _bounded(value: Any, depth: int = 0) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_int=_integer, parse_float=_number, parse_constant=_constant)
-# without a run of more digits than an integer may have, no number of the header can pass a limit
-# (a number is at most three runs of digits and four signs or marks): json's own int and float
+# without a run of more digits than an integer may have outside its strings, no number of the header
+# can pass a limit (a number is at most three runs of digits and four signs or marks): json's own
+# int and float
 _PLAIN_DECODER = json.JSONDecoder(parse_constant=_constant)
 _LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (MAX_DIGITS + 1))
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string (escapes included), loop unrolled
@@ -245,11 +249,12 @@ _NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 _INNERMOST = re.compile(rb"\[\]|\{\}")  # a list or object holding no other (all else removed)
 
 
-def _deeper_than(head: bytes, depth: int) -> bool:
-    """Whether the valid JSON `head` nests lists and objects more than `depth` levels, at the
-    regular expressions' speed: strings (which may hold brackets) removed, then everything but the
-    brackets; each pass removes the innermost pairs; what is left after `depth` passes is deeper."""
-    text = _STRING.sub(b"", head).translate(None, _NOT_BRACKETS)
+def _deeper_than(bare: bytes, depth: int) -> bool:
+    """Whether a valid JSON header, its strings removed (`bare`: strings may hold brackets), nests
+    lists and objects more than `depth` levels, at the regular expressions' speed: everything but
+    the brackets removed, each pass removes the innermost pairs; what is left after `depth` passes
+    is deeper."""
+    text = bare.translate(None, _NOT_BRACKETS)
     for _ in range(depth):
         text, removed = _INNERMOST.subn(b"", text)
         if not removed:
@@ -258,8 +263,10 @@ def _deeper_than(head: bytes, depth: int) -> bool:
 
 
 def decode_frame(head: bytes, payload: bytes) -> Message:
+    short = len(head) <= min(MAX_TEXT, MAX_ITEMS)  # no string or list of so short a header can pass a limit
+    bare = _STRING.sub(b"", head) if short else head  # its numbers and brackets, outside any string
     try:
-        decoder = _DECODER if _LONG_DIGITS.search(head) else _PLAIN_DECODER
+        decoder = _DECODER if _LONG_DIGITS.search(bare) else _PLAIN_DECODER
         header = decoder.decode(head.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"header is not JSON ({exc})") from None
@@ -267,9 +274,9 @@ def decode_frame(head: bytes, payload: bytes) -> Message:
         raise ProtocolError("header nested too deeply") from None
     if not isinstance(header, dict) or not isinstance(header.get("tensors", []), list):
         raise ProtocolError("header is not a JSON object")
-    if len(head) > min(MAX_TEXT, MAX_ITEMS):
+    if not short:
         header = _bounded(header)  # a string or list of the header may pass a limit: walk it
-    elif _deeper_than(head, MAX_DEPTH):  # no string or list of so short a header can: only depth
+    elif _deeper_than(bare, MAX_DEPTH):  # only its depth to check
         raise ProtocolError("header nested too deeply")
     tensors = _decode_tensors(header.pop("tensors", []), payload)
     return Message(header, tensors, PREFIX.size + len(head) + len(payload))
