@@ -124,17 +124,22 @@ ITEMSIZE = {name: torch.empty((), dtype=d).element_size() for name, d in DTYPES.
 _NUMPY = {d for d in DTYPES.values() if d is not torch.bfloat16}  # numpy has no bfloat16
 
 
-def _tensor_bytes(t: torch.Tensor) -> bytes:
+def _tensor_view(t: torch.Tensor) -> memoryview:
+    """The tensor's bytes (row-major, on the CPU) without a copy where it already is so."""
     flat = t.detach()
     if flat.device.type != "cpu":
         flat = flat.cpu()
     if not flat.is_contiguous():
         flat = flat.contiguous()
     if flat.numel() == 0:
-        return b""
+        return memoryview(b"")
     if flat.dtype not in _NUMPY:
         flat = flat.reshape(-1).view(torch.uint8)
-    return flat.numpy().tobytes()
+    return memoryview(flat.numpy()).cast("B")
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    return _tensor_view(t).tobytes()
 
 
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # one encoder, compact JSON
@@ -143,7 +148,7 @@ _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # one encod
 def encode_frame(header: dict[str, Any], tensors: list[torch.Tensor] = ()) -> bytes:
     metas, chunks, offset = [], [], 0
     for t in tensors:
-        data = _tensor_bytes(t)
+        data = _tensor_view(t)  # copied once, by the join below
         metas.append({"dtype": NAMES.get(t.dtype) or str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
                       "device": str(t.device), "offset": offset, "nbytes": len(data)})
         chunks.append(data)
@@ -151,7 +156,7 @@ def encode_frame(header: dict[str, Any], tensors: list[torch.Tensor] = ()) -> by
     head = _ENCODER.encode({**header, "tensors": metas}).encode()
     if len(head) > MAX_HEADER or offset > MAX_PAYLOAD:
         raise ProtocolError("frame too large")
-    return PREFIX.pack(len(head), offset) + head + b"".join(chunks)
+    return b"".join([PREFIX.pack(len(head), offset), head, *chunks])
 
 
 def _tensor_range(meta: Any) -> tuple[str, list[int], int, int]:

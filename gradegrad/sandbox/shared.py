@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from gradegrad.sandbox.protocol import DTYPES, ITEMSIZE, NAMES, ProtocolError, _tensor_bytes, _tensor_range
+from gradegrad.sandbox.protocol import DTYPES, ITEMSIZE, NAMES, ProtocolError, _tensor_range, _tensor_view
 
 SHARED_BYTES = 64 << 20  # of one submission's shared memory: every evaluation of an exercise must fit
 ALIGN = 64  # bytes: every tensor starts at a multiple of this
@@ -61,7 +61,13 @@ class SharedMemory:
         offset = -(-self.used // ALIGN) * ALIGN
         if offset + nbytes > self.size:
             return None
-        self.map[offset:offset + nbytes] = _tensor_bytes(t)
+        data = _tensor_view(t)
+        if offset + nbytes > self.placed:  # pages not in memory yet: the kernel fills them, no fault per page
+            written = 0
+            while written < nbytes:
+                written += os.pwrite(self.fd, data[written:], offset + written)
+        else:
+            self.map[offset:offset + nbytes] = data
         self.used = offset + nbytes
         self.placed = max(self.placed, self.used)
         return {"offset": offset, "dtype": name, "shape": list(t.shape), "nbytes": nbytes}
