@@ -163,7 +163,9 @@ class Runner:
         return self.deadline - time.monotonic()
 
     def inputs(self, case: Case, dtype: str = "float64") -> list[Any]:
-        return make_inputs(self.ex, case, self.seed, dtype)
+        """The case's seeded arguments: drawn once per batch, a fresh copy for each caller."""
+        drawn = memo(("inputs", self.ex, case, dtype, self.seed), lambda: make_inputs(self.ex, case, self.seed, dtype))
+        return [a.clone() if isinstance(a, torch.Tensor) else a for a in drawn]
 
     def evaluate(self, case: Case, dtype: str = "float64", mask: tuple[bool, ...] | None = None,
                  mode: str = "raw") -> Evaluation:

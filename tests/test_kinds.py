@@ -154,7 +154,8 @@ def test_an_untouched_template_scores_zero_without_crashing(catalog, tmp_path, r
     path = tmp_path / f"starter_{rubric}.py"
     path.write_text(starter(resolve_rubric(rubric, catalog), catalog))
     report = grade_source(source_for(path), resolve_rubric(rubric, catalog), catalog, Options())
-    assert report.error is None and report.score == 0 and report.max_score > 0
+    scored = [(e.id, c.id, c.status, c.message[:200]) for e in report.exercises for c in e.checks if c.points]
+    assert report.error is None and report.score == 0 and report.max_score > 0, scored
     graded_here = [e for e in report.exercises if e.status != "unavailable"]  # an optional extra may be missing
     assert {e.status for e in graded_here} == {"error"}
     assert all(e.checks[0].diagnosis == "not_implemented" for e in graded_here)

@@ -211,7 +211,9 @@ class Child:
             if remaining <= 0:
                 return None
             if self.pidfd is not None:  # readable once the process has exited: no polling
-                select.select([self.pidfd], [], [], min(remaining, 0.05))
+                exited = select.poll()  # (not select(): a grader with many files open has fds beyond 1024)
+                exited.register(self.pidfd, select.POLLIN)
+                exited.poll(min(remaining, 0.05) * 1000)
             else:
                 time.sleep(0.001)
 
