@@ -142,7 +142,7 @@ class Child:
         for fd in child_fds:
             os.close(fd)
         self.returncode: int | None = None
-        self.channel = Channel(from_child_r, to_child_w)
+        self.channel = Channel(from_child_r, to_child_w, nonblocking=True)
         self.stdout = _Drain(os.fdopen(out_r, "rb"), OUTPUT_LIMIT)
         self.stderr = _Drain(os.fdopen(err_r, "rb"), OUTPUT_LIMIT)
         self.stdout.start()

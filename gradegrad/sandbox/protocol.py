@@ -291,11 +291,20 @@ def decode_frame(head: bytes, payload: bytes) -> Message:
 
 
 class Channel:
-    """Frames over a pair of pipe file descriptors, with a deadline on every read and write."""
+    """Frames over a pair of pipe file descriptors, with a deadline on every read and write.
 
-    def __init__(self, read_fd: int, write_fd: int, max_payload: int = MAX_REPLY) -> None:
+    `nonblocking` (the grader's side) makes both ends non-blocking: a read or write is tried
+    first and waited for only when the pipe is not ready, so a frame that has already arrived
+    costs no wait (in a grader with several threads, every blocking call hands the interpreter
+    lock over)."""
+
+    def __init__(self, read_fd: int, write_fd: int, max_payload: int = MAX_REPLY, nonblocking: bool = False) -> None:
         self.read_fd, self.write_fd, self.max_payload = read_fd, write_fd, max_payload
         self.buffer = bytearray()  # bytes read beyond the last frame returned
+        self.nonblocking = nonblocking
+        if nonblocking:
+            os.set_blocking(read_fd, False)
+            os.set_blocking(write_fd, False)
 
     def send(self, header: dict[str, Any], tensors: list[torch.Tensor] = (),
              deadline: float | None = None) -> None:
@@ -304,9 +313,13 @@ class Channel:
     def send_frame(self, frame: bytes, deadline: float | None = None) -> None:
         data = memoryview(frame)
         while data:
-            self._wait(self.write_fd, deadline, write=True)
+            if not self.nonblocking:
+                self._wait(self.write_fd, deadline, write=True)
             try:
                 n = os.write(self.write_fd, data[:1 << 20])
+            except BlockingIOError:  # the pipe is full: wait until it has room
+                self._wait(self.write_fd, deadline, write=True)
+                continue
             except BrokenPipeError:
                 raise ChannelClosed("the other side closed the channel") from None
             data = data[n:]
@@ -322,8 +335,13 @@ class Channel:
         """n bytes: what the last read brought beyond its frame first, then reads of at least a
         chunk (so that a small frame usually comes in a single read)."""
         while len(self.buffer) < n:
-            self._wait(self.read_fd, deadline)
-            chunk = os.read(self.read_fd, min(max(n - len(self.buffer), READ_CHUNK), 1 << 20))
+            if not self.nonblocking:
+                self._wait(self.read_fd, deadline)
+            try:
+                chunk = os.read(self.read_fd, min(max(n - len(self.buffer), READ_CHUNK), 1 << 20))
+            except BlockingIOError:  # nothing has arrived yet: wait for it
+                self._wait(self.read_fd, deadline)
+                continue
             if not chunk:
                 raise ChannelClosed("the other side closed the channel")
             self.buffer += chunk
@@ -332,14 +350,13 @@ class Channel:
         del self.buffer[:n]
         return data
 
-    @staticmethod
-    def _wait(fd: int, deadline: float | None, write: bool = False) -> None:
-        if deadline is None:
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+    def _wait(self, fd: int, deadline: float | None, write: bool = False) -> None:
+        if deadline is None and not self.nonblocking:
+            return  # the blocking call itself waits
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
             raise ChannelTimeout()
         poller = select.poll()  # (not select(): a grader with many files open has fds beyond 1024)
         poller.register(fd, select.POLLOUT if write else select.POLLIN)
-        if not poller.poll(remaining * 1000):
+        if not poller.poll(None if remaining is None else remaining * 1000):
             raise ChannelTimeout()
