@@ -228,3 +228,16 @@ def test_a_hanging_backward_keeps_the_forward_points(graded):
     assert check(report, "exp", "forward").status == "passed"
     assert "backward did not finish" in check(report, "exp", "backward").message
     assert exercise(report, "add").status == "passed"
+
+
+def test_a_stub_is_a_stub_even_when_one_check_ran_out_of_time():
+    """An untouched starter loses `found`'s point; a check that timed out on a loaded machine
+    does not turn it into a real attempt (and timeouts alone prove nothing)."""
+    from gradegrad.grading import _unfinished
+    from gradegrad.verdict import Verdict
+
+    raised = Verdict("error", "NotImplementedError: write forward")
+    late = Verdict("error", "no answer within 30 s", timed_out=True)
+    stub = _unfinished({"found": Verdict.passed(), "forward": raised, "backward": raised, "gradcheck": late})
+    assert stub["found"].status == "failed" and stub["found"].diagnosis == "not_implemented"
+    assert _unfinished({"found": Verdict.passed(), "forward": late})["found"].status == "passed"
