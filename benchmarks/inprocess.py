@@ -59,7 +59,7 @@ class InProcessChild:
         self.evaluator = Evaluator(channel=_Evaluators(self.channel))
         self.extra_fds = extra_fds
         self.alive = True
-        self.pid, self.cgroup, self.ahead = os.getpid(), None, {}
+        self.pid, self.cgroup, self.ahead, self.on_miss = os.getpid(), None, {}, None
 
     def request(self, header: dict[str, Any], tensors: list[torch.Tensor] = (), *, timeout: float,
                 expect_ready: bool = False) -> Message:

@@ -32,6 +32,7 @@ import torch
 
 from gradegrad.cases import DTYPES, make_grad_output, make_inputs
 from gradegrad.catalog import Case, Exercise
+from gradegrad.prediction import predicted_requests
 from gradegrad.reference import memo, reference_output
 from gradegrad.sandbox.process import ChildFault, StudentRaised
 from gradegrad.sandbox.remote import (AheadPairs, InPlace, Item, LostAt, Submission, WrongDtype, WrongOutput,
@@ -151,7 +152,9 @@ class Runner:
         # have recorded when it came back: "dead" for a fault that ends the exercise, "backward"
         # for a backward lost to a timeout or crash, "" nothing)
         self.fetched: dict[Key, tuple[Evaluation, str]] = {}
-        self.ahead: tuple[Any, dict[str, list[tuple[bytes, bytes]]]] | None = None  # (evaluator, pairs per mode)
+        # gradcheck's replies sent ahead: (the evaluator, pairs per mode, whether they answer requests the
+        # grader predicted rather than the student's own gradcheck run in the child)
+        self.ahead: tuple[Any, dict[str, list[tuple[bytes, bytes]]], bool] | None = None
 
     @property
     def deadline(self) -> float:
@@ -207,7 +210,9 @@ class Runner:
                 if ahead is None:
                     args = tuple(a.requires_grad_(s.differentiable) if isinstance(a, torch.Tensor) else a
                                  for s, a in zip(case.inputs, self.inputs(case, "float64")))
-                    ahead, ahead_at = (args, dict(read.options)), len(batch)
+                    predicted = predicted_requests(self.ex, self.class_name, case.name, self.seed, args,
+                                                   dict(read.options))
+                    ahead, ahead_at = (args, dict(read.options), predicted), len(batch)
                 continue
             mask = read.mask if read.mask is not None else tuple(s.differentiable for s in case.inputs)
             key = (case.name, read.dtype, mask, read.mode)
@@ -251,7 +256,7 @@ class Runner:
         try:
             for answer in stream:
                 if isinstance(answer, AheadPairs):
-                    self.ahead = (self.sub.child, answer.pairs)
+                    self.ahead = (self.sub.child, answer.pairs, ahead is not None and ahead[2] is not None)
                     continue
                 key, ev, _ = batch[answer.item]
                 answered.add(answer.item)
@@ -383,13 +388,14 @@ class Runner:
     def gradcheck_ahead(self, args: tuple[Any, ...], options: dict[str, Any],
                         speculate: bool = True) -> ContextManager[Any]:
         """gradcheck's replies computed ahead in the child: those that came with the exercise's
-        evaluations (the run-ahead of `Ahead`), else, with `speculate`, a run-ahead asked for now
+        evaluations (the run-ahead of `Ahead`: with predicted requests, a request they miss asks
+        for the student's own run-ahead then), else, with `speculate`, a run-ahead asked for now
         (`Submission.gradcheck_ahead`), else none."""
         mode = "fast" if options.get("fast_mode") else "full"
         if self.ahead is not None:
-            child, pairs = self.ahead
+            child, pairs, predicted = self.ahead
             return self.sub.gradcheck_ahead(self.class_name, args, options, timeout=self.remaining(),
-                                            pairs=(child, pairs.get(mode, [])))
+                                            pairs=(child, pairs.get(mode, [])), on_miss=predicted)
         if speculate:
             return self.sub.gradcheck_ahead(self.class_name, args, options, timeout=self.remaining())
         return nullcontext()

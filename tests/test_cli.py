@@ -155,7 +155,8 @@ def test_help_of_every_command_is_clean(argv):
 
 def test_shell_completion_prints_a_script_and_completes():
     script = runner.invoke(app, ["--show-completion", "bash"], prog_name="gradegrad")
-    assert script.exit_code == 0 and "_GRADEGRAD_COMPLETE" in script.output and "complete" in script.output
+    assert script.exit_code == 0 and "_GRADEGRAD_COMPLETE" in script.output and "complete" in script.output, \
+        (script.output, script.exc_info and "".join(__import__("traceback").format_exception(*script.exc_info)))
     env = {"_GRADEGRAD_COMPLETE": "complete_bash", "COMP_WORDS": "gradegrad gra", "COMP_CWORD": "1"}
     result = subprocess.run([sys.executable, "-m", "gradegrad"], capture_output=True, text=True, cwd=ROOT,
                             env={**__import__("os").environ, **env})

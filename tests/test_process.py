@@ -44,11 +44,12 @@ def grade_swapped(catalog):
     return grade(SUBMISSIONS / "swapped.py", rubric, catalog, Options())
 
 
-def test_a_failing_gradcheck_costs_no_round_trip_of_its_own_and_gives_the_same_verdict(catalog, sent, monkeypatch):
-    """The child runs gradcheck ahead with the exercise's evaluations (fast_mode, then the full
-    Jacobian torch computes to explain the failure): one request for everything."""
+def test_a_failing_gradcheck_costs_one_round_trip_of_its_own_and_gives_the_same_verdict(catalog, sent, monkeypatch):
+    """The child answers the requests the grader predicted with the exercise's evaluations; the
+    full Jacobian torch computes to explain the failure is not among them, so the first of its
+    requests asks the child to run gradcheck ahead: one more request for everything."""
     ahead = grade_swapped(catalog)
-    assert sent["evaluate"] == 1 and sent["speculate"] + sent["forward"] + sent["backward"] == 0
+    assert sent["evaluate"] == sent["speculate"] == 1 and sent["forward"] + sent["backward"] == 0
     sent.clear()
     monkeypatch.setattr(process.Child, "take_ahead", lambda self, pairs: 0)  # the replies ahead go unused
     live = grade_swapped(catalog)

@@ -25,7 +25,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from gradegrad.sandbox.confine import confine
 from gradegrad.sandbox.measure import forward_tangent, has_jvp, second_order, tensor_attributes
-from gradegrad.sandbox.protocol import Channel, Message, encode_value, frame_tensor
+from gradegrad.sandbox.protocol import Channel, Message, encode_frame, encode_value, frame_tensor, parse_frame, \
+    tensor_frame
 from gradegrad.sandbox.shared import SharedView
 
 MODULE_NAME = "submission"
@@ -35,6 +36,9 @@ MAX_HANDLES = 256  # live forward graphs kept for later backward calls
 MAX_TRACE = 8000
 MAX_OPS = 500
 MAX_AHEAD = 20000  # (request, reply) pairs one run-ahead may send
+# handles of a run-ahead's forward results are numbered from here, afresh for each run-ahead, so that
+# the same gradcheck gets the same numbers wherever it runs: here, or predicted by the grader
+AHEAD_HANDLES = 1 << 40
 GRADCHECK_OPTIONS = ("eps", "atol", "rtol", "fast_mode", "check_undefined_grad", "raise_exception")
 # what torch adds to a fast_mode failure whose full Jacobian would pass (as checks/gradcheck.py reads it)
 SLOW_MODE_PASSES: str | None = getattr(sys.modules["torch.autograd.gradcheck"], "FAST_FAIL_SLOW_OK_MSG", None)
@@ -330,45 +334,75 @@ class Evaluator:
         the reply sent ahead instead of a round trip, and any other goes to this process as usual.
         Nothing here is a verdict: the replies are the same facts the grader would have asked for.
         """
-        pairs = self.run_ahead(msg, msg.header, full=False)["fast"]
+        fast = bool(dict(msg.header.get("gradcheck") or {}).get("fast_mode", True))
+        pairs = self.run_ahead(msg, msg.header, modes=("fast",) if fast else ("full",))["fast" if fast else "full"]
         for request, reply in pairs:
             tensors += [frame_tensor(request), frame_tensor(reply)]
         return {"ok": True, "pairs": len(pairs)}
 
     def send_ahead(self, msg: Message, ahead: dict[str, Any]) -> None:
-        """The frame of `op_evaluate` with a gradcheck run ahead: fast_mode, and the full one too
-        where fast_mode failed in a way only the full one settles (as the grader's check goes on)."""
-        pairs = self.run_ahead(msg, ahead, full=True)
+        """The frame of `op_evaluate` with a gradcheck run ahead. With the requests the grader
+        predicted (those of a correct submission's fast_mode gradcheck): each answered, no
+        gradcheck here. Without: fast_mode, and the full one too where fast_mode failed in a way
+        only the full one settles (as the grader's check goes on)."""
+        if ahead.get("predicted") is not None:
+            frames = msg.value(ahead["predicted"])
+            pairs = {"fast": self.answer_all([tensor_frame(f) for f in frames[:MAX_AHEAD]]), "full": []}
+        else:
+            pairs = self.run_ahead(msg, ahead, modes=("fast", "full"))
         tensors = [frame_tensor(f) for mode in ("fast", "full") for pair in pairs[mode] for f in pair]
         self.channel.send({"ok": True, "phase": "ahead", "ahead": {mode: len(found) for mode, found in pairs.items()}},
                           tensors)
 
-    def run_ahead(self, msg: Message, spec: dict[str, Any], full: bool) -> dict[str, list[tuple[bytes, bytes]]]:
-        """gradcheck(**options) through `remote_function` over a `Loopback`: its (request, reply) pairs."""
+    def answer_all(self, requests: list[bytes]) -> list[tuple[bytes, bytes]]:
+        """Each request frame answered in order, as if sent one by one: (request, reply) pairs.
+        A request that fails is answered with its error, and the next ones are answered still."""
+        with self.ahead_handles():
+            return [(request, encode_frame(*self.handle(parse_frame(request)))) for request in requests]
+
+    def run_ahead(self, msg: Message, spec: dict[str, Any], modes: tuple[str, ...]) -> dict[str, list[tuple[bytes, bytes]]]:
+        """gradcheck(**options) through `remote_function` over a `Loopback`: its (request, reply)
+        pairs; "full" only after a fast_mode failure that only the full gradcheck settles, or alone."""
+        args = [a.requires_grad_(bool(rg)) if isinstance(a, torch.Tensor) else a
+                for a, rg in zip(msg.value(spec["args"]), spec["requires_grad"])]
+        options = {k: v for k, v in dict(spec.get("gradcheck") or {}).items() if k in GRADCHECK_OPTIONS}
+        found: dict[str, list[tuple[bytes, bytes]]] = {"fast": [], "full": []}
+        for mode in modes:
+            found[mode], outcome = self.gradcheck_pairs(msg.header["class"], args, {**options, "fast_mode": mode == "fast"})
+            if mode == "fast" and not (isinstance(outcome, Exception) and
+                                       (SLOW_MODE_PASSES is None or SLOW_MODE_PASSES in str(outcome))):
+                break
+        return found
+
+    def gradcheck_pairs(self, class_name: str, args: list[Any], options: dict[str, Any]) -> tuple[list[tuple[bytes, bytes]], Any]:
+        """One gradcheck through `remote_function` over a `Loopback` to this evaluator (its handles
+        numbered afresh): the (request, reply) pairs and gradcheck's outcome (True, or its
+        GradcheckError; None when anything else stopped it)."""
         from torch.autograd.gradcheck import GradcheckError
 
         from gradegrad.sandbox.loopback import Loopback
         from gradegrad.sandbox.requests import remote_function
 
-        args = [a.requires_grad_(bool(rg)) if isinstance(a, torch.Tensor) else a
-                for a, rg in zip(msg.value(spec["args"]), spec["requires_grad"])]
-        options = {k: v for k, v in dict(spec.get("gradcheck") or {}).items() if k in GRADCHECK_OPTIONS}
-        found: dict[str, list[tuple[bytes, bytes]]] = {"fast": [], "full": []}
-        for mode in ("fast", "full") if full else ("fast",):
-            loop = Loopback(self.handle, MAX_AHEAD)
-            outcome: Any = None
+        loop = Loopback(self.handle, MAX_AHEAD)
+        outcome: Any = None
+        with self.ahead_handles():
             try:
-                outcome = torch.autograd.gradcheck(remote_function(loop, msg.header["class"], float("inf")),
-                                                   tuple(args), **{**options, "fast_mode": mode == "fast"})
+                outcome = torch.autograd.gradcheck(remote_function(loop, class_name, float("inf")), tuple(args), **options)
             except GradcheckError as exc:
                 outcome = exc
             except BaseException:  # noqa: BLE001 - the grader's own gradcheck meets it again and reports it
                 pass
-            found[mode] = loop.pairs
-            if mode == "fast" and not (isinstance(outcome, GradcheckError) and
-                                       (SLOW_MODE_PASSES is None or SLOW_MODE_PASSES in str(outcome))):
-                break
-        return found
+        return loop.pairs, outcome
+
+    @contextmanager
+    def ahead_handles(self) -> Iterator[None]:
+        """Forward results kept meanwhile are numbered from AHEAD_HANDLES (the same numbers for the
+        same run-ahead, wherever it runs); the ordinary numbering goes on after."""
+        ordinary, self.next_handle = self.next_handle, AHEAD_HANDLES
+        try:
+            yield
+        finally:
+            self.next_handle = ordinary
 
     def arguments(self, msg: Message) -> list[Any]:
         return [self.prepare(a, rg) for a, rg in zip(msg.value(msg.header["args"]), msg.header["requires_grad"])]
@@ -460,6 +494,7 @@ class Evaluator:
 
     def keep(self, out: torch.Tensor, args: list[Any], cls: type) -> int:
         self.next_handle += 1
+        self.handles.pop(self.next_handle, None)  # a run-ahead's number used again: the newest result
         self.handles[self.next_handle] = (out, args, cls)
         while len(self.handles) > MAX_HANDLES:
             self.handles.popitem(last=False)

@@ -131,30 +131,43 @@ class Submission(Requests):
 
     @contextmanager
     def gradcheck_ahead(self, class_name: str, args: Sequence[Any], options: dict[str, Any], *,
-                        timeout: float, pairs: tuple[Child, list[tuple[bytes, bytes]]] | None = None) -> Iterator[int]:
+                        timeout: float, pairs: tuple[Child, list[tuple[bytes, bytes]]] | None = None,
+                        on_miss: bool = False) -> Iterator[int]:
         """While open, the replies of the child's run-ahead of `gradcheck(**options)` on `args`,
         through `remote_function`'s proxy, answer the grader's own gradcheck (`Child.speculate`);
         on exit, those left unused are dropped. Yields how many came back.
 
         `pairs`: a run-ahead that came with an earlier reply (`evaluate`), and the evaluator that
-        sent it; used only while that very evaluator still answers (its handles are its own)."""
+        sent it; used only while that very evaluator still answers (its handles are its own).
+        `on_miss`: those pairs answer predicted requests; the first request they lack asks the
+        child for a run-ahead of its own then (handles are numbered alike in both)."""
         self.ensure()
         child = self.child
         try:
             if pairs is not None:
                 count = child.take_ahead(pairs[1]) if pairs[0] is child else 0
+                if on_miss and pairs[0] is child:  # gradcheck moves its inputs in place: as they are now
+                    frozen = [a.detach().clone().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a
+                              for a in args]
+                    child.on_miss = lambda: self._speculate(child, class_name, frozen, options, timeout)
             else:
-                tensors: list[torch.Tensor] = []
-                header = {"op": "speculate", "class": class_name,
-                          "args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args],
-                                               tensors),
-                          "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args],
-                          "gradcheck": options}
-                count = child.speculate(header, tensors, timeout=timeout)
-                self._count(sum(len(k) + sum(len(r) for r in v) for k, v in child.ahead.items()))
+                count = self._speculate(child, class_name, args, options, timeout)
             yield count
         finally:
             child.ahead.clear()
+            child.on_miss = None
+
+    def _speculate(self, child: Child, class_name: str, args: Sequence[Any], options: dict[str, Any],
+                   timeout: float) -> int:
+        """Ask `child` to run `gradcheck(**options)` ahead now; how many pairs came back."""
+        tensors: list[torch.Tensor] = []
+        header = {"op": "speculate", "class": class_name,
+                  "args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args], tensors),
+                  "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args],
+                  "gradcheck": options}
+        count = child.speculate(header, tensors, timeout=timeout)
+        self._count(sum(len(k) + sum(len(r) for r in v) for k, v in child.ahead.items()))
+        return count
 
     def measure(self, class_name: str, args: Sequence[Any], requires_grad: Sequence[bool],
                 grad_output: torch.Tensor, probes: Sequence[torch.Tensor | None], *, timeout: float,

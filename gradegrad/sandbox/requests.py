@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import torch
 
 from gradegrad.hygiene import clean_error
-from gradegrad.sandbox.protocol import Message, Other, encode_value, tensor_frame
+from gradegrad.sandbox.protocol import Message, Other, encode_value, frame_tensor, tensor_frame
 
 
 class ChildFault(Exception):
@@ -230,7 +230,7 @@ class Requests:
                              handle if isinstance(handle, int) else None, versions, *_ops(reply))
 
     def evaluate(self, class_name: str, items: Sequence[Item], *, timeout: Callable[[str], float],
-                 shared: Any = None, ahead: tuple[Sequence[Any], dict[str, Any]] | None = None,
+                 shared: Any = None, ahead: tuple | None = None,
                  ahead_at: int = 0) -> Iterator[Answer | AheadPairs]:
         """Many evaluations in one request: for each item, forward's answer, then backward's (when
         forward returned a graph and the item wants it), each a frame of its own sent as soon as it
@@ -238,9 +238,10 @@ class Requests:
         a backward that hangs or dies does not take forward's answer with it.
 
         The items' tensors go to `shared` memory (the caller reads them back after the reply);
-        with `ahead` (gradcheck's args and options), the child also runs gradcheck ahead after
-        item `ahead_at - 1` (fast_mode; then the full gradcheck where fast_mode failed in a way only
-        it settles) and sends the pairs (`AheadPairs`), gradcheck's tensors in the frame. `timeout(phase)` gives each frame's
+        with `ahead` (gradcheck's args and options, and the request frames the grader predicted
+        or None), the child also runs gradcheck ahead after item `ahead_at - 1` (fast_mode; then
+        the full gradcheck where fast_mode failed in a way only it settles), or answers the
+        predicted requests, and sends the pairs (`AheadPairs`), gradcheck's tensors in the frame. `timeout(phase)` gives each frame's
         time as it is awaited. A frame out of order is a protocol fault; the evaluator stopping
         raises `LostAt` (which item, which phase)."""
         tensors: list[torch.Tensor] = []
@@ -413,11 +414,16 @@ def _place(item: Item, tensors: list[torch.Tensor], shared: Any) -> dict[str, An
             "mode": item.mode, "backward": item.backward}
 
 
-def _ahead(ahead: tuple[Sequence[Any], dict[str, Any]], tensors: list[torch.Tensor]) -> dict[str, Any]:
-    """What the child needs to run a gradcheck ahead: its arguments (which require grad) and options."""
-    args, options = ahead
-    return {"args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args], tensors),
+def _ahead(ahead: tuple[Sequence[Any], dict[str, Any]] | tuple[Sequence[Any], dict[str, Any], Sequence[bytes] | None],
+           tensors: list[torch.Tensor]) -> dict[str, Any]:
+    """What the child needs to run a gradcheck ahead: its arguments (which require grad) and
+    options; and, when the grader predicted them, the request frames to answer instead."""
+    args, options, *rest = ahead
+    spec = {"args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args], tensors),
             "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args], "gradcheck": options}
+    if rest and rest[0] is not None:
+        spec["predicted"] = encode_value([frame_tensor(frame) for frame in rest[0]], tensors)
+    return spec
 
 
 def _read(meter: Meter) -> int | None:
