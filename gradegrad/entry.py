@@ -8,6 +8,26 @@ import sys
 
 
 def main() -> None:
+    try:
+        _main()
+    except KeyboardInterrupt:  # Ctrl-C while starting (importing torch), before the CLI runs
+        _interrupted()
+
+
+def _interrupted() -> None:
+    """Ctrl-C: the children were stopped on the way out (finally blocks); say so, exit 130."""
+    from gradegrad.workers import stop_all
+
+    stop_all()  # grading workers too, and whatever they left (if a finally block could not run)
+    try:
+        sys.stderr.flush()
+        os.write(2, b"gradegrad: interrupted\n")  # past any wrapper of sys.stderr a progress display left
+    except (OSError, ValueError):
+        pass
+    _fast_exit(130)
+
+
+def _main() -> None:
     gc.disable()  # importing torch would run several full collections over its own objects
     grading = len(sys.argv) > 1 and sys.argv[1] in ("check", "grade", "gradescope", "validate") \
         and sys.argv[1:3] != ["gradescope", "bundle"]
@@ -27,16 +47,12 @@ def main() -> None:
 
     try:
         cli_main()
-    except KeyboardInterrupt:  # Ctrl-C: the children were stopped on the way out (finally blocks)
-        from gradegrad.workers import stop_all
-
-        stop_all()  # grading workers too, and whatever they left (if a finally block could not run)
-        sys.stderr.write("gradegrad: interrupted\n")
-        _fast_exit(130)
     except SystemExit as exc:
         if not grading:
             raise
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code == 130:  # typer's word for a KeyboardInterrupt in the command
+            _interrupted()
         _fast_exit(code)
 
 

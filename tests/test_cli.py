@@ -206,3 +206,19 @@ def test_check_on_a_source_python_cannot_parse_reports_it_and_never_crashes(tmp_
                                 env={"NO_COLOR": "1", "GITHUB_ACTIONS": "true", "COLUMNS": "120"})
     assert result.exit_code == 1 and "could not be loaded" in result.output
     assert "Traceback (most recent call last)" not in result.output.split("could not be loaded")[0]
+
+
+@pytest.mark.parametrize("after", [0.3, 4.0], ids=["while-starting", "while-grading"])
+def test_ctrl_c_says_interrupted_and_exits_130_without_a_traceback(after):
+    """Ctrl-C while torch is still being imported, or while a submission that hangs is graded."""
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "gradegrad", "check", str(SUBMISSIONS / "hangs.py")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    time.sleep(after)
+    os.killpg(proc.pid, signal.SIGINT)
+    code = proc.wait(timeout=60)
+    err = proc.stderr.read().decode(errors="replace")
+    assert code == 130 and "gradegrad: interrupted" in err and "Traceback" not in err, (code, err[-2000:])

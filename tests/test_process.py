@@ -206,7 +206,8 @@ def test_ctrl_c_during_grade_with_four_jobs_leaves_no_process(tmp_path):
         time.sleep(0.2)
     assert len(set(leftovers()) - before) >= 8, "the sleepers did not start"
     os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait(timeout=60) == 130, proc.stderr.read().decode(errors="replace")[-3000:]
+    assert "gradegrad: interrupted" in proc.stderr.read().decode(errors="replace")
     assert not set(none_left(seconds=10)) - before
 
 
