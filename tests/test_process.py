@@ -200,7 +200,8 @@ def test_ctrl_c_during_grade_with_four_jobs_leaves_no_process(tmp_path):
     before = set(leftovers())
     proc = subprocess.Popen([sys.executable, "-m", "gradegrad", "grade", str(folder), "--jobs", "4", "--timeout", "120",
                              "-o", str(tmp_path / "out")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True,  # SIGINT as a terminal's: a background job ignores it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while len(set(leftovers()) - before) < 8 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
