@@ -80,7 +80,7 @@ def test_run_ahead_pairs_must_come_with_their_frames():
     from gradegrad.sandbox.requests import Item, LostAt
 
     items = [Item([torch.zeros(2)], [True], torch.ones(2))]
-    ahead = ((torch.zeros(2, dtype=torch.float64),), {"eps": 1e-6})
+    ahead = ((torch.zeros(2, dtype=torch.float64),), {"eps": 1e-6}, None)  # args, options, no prediction
     for counts, frames in (({"fast": 2}, []), ({"fast": -1}, []), ({"slow": 0}, []),
                            ({"fast": 1}, [torch.zeros(3, dtype=torch.uint8)])):
         replies = [Message({"ok": True, "phase": "ahead", "ahead": counts}, frames), _forward(0),

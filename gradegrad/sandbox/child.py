@@ -334,8 +334,8 @@ class Evaluator:
         the reply sent ahead instead of a round trip, and any other goes to this process as usual.
         Nothing here is a verdict: the replies are the same facts the grader would have asked for.
         """
-        fast = bool(dict(msg.header.get("gradcheck") or {}).get("fast_mode", True))
-        pairs = self.run_ahead(msg, msg.header, modes=("fast",) if fast else ("full",))["fast" if fast else "full"]
+        mode = "fast" if dict(msg.header.get("gradcheck") or {}).get("fast_mode", True) else "full"
+        pairs = self.run_ahead(msg, msg.header, modes=(mode,))[mode]
         for request, reply in pairs:
             tensors += [frame_tensor(request), frame_tensor(reply)]
         return {"ok": True, "pairs": len(pairs)}

@@ -21,11 +21,11 @@ import torch
 from gradegrad.report import StudentOutput
 from gradegrad.sandbox import meter
 from gradegrad.sandbox.process import OUTPUT_LIMIT, STARTUP_TIMEOUT, Child, Limits
-from gradegrad.sandbox.protocol import MAX_EXERCISE_BYTES, Message, encode_value
+from gradegrad.sandbox.protocol import MAX_EXERCISE_BYTES, Message
 from gradegrad.sandbox.requests import (AheadPairs, Answer, BackwardResult, ChildFault, ClassInfo,  # noqa: F401
                                        ForwardResult, InPlace, Item, Loaded, LostAt, Measured, Requests, SecondOrder,
-                                       StudentRaised, WrongDtype, WrongOutput, _class_info, raise_for_error,
-                                       remote_function)
+                                       StudentRaised, WrongDtype, WrongOutput, _class_info, gradcheck_spec,
+                                       raise_for_error, remote_function)
 from gradegrad.sandbox.shared import SharedMemory
 
 LOAD_MARGIN = 10.0  # seconds past --load-timeout before the child is killed (it stops itself at the limit)
@@ -161,10 +161,7 @@ class Submission(Requests):
                    timeout: float) -> int:
         """Ask `child` to run `gradcheck(**options)` ahead now; how many pairs came back."""
         tensors: list[torch.Tensor] = []
-        header = {"op": "speculate", "class": class_name,
-                  "args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args], tensors),
-                  "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args],
-                  "gradcheck": options}
+        header = {"op": "speculate", "class": class_name, **gradcheck_spec(args, options, tensors)}
         count = child.speculate(header, tensors, timeout=timeout)
         self._count(sum(len(k) + sum(len(r) for r in v) for k, v in child.ahead.items()))
         return count

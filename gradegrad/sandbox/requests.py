@@ -230,7 +230,7 @@ class Requests:
                              handle if isinstance(handle, int) else None, versions, *_ops(reply))
 
     def evaluate(self, class_name: str, items: Sequence[Item], *, timeout: Callable[[str], float],
-                 shared: Any = None, ahead: tuple | None = None,
+                 shared: Any = None, ahead: tuple[Sequence[Any], dict[str, Any], Sequence[bytes] | None] | None = None,
                  ahead_at: int = 0) -> Iterator[Answer | AheadPairs]:
         """Many evaluations in one request: for each item, forward's answer, then backward's (when
         forward returned a graph and the item wants it), each a frame of its own sent as soon as it
@@ -414,15 +414,19 @@ def _place(item: Item, tensors: list[torch.Tensor], shared: Any) -> dict[str, An
             "mode": item.mode, "backward": item.backward}
 
 
-def _ahead(ahead: tuple[Sequence[Any], dict[str, Any]] | tuple[Sequence[Any], dict[str, Any], Sequence[bytes] | None],
-           tensors: list[torch.Tensor]) -> dict[str, Any]:
-    """What the child needs to run a gradcheck ahead: its arguments (which require grad) and
-    options; and, when the grader predicted them, the request frames to answer instead."""
-    args, options, *rest = ahead
-    spec = {"args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args], tensors),
+def gradcheck_spec(args: Sequence[Any], options: dict[str, Any], tensors: list[torch.Tensor]) -> dict[str, Any]:
+    """What the child needs to run a gradcheck ahead: its arguments (which require grad) and options."""
+    return {"args": encode_value([a.detach() if isinstance(a, torch.Tensor) else a for a in args], tensors),
             "requires_grad": [isinstance(a, torch.Tensor) and a.requires_grad for a in args], "gradcheck": options}
-    if rest and rest[0] is not None:
-        spec["predicted"] = encode_value([frame_tensor(frame) for frame in rest[0]], tensors)
+
+
+def _ahead(ahead: tuple[Sequence[Any], dict[str, Any], Sequence[bytes] | None],
+           tensors: list[torch.Tensor]) -> dict[str, Any]:
+    """`gradcheck_spec`, and the request frames to answer instead where the grader predicted them."""
+    args, options, predicted = ahead
+    spec = gradcheck_spec(args, options, tensors)
+    if predicted is not None:
+        spec["predicted"] = encode_value([frame_tensor(frame) for frame in predicted], tensors)
     return spec
 
 

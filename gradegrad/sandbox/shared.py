@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import functools
 import math
 import mmap
 import os
@@ -28,6 +27,7 @@ from typing import Any
 
 import torch
 
+from gradegrad.sandbox.layers.kernel import libc
 from gradegrad.sandbox.protocol import DTYPES, ITEMSIZE, NAMES, ProtocolError, _tensor_range, _tensor_view
 
 SHARED_BYTES = 64 << 20  # of one submission's shared memory: every evaluation of an exercise must fit
@@ -112,15 +112,9 @@ class SharedView:
         return torch.frombuffer(self.map, dtype=DTYPES[name], count=math.prod(shape), offset=offset).reshape(shape)
 
 
-@functools.lru_cache(maxsize=1)
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
 def _punch(fd: int, size: int) -> None:
     """Give the memfd's pages back to the system (fallocate PUNCH_HOLE | KEEP_SIZE); best effort."""
     try:
-        libc = _libc()
         libc.fallocate(ctypes.c_int(fd), ctypes.c_int(3), ctypes.c_long(0), ctypes.c_long(size))
     except (OSError, AttributeError):
         pass
