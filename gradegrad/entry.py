@@ -1,6 +1,7 @@
-"""The console script: start the fork server first, so that its `import torch` runs while this
-process imports its own (the grader needs torch for references and gradcheck), keep the garbage
-collector off torch's objects, and skip the interpreter's slow teardown of torch at the end."""
+"""The console script: import torch (the grader needs it for references and gradcheck), then
+fork the fork server from this process before it reads anything else, so that the two share
+torch's pages (`sandbox/forget.py`: what the fork forgets); keep the garbage collector off torch's
+objects, and skip the interpreter's slow teardown of torch at the end."""
 
 import gc
 import os
@@ -36,12 +37,10 @@ def _main() -> None:
         from gradegrad.sandbox.zygote import prestart
 
         limit_malloc_arenas()
-        if not _grading_processes(sys.argv[1:]):
-            prestart()
-    from gradegrad.cli import main as cli_main
-
-    if grading:
         _warm_up()
+        if not _grading_processes(sys.argv[1:]):
+            prestart(fork=True)  # a fork of this process, which has read nothing but argv and environ yet
+    from gradegrad.cli import main as cli_main
     gc.freeze()  # what is imported lives as long as the process: later collections skip it
     gc.enable()
 
@@ -59,7 +58,7 @@ def _main() -> None:
 def _warm_up() -> None:
     """Pay now what the grader's first reference gradient would import lazily: torch's
     `autograd.grad` with a grad_output imports its symbolic-shapes module, and sympy with it (half a
-    second). Now, it overlaps with the fork server's start; later, it delays the first exercise."""
+    second). Before the fork server is forked, so that it shares these pages too."""
     import torch
 
     x = torch.ones(1, dtype=torch.float64, requires_grad=True)

@@ -231,6 +231,31 @@ def test_extra_fds_reach_the_evaluator_from_fd_5(tmp_path, use_zygote):
     assert "FD5 b'shared bytes'" in out.stdout
 
 
+PRESTART = """
+import sys, threading
+import torch
+from gradegrad.sandbox import zygote
+stop = threading.Event()
+if sys.argv[1] == "thread":
+    threading.Thread(target=stop.wait).start()
+zygote.prestart(fork=True)
+server = zygote.zygote_server()
+print(type(server.popen).__name__, server.namespaces is None or server.namespaces, flush=True)
+stop.set()
+zygote.shutdown()
+"""
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["alone", "with-a-thread"])
+def test_the_fork_server_is_a_fork_only_of_a_process_with_no_thread_of_its_own(thread):
+    """A fork copies the locks other threads hold: a process with a thread of its own gets a
+    fresh interpreter as its fork server, even where it asked for a fork."""
+    result = subprocess.run([sys.executable, "-c", PRESTART, "thread" if thread else "alone"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == ("Popen" if thread else "Forked")
+
+
 def test_the_sandbox_imports_one_way():
     """The grader's side and the child's side import the wire and the layers, never each other."""
     import ast

@@ -1,7 +1,9 @@
 """The fork server's own process (the "zygote"): import torch once, then fork a fresh evaluator
 per request of the grader.
 
-Runs in a separate `python -I` the grader starts (`zygote.Zygote`); never in the grader. It never
+Runs in a separate process, never in the grader: a fork of the grader taken right after it
+imported torch (`forked`: the console script), or a fresh `python -I` (`main`: a grader that is
+not the console script, or has threads by then). It never
 initialises CUDA (a process must not fork after CUDA is initialised); evaluators do, on request.
 Each evaluator is forked through a short-lived intermediate, so that it is re-parented to the
 grader, a child subreaper, which can then wait for it as for a child of its own.
@@ -16,8 +18,12 @@ import gc
 import json
 import os
 import socket
+import sys
+
+from gradegrad.sandbox import forget
 
 MAX_REQUEST = 1 << 16
+FORKED_FD = 3  # the socket to the grader, in a fork server forked from the grader
 
 
 def serve(sock_fd: int, probe: str | None) -> None:
@@ -83,6 +89,7 @@ def warm_up() -> None:
 
 
 def main(sock_fd: int) -> None:
+    """A fresh `python -I` (`zygote.Zygote` without `fork`): import torch here, then serve."""
     import ctypes
 
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no evaluator of our user may ptrace or
@@ -97,6 +104,34 @@ def main(sock_fd: int) -> None:
     seccomp.compiled(False)
     import torch  # noqa: F401  (the point of the zygote: pay this once)
 
+    _prepare_and_serve(sock_fd, probe)
+
+
+def forked(sock_fd: int, env: dict[str, str], package_root: str) -> None:
+    """A fork of the grader, taken right after it imported torch (`zygote.Zygote` with `fork`):
+    forget what the grader held (`forget.py`), then serve. The grader is not dumpable, so neither
+    is this process; it never returns."""
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    forget.descriptors(sock_fd)
+    forget.environment(env)
+    forget.command_line()
+    forget.import_path(package_root, pythonpath)
+    os.setsid()
+    os.chdir(env["HOME"])
+    sys.dont_write_bytecode = True  # what PYTHONDONTWRITEBYTECODE does for a fresh interpreter
+    gc.disable()
+    import torch
+
+    torch.set_num_threads(1)  # what OMP_NUM_THREADS=1 does for a fresh interpreter (the grader had its own)
+    from gradegrad.sandbox.layers import namespaces, seccomp
+
+    probe = namespaces.probe()
+    seccomp.compiled(True)
+    seccomp.compiled(False)
+    _prepare_and_serve(FORKED_FD, probe)
+
+
+def _prepare_and_serve(sock_fd: int, probe: str | None) -> None:
     import gradegrad.sandbox.child  # noqa: F401
     import gradegrad.sandbox.confine  # noqa: F401
     import gradegrad.sandbox.loopback  # noqa: F401  (a run-ahead drives the proxy in the child)

@@ -243,6 +243,8 @@ def plain(argv: list[str]) -> None:
         os.close(fd)
     isolation = request.get("isolation", "auto")
     layers, missing = [], ["namespaces (no fork server)", "cgroup (no fork server)"]
+    from gradegrad.sandbox.child import main  # and torch: before giving up root, who may be all that can read them
+
     uid = credentials.evaluator_uid(os.getpid()) if os.geteuid() == 0 and isolation != "none" else None
     source = _read_submission(request) if uid is not None else None
     if isolation != "none":
@@ -254,6 +256,4 @@ def plain(argv: list[str]) -> None:
         layers += limits.apply(int(request.get("nproc") or limits.NPROC), int(request["scratch_bytes"]),
                                request.get("cpu_seconds"))
         layers.append("no-terminal")
-    from gradegrad.sandbox.child import main
-
     main(3, 4, layers, missing, source)

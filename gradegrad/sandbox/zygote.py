@@ -3,7 +3,10 @@ evaluator per request (the server's own code is `forkserver.py`).
 
 Starting a child with `python -c ...` pays `import torch` (about a second here, more on a GPU
 machine) every time. The zygote pays it once; each evaluator is a fork of it, so it starts in
-milliseconds and is still a fresh process with nothing of any other submission. The zygote never
+milliseconds and is still a fresh process with nothing of any other submission. The console script's
+zygote is a fork of the grader itself, taken right after it imported torch, so that the grader,
+the zygote and every evaluator share torch's pages (`forget.py`: what that fork forgets first);
+any other grading process (with threads, or holding more by then) starts a fresh `python -I`. The zygote never
 initialises CUDA (a process must not fork after CUDA is initialised); evaluators do, on request.
 
 Each evaluator is forked twice (zygote -> intermediate -> evaluator) and the intermediate exits,
@@ -17,9 +20,11 @@ four pipe ends (requests, replies, stdout, stderr) passed as file descriptors.
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -31,27 +36,35 @@ from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
 
 MAX_REQUEST = 1 << 16
 STARTUP_TIMEOUT = 120.0
+FORKSERVER = "gradegrad.sandbox.forkserver"
 ZYGOTE_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
-               "from gradegrad.sandbox.forkserver import main; main(int(sys.argv[2]))")
+               f"from {FORKSERVER} import main; main(int(sys.argv[2]))")
 
 
 # ----------------------------------------------------------------- the grader's side
 
 
 class Zygote:
-    """The grader's handle on the fork server (see `zygote.py`); one per grading process."""
+    """The grader's handle on the fork server (see `zygote.py`); one per grading process.
 
-    def __init__(self) -> None:
+    `fork`: the fork server is a fork of this process (which must have imported torch, run no
+    thread of its own and read nothing a submission may not see: the console script, at its
+    start); else a fresh interpreter that imports torch itself."""
+
+    def __init__(self, fork: bool = False) -> None:
         self.token = os.urandom(8).hex()
         self.lock = threading.Lock()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.scratch = tempfile.mkdtemp(prefix="gradegrad-zygote-")
         scratch = self.scratch
-        self.popen = subprocess.Popen(
-            [sys.executable, "-I", "-c", ZYGOTE_BOOT, PACKAGE_ROOT, str(theirs.fileno())],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(theirs.fileno(),),
-            cwd=scratch, env=child_env(scratch, self.token), start_new_session=True)
+        env = child_env(scratch, self.token)
+        if fork:
+            self.popen: subprocess.Popen | Forked = Forked(theirs.fileno(), env)
+        else:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-I", "-c", ZYGOTE_BOOT, PACKAGE_ROOT, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),), cwd=scratch, env=env, start_new_session=True)
         theirs.close()
         self.sock = ours
         self.ready = False
@@ -89,6 +102,47 @@ class Zygote:
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
+class Forked:
+    """The fork server as a fork of this process, with the part of `subprocess.Popen` that
+    `Zygote` uses (pid, poll, kill, wait)."""
+
+    def __init__(self, sock_fd: int, env: dict[str, str]) -> None:
+        self.returncode: int | None = None
+        pid = os.fork()
+        if pid == 0:
+            try:  # by name, as ZYGOTE_BOOT does: only the fork imports the fork server's side, never the grader
+                importlib.import_module(FORKSERVER).forked(sock_fd, env, PACKAGE_ROOT)
+            finally:
+                os._exit(0)
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._reap(os.WNOHANG)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> int | None:  # noqa: ARG002  (killed first: it ends)
+        if self.returncode is None:
+            self._reap(0)
+        return self.returncode
+
+    def _reap(self, flags: int) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:  # reaped elsewhere (a sweep): gone all the same
+            self.returncode = -signal.SIGKILL
+            return
+        if pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
+
+
 _ZYGOTE: Zygote | None = None
 _ZYGOTE_FAILED = False
 
@@ -99,13 +153,19 @@ def shutdown() -> None:
         _ZYGOTE.close()
 
 
-def prestart() -> None:
-    """Start the zygote now, so that its `import torch` overlaps with the grader's own."""
-    zygote_server(wait=False)
+def prestart(fork: bool = False) -> None:
+    """Start the zygote now: a fresh interpreter, whose `import torch` overlaps with this
+    process's own; or, with `fork` (the console script, once it has imported torch and before it
+    reads anything but its command line and environment), a fork of this process, which shares
+    torch's pages with it instead of importing its own. A process with threads of its own by
+    then gets a fresh interpreter all the same (a fork would copy whatever locks they held)."""
+    with _START_LOCK:
+        _zygote(False, fork and "torch" in sys.modules and threading.active_count() == 1)
 
 
 def zygote_server(wait: bool = True) -> Zygote | None:
-    """The shared fork server, started on first use; None where it cannot work here.
+    """The shared fork server, started on first use (a fresh interpreter); None where it cannot
+    work here.
 
     It needs Linux, fork, and the grader to be a child subreaper (so that forked evaluators are
     re-parented to it). Set GRADEGRAD_NO_ZYGOTE=1 to start every child with a fresh interpreter.
@@ -143,7 +203,7 @@ def protect_grader() -> None:
     spare()
 
 
-def _zygote(wait: bool) -> Zygote | None:
+def _zygote(wait: bool, fork: bool = False) -> Zygote | None:
     global _ZYGOTE, _ZYGOTE_FAILED
     if _ZYGOTE is not None and _ZYGOTE.popen.poll() is None:
         if wait:
@@ -154,7 +214,7 @@ def _zygote(wait: bool) -> Zygote | None:
     protect_grader()
     try:
         with reaper.LOCK:
-            _ZYGOTE = Zygote()
+            _ZYGOTE = Zygote(fork)
             reaper.LIVE.add(_ZYGOTE.popen.pid)
         atexit.register(_ZYGOTE.close)
         if wait:
