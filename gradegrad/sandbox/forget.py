@@ -96,7 +96,7 @@ def import_path(package_root: str, pythonpath: str) -> None:
 
     drop = {os.path.abspath(p) for p in pythonpath.split(os.pathsep) if p}
     user = site.getusersitepackages() if site.ENABLE_USER_SITE else None
-    path = sys.path if sys.flags.safe_path else sys.path[1:]  # sys.path[0]: the script's folder or cwd
+    path = sys.path if getattr(sys.flags, "safe_path", False) else sys.path[1:]  # sys.path[0]: the script's folder or cwd
     kept = [p for p in path if p and os.path.abspath(p) not in drop and p != user and p != package_root]
     dropped = set(sys.path) - set(kept)
     sys.path[:] = [package_root, *kept]
