@@ -14,30 +14,17 @@ import typer
 from typer.core import TyperArgument, TyperGroup
 
 from gradegrad import __version__
-from gradegrad.adjustments import read_adjustments
 from gradegrad.batch import grade_source
-from gradegrad.cache import ResultCache
 from gradegrad.catalog import Rubric, exercise_dirs, load_catalog, resolve_rubric, rubric_dirs, select_exercises
-from gradegrad.cluster import dask_grader
 from gradegrad.config import Settings, settings
-from gradegrad.course import grade_course
 from gradegrad.errors import ExitCode, GradegradError, UsageError
 from gradegrad.hygiene import one_line
 from gradegrad.options import Options, make_options
-from gradegrad.render.files import make_folder, write_text_atomic
+from gradegrad.render.files import write_text_atomic
 from gradegrad.render.github import publish
-from gradegrad.render.gradebook import roster_notes, write_gradebook
-from gradegrad.render.gradescope import visibility_of, write_gradescope
-from gradegrad.render.html_report import report_page
 from gradegrad.render.json_report import write_json
-from gradegrad.render.junit import write_junit
-from gradegrad.render.progress import progress_reporter
 from gradegrad.render.scorecard import make_console, render_scorecard
-from gradegrad.render.summary import render_summary
-from gradegrad.roster import read_roster
-from gradegrad.stats import summarize
-from gradegrad.intake import discover, method_locations, source_for
-from gradegrad.workers import default_jobs
+from gradegrad.intake import method_locations, source_for
 
 
 class _PlainArgument(TyperArgument):
@@ -157,6 +144,9 @@ def check(
     module: Optional[str] = MODULE,
 ) -> None:
     """Grade one submission and print its scorecard (in GitHub Actions: annotations and a job summary too)."""
+    from gradegrad.render.html_report import report_page  # here: `check` starts faster without what it rarely needs
+    from gradegrad.render.junit import write_junit
+
     try:
         s = settings(locals())
         catalog, chosen = _chosen(s)
@@ -211,6 +201,20 @@ def grade_command(
                                           + "this machine."),
 ) -> None:
     """Grade a folder of submissions: a gradebook, feedback per student, a web page and a summary."""
+    from gradegrad.adjustments import read_adjustments  # here, not at the top: `check` starts without them
+    from gradegrad.cache import ResultCache
+    from gradegrad.cluster import dask_grader
+    from gradegrad.course import grade_course
+    from gradegrad.intake import discover
+    from gradegrad.render.files import make_folder
+    from gradegrad.render.gradebook import roster_notes, write_gradebook
+    from gradegrad.render.gradescope import visibility_of
+    from gradegrad.render.progress import progress_reporter
+    from gradegrad.render.summary import render_summary
+    from gradegrad.roster import read_roster
+    from gradegrad.stats import summarize
+    from gradegrad.workers import default_jobs
+
     try:
         s = settings(locals())
         catalog, chosen = _chosen(s, "all")
