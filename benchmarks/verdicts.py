@@ -34,6 +34,11 @@ def files() -> list[tuple[str, str | None]]:
 
 def record(out: Path, only: list[str]) -> None:
     sys.path.insert(0, str(ROOT))
+    import torch  # noqa: F401
+    from gradegrad.sandbox import zygote
+
+    if hasattr(zygote, "Forked"):  # the fork server as the console script has it: a fork of this process
+        zygote.prestart(fork=True)
     from gradegrad.catalog import load_catalog, resolve_rubric
     from gradegrad.grading import grade
     from gradegrad.options import Options
