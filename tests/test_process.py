@@ -246,14 +246,18 @@ zygote.shutdown()
 """
 
 
-@pytest.mark.parametrize("thread", [False, True], ids=["alone", "with-a-thread"])
-def test_the_fork_server_is_a_fork_only_of_a_process_with_no_thread_of_its_own(thread):
+@pytest.mark.parametrize("case", ["alone", "thread", "separate"])
+def test_the_fork_server_is_a_fork_only_of_a_process_with_no_thread_of_its_own(case):
     """A fork copies the locks other threads hold: a process with a thread of its own gets a
-    fresh interpreter as its fork server, even where it asked for a fork."""
-    result = subprocess.run([sys.executable, "-c", PRESTART, "thread" if thread else "alone"], capture_output=True,
-                            text=True, timeout=300)
+    fresh interpreter as its fork server, even where it asked for a fork; so does one whose
+    environment asks for a separate fork server."""
+    env = {k: v for k, v in os.environ.items() if k != "GRADEGRAD_SEPARATE_FORK_SERVER"}
+    if case == "separate":
+        env["GRADEGRAD_SEPARATE_FORK_SERVER"] = "1"
+    result = subprocess.run([sys.executable, "-c", PRESTART, case], capture_output=True, text=True, timeout=300,
+                            env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[0] == ("Popen" if thread else "Forked")
+    assert result.stdout.split()[0] == ("Forked" if case == "alone" else "Popen")
 
 
 def test_the_sandbox_imports_one_way():

@@ -37,6 +37,7 @@ from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
 MAX_REQUEST = 1 << 16
 STARTUP_TIMEOUT = 120.0
 FORKSERVER = "gradegrad.sandbox.forkserver"
+SEPARATE = "GRADEGRAD_SEPARATE_FORK_SERVER"  # set: the fork server is never a fork of the grader
 ZYGOTE_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
                f"from {FORKSERVER} import main; main(int(sys.argv[2]))")
 
@@ -158,9 +159,12 @@ def prestart(fork: bool = False) -> None:
     process's own; or, with `fork` (the console script, once it has imported torch and before it
     reads anything but its command line and environment), a fork of this process, which shares
     torch's pages with it instead of importing its own. A process with threads of its own by
-    then gets a fresh interpreter all the same (a fork would copy whatever locks they held)."""
+    then gets a fresh interpreter all the same (a fork would copy whatever locks they held), and
+    so does one whose environment sets GRADEGRAD_SEPARATE_FORK_SERVER=1 (SECURITY.md: what a
+    fork shares with the grader)."""
+    fork = fork and not os.environ.get(SEPARATE) and "torch" in sys.modules and threading.active_count() == 1
     with _START_LOCK:
-        _zygote(False, fork and "torch" in sys.modules and threading.active_count() == 1)
+        _zygote(False, fork)
 
 
 def zygote_server(wait: bool = True) -> Zygote | None:
