@@ -219,6 +219,10 @@ class Rubric:
 
 # --------------------------------------------------------------------------- YAML helpers
 
+# libyaml's safe loader where PyYAML was built with it (the wheels are): the same data as
+# yaml.safe_load, read 7 times faster (some 60 ms of every command's start for the built-in files)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def _read_yaml(path: Path) -> Any:
     try:
@@ -226,7 +230,7 @@ def _read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(path, "", f"cannot read the file ({exc})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "YAML"
