@@ -28,6 +28,7 @@ Prints Markdown tables; the README records one run.
 from __future__ import annotations
 
 import argparse
+import compileall
 import csv
 import importlib.util
 import json
@@ -187,6 +188,9 @@ def main() -> None:
     parser.add_argument("--no-cluster", action="store_true", help="skip the Dask cluster runs")
     args = parser.parse_args()
     dask = not args.no_cluster and importlib.util.find_spec("distributed") is not None
+    # gradegrad's bytecode, as an installed package has it: where PYTHONDONTWRITEBYTECODE is set (or
+    # the checkout is read-only), every process would compile its hundred modules again
+    compileall.compile_dir(str(ROOT / "gradegrad"), quiet=1)
     work = Path(tempfile.mkdtemp(prefix="gradegrad-bench-"))
     rows, clusters = [], []
     try:
