@@ -37,8 +37,10 @@ def _main() -> None:
         from gradegrad.sandbox.zygote import prestart
 
         limit_malloc_arenas()
-        _warm_up()
-        if not _grading_processes(sys.argv[1:]):
+        cluster = _on_cluster(sys.argv[1:])
+        if not cluster:  # on a cluster its workers grade: this process computes no gradient
+            _warm_up()
+        if not cluster and not _grading_processes(sys.argv[1:]):
             prestart(fork=True)  # a fork of this process, which has read nothing but argv and environ yet
     from gradegrad.cli import main as cli_main
     gc.freeze()  # what is imported lives as long as the process: later collections skip it
@@ -65,14 +67,18 @@ def _warm_up() -> None:
     torch.autograd.grad(x * 2, [x], torch.ones(1, dtype=torch.float64))
 
 
+def _on_cluster(args: list[str]) -> bool:
+    """Whether `grade` sends the batch to a Dask cluster (`--cluster`): no fork server here."""
+    return bool(args) and args[0] == "grade" and any(arg == "--cluster" or arg.startswith("--cluster=")
+                                                      for arg in args)
+
+
 def _grading_processes(args: list[str]) -> bool:
     """Whether `grade` will share the batch among grading processes, each starting its own fork
-    server (then one started here would go unused), or send it to a Dask cluster (`--cluster`)."""
+    server (then one started here would go unused)."""
     if not args or args[0] != "grade":
         return False
-    if any(arg == "--cluster" or arg.startswith("--cluster=") for arg in args):
-        return True
-    from gradegrad.workers import default_jobs, processes_for  # no torch: the fork server starts first
+    from gradegrad.workers import default_jobs, processes_for
 
     jobs = default_jobs()
     for i, arg in enumerate(args):

@@ -313,11 +313,12 @@ def test_an_unreachable_scheduler_is_a_usage_error(tmp_path, monkeypatch):
 
 
 def test_the_command_starts_no_fork_server_of_its_own_for_a_cluster():
-    from gradegrad.entry import _grading_processes
+    from gradegrad.entry import _on_cluster
 
-    assert _grading_processes(["grade", "subs", "--cluster", "local:2"])
-    assert _grading_processes(["grade", "subs", "--cluster=tcp://10.0.0.5:8786"])
-    assert not _grading_processes(["grade", "subs", "--jobs", "2"])
+    assert _on_cluster(["grade", "subs", "--cluster", "local:2"])
+    assert _on_cluster(["grade", "subs", "--cluster=tcp://10.0.0.5:8786"])
+    assert not _on_cluster(["grade", "subs", "--jobs", "2"])
+    assert not _on_cluster(["check", "sub.py"])
 
 
 def test_workers_running_another_gradegrad_are_refused(cluster, tmp_path, monkeypatch):

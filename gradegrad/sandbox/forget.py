@@ -32,9 +32,13 @@ ARG_START, ARG_END, ENV_START, ENV_END = 45, 46, 47, 48  # proc(5)'s fields 48 t
 
 
 def _stat_fields() -> list[int]:
-    """This process's /proc/self/stat after the command name: field 3 is at index 0."""
-    with open("/proc/self/stat", "rb") as fh:
-        data = fh.read()
+    """This process's /proc/self/stat after the command name: field 3 is at index 0 (none
+    without a /proc: the kernel's copies are then left as they are, and all else is done)."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return []
     return [int(x) if x.lstrip(b"-").isdigit() else 0 for x in data[data.rfind(b")") + 2:].split()]
 
 
@@ -55,8 +59,14 @@ def _zero_bytes(value: bytes) -> None:
 def environment(env: dict[str, str]) -> None:
     """Forget the inherited environment (the kernel's copy and Python's); then set `env`."""
     fields = _stat_fields()
-    inherited = list(os.environ._data.items())  # type: ignore[attr-defined]  # bytes on POSIX
-    os.environ.clear()  # unsetenv each: the C library no longer points at the strings below
+    data = os.environ._data  # type: ignore[attr-defined]  # bytes on POSIX
+    inherited = list(data.items())
+    for key, _ in inherited:  # unsetenv each: the C library no longer points at the strings below
+        try:
+            os.unsetenv(key)
+        except (OSError, ValueError):  # a name the C library refuses (an entry starting with "=")
+            pass
+    data.clear()
     for key, value in inherited:
         for item in (key, value):
             if isinstance(item, bytes):
