@@ -4,9 +4,12 @@ a fresh interpreter of its own (forgetting is for good); the exploit suite's
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 from gradegrad.sandbox.environment import PACKAGE_ROOT
 
@@ -87,3 +90,21 @@ def test_the_import_path_is_a_fresh_isolated_interpreters(tmp_path):
     assert str(extra) in seen["before"] and str(extra) not in seen["after"] + seen["cached"]
     assert str(tmp_path) not in seen["after"] + seen["cached"]
     assert any(path.endswith("site-packages") for path in seen["after"])
+
+
+def test_an_entry_the_c_library_will_not_unset_is_forgotten_all_the_same():
+    """An environment entry with an empty name (`=odd`), which unsetenv refuses: still zeroed."""
+    env = shutil.which("env")
+    if env is None:
+        pytest.skip("no env program to start a process with such an entry")
+    script = textwrap.dedent("""
+        import json, os
+        from gradegrad.sandbox import forget
+        forget.environment({"HOME": "/scratch"})
+        print(json.dumps({"proc": open("/proc/self/environ", "rb").read().decode("latin-1"), "os": dict(os.environ)}))
+    """)
+    result = subprocess.run([env, "=odd=" + PLANTED, f"GG_PLANTED={PLANTED}", sys.executable, "-c", script],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["os"] == {"HOME": "/scratch"} and PLANTED not in seen["proc"]
