@@ -96,12 +96,9 @@ def main(sock_fd: int) -> None:
     #                                         open /proc/<us>/mem (each evaluator sets itself dumpable again)
     gc.disable()  # no collection over torch's objects while importing: one, below, before freezing
     from gradegrad.sandbox.environment import limit_malloc_arenas
-    from gradegrad.sandbox.layers import namespaces, seccomp
 
     limit_malloc_arenas()
-    probe = namespaces.probe()  # once, while this process is small (a cheap fork): namespaces here?
-    seccomp.compiled(True)  # libseccomp (or the builtin compiler) runs here once, not per evaluator
-    seccomp.compiled(False)
+    probe = _probe_and_compile()  # while this process is small (its probe is a cheap fork)
     import torch  # noqa: F401  (the point of the zygote: pay this once)
 
     _prepare_and_serve(sock_fd, probe)
@@ -123,13 +120,19 @@ def forked(sock_fd: int, env: dict[str, str], package_root: str) -> None:
     import torch
 
     torch.set_num_threads(1)  # what OMP_NUM_THREADS=1 does for a fresh interpreter (the grader had its own)
+    _prepare_and_serve(FORKED_FD, _probe_and_compile(), collect=False)  # a collection would write to (copy) every
+    #                                                       object's page that this fork still shares with the grader
+
+
+def _probe_and_compile() -> str | None:
+    """Once per fork server: whether evaluators can have namespaces here (None, else why not),
+    and the seccomp filter compiled (libseccomp or the builtin compiler), not per evaluator."""
     from gradegrad.sandbox.layers import namespaces, seccomp
 
     probe = namespaces.probe()
     seccomp.compiled(True)
     seccomp.compiled(False)
-    _prepare_and_serve(FORKED_FD, probe, collect=False)  # a collection would write to (copy) every
-    #                                                       object's page that this fork still shares with the grader
+    return probe
 
 
 def _prepare_and_serve(sock_fd: int, probe: str | None, collect: bool = True) -> None:
