@@ -5,21 +5,31 @@ objects, and skip the interpreter's slow teardown of torch at the end."""
 
 import gc
 import os
+import signal
 import sys
 
 
 def main() -> None:
+    # Ctrl-C while starting (importing torch) stops here at once: as a KeyboardInterrupt it could be
+    # swallowed by a library's bare `except:` around an optional import, or leave a module half-imported
+    starting = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # (ignored stays ignored)
+    if starting:
+        signal.signal(signal.SIGINT, _interrupted_while_starting)
     try:
-        _main()
-    except KeyboardInterrupt:  # Ctrl-C while starting (importing torch), before the CLI runs
+        _main(starting)
+    except KeyboardInterrupt:  # before the handler above was set
         _interrupted()
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:  # noqa: ARG001 - a signal handler's
+    _interrupted()
 
 
 def _interrupted() -> None:
     """Ctrl-C: the children were stopped on the way out (finally blocks); say so, exit 130."""
-    from gradegrad.workers import stop_all
-
-    stop_all()  # grading workers too, and whatever they left (if a finally block could not run)
+    workers = sys.modules.get("gradegrad.workers")  # not imported: no grading worker to stop, and an
+    if workers is not None:  # import now could meet a module the interrupt left half-imported (numpy)
+        workers.stop_all()  # grading workers too, and whatever they left (if a finally block could not run)
     try:
         sys.stderr.flush()
         os.write(2, b"gradegrad: interrupted\n")  # past any wrapper of sys.stderr a progress display left
@@ -28,7 +38,7 @@ def _interrupted() -> None:
     _fast_exit(130)
 
 
-def _main() -> None:
+def _main(started_handler: bool = False) -> None:
     gc.disable()  # importing torch would run several full collections over its own objects
     grading = len(sys.argv) > 1 and sys.argv[1] in ("check", "grade", "gradescope", "validate") \
         and sys.argv[1:3] != ["gradescope", "bundle"]
@@ -45,6 +55,8 @@ def _main() -> None:
     from gradegrad.cli import main as cli_main
     gc.freeze()  # what is imported lives as long as the process: later collections skip it
     gc.enable()
+    if started_handler:  # from now on a KeyboardInterrupt, which the command's finally blocks clean up after
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     try:
         cli_main()
@@ -91,9 +103,9 @@ def _grading_processes(args: list[str]) -> bool:
 
 def _fast_exit(code: int) -> None:
     """Stop the fork server, flush what we printed, and leave without finalising torch."""
-    from gradegrad.sandbox.zygote import shutdown
-
-    shutdown()
+    zygote = sys.modules.get("gradegrad.sandbox.zygote")  # not imported: no fork server to stop
+    if zygote is not None:
+        zygote.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

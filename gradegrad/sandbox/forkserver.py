@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import socket
 import sys
 
@@ -108,6 +109,7 @@ def forked(sock_fd: int, env: dict[str, str], package_root: str) -> None:
     """A fork of the grader, taken right after it imported torch (`zygote.Zygote` with `fork`):
     forget what the grader held (`forget.py`), then serve. The grader is not dumpable, so neither
     is this process; it never returns."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the console script's own is not ours
     pythonpath = os.environ.get("PYTHONPATH", "")
     forget.descriptors(sock_fd)
     forget.environment(env)
