@@ -269,9 +269,10 @@ def _deeper_than(bare: bytes, depth: int) -> bool:
 
 def decode_frame(head: bytes, payload: bytes) -> Message:
     short = len(head) <= min(MAX_TEXT, MAX_ITEMS)  # no string or list of so short a header can pass a limit
-    bare = _STRING.sub(b"", head) if short else head  # its numbers and brackets, outside any string
-    try:
-        decoder = _DECODER if _LONG_DIGITS.search(bare) else _PLAIN_DECODER
+    # nested no deeper than it has brackets: most headers need no depth check at all
+    shallow = short and head.count(b"[") + head.count(b"{") <= MAX_DEPTH
+    try:  # (a run of digits inside a string only costs the checking decoder)
+        decoder = _DECODER if _LONG_DIGITS.search(head) else _PLAIN_DECODER
         header = decoder.decode(head.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"header is not JSON ({exc})") from None
@@ -281,8 +282,8 @@ def decode_frame(head: bytes, payload: bytes) -> Message:
         raise ProtocolError("header is not a JSON object")
     if not short:
         header = _bounded(header)  # a string or list of the header may pass a limit: walk it
-    elif _deeper_than(bare, MAX_DEPTH):  # only its depth to check
-        raise ProtocolError("header nested too deeply")
+    elif not shallow and _deeper_than(_STRING.sub(b"", head), MAX_DEPTH):  # only its depth to check, its
+        raise ProtocolError("header nested too deeply")  # brackets outside strings
     tensors = _decode_tensors(header.pop("tensors", []), payload)
     return Message(header, tensors, PREFIX.size + len(head) + len(payload))
 
