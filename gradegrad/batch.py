@@ -15,7 +15,7 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Literal, Mapping
+from typing import Callable, Iterator, Literal, Mapping
 
 import gradegrad
 from gradegrad.cache import ResultCache, cache_key, grading_digest
@@ -30,7 +30,9 @@ from gradegrad.intake import (Discovery, Skipped, SubmissionSource, generated_co
 from gradegrad.intake.statements import IMPORT_FAILED, statement_source
 from gradegrad.points import applicable
 from gradegrad.report import CheckResult, ExerciseResult, LoadProblem, Report
-from gradegrad.workers import JOBS_PER_PROCESS, grade_in_processes, processes_for
+from gradegrad.portable import grading_context
+from gradegrad.workers import (JOBS_PER_PROCESS, Done, grade_in_processes, grade_preforked, preforked,
+                               processes_for)
 
 StudentStatus = Literal["passed", "failed", "error", "timeout", "invalid"]
 GRADER_ERROR = "gradegrad could not grade this submission"
@@ -219,6 +221,17 @@ def _grade_in_threads(todo: list[SubmissionSource], grade_one, jobs: int, record
             raise
 
 
+def _record_all(results: Iterator[Done], record, rubric: Rubric, catalog: Mapping[str, Exercise],
+                options: Options) -> None:
+    """Record what grading processes send back; a submission lost with its process is the student's error."""
+    for done in results:
+        if done.report is None:
+            record(done.source, unloaded_report(str(done.source.origin), rubric, catalog, options,
+                                                f"{GRADER_ERROR}: its grading process ended first"), False, 0.0)
+        else:
+            record(done.source, done.report, done.keep, done.seconds)
+
+
 def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercise], options: Options,
                  jobs: int, cache: ResultCache | None = None,
                  on_progress: OnProgress | None = None, processes: int | None = None,
@@ -257,13 +270,12 @@ def grade_folder(found: Discovery, rubric: Rubric, catalog: Mapping[str, Exercis
     processes = min(processes_for(jobs) if processes is None else processes, len(todo) // JOBS_PER_PROCESS)
     if remote is not None:
         remote(todo, rubric, catalog, options, record)
+    elif preforked():  # the console script's workers, forked before anything was read
+        _record_all(grade_preforked(todo, grading_context(rubric, catalog, options), jobs), record,
+                    rubric, catalog, options)
     elif processes > 1 and hasattr(os, "fork"):
-        for done in grade_in_processes(todo, grade_one, processes, threads=-(-jobs // processes)):
-            if done.report is None:
-                record(done.source, unloaded_report(str(done.source.origin), rubric, catalog, options,
-                                                    f"{GRADER_ERROR}: its grading process ended first"), False, 0.0)
-            else:
-                record(done.source, done.report, done.keep, done.seconds)
+        _record_all(grade_in_processes(todo, grade_one, processes, threads=-(-jobs // processes)), record,
+                    rubric, catalog, options)
     else:
         _grade_in_threads(todo, grade_one, jobs, record)
     graded = tuple(results[s.name] for s in found.sources)

@@ -50,7 +50,12 @@ def _main(started_handler: bool = False) -> None:
         cluster = _on_cluster(sys.argv[1:])
         if not cluster:  # on a cluster its workers grade: this process computes no gradient
             _warm_up()
-        if not cluster and not _grading_processes(sys.argv[1:]):
+        workers = 0 if cluster else _preforks(sys.argv[1:])
+        if workers:  # grading workers, each forking its own fork server: forks of this process, as below
+            from gradegrad.workers import prefork
+
+            prefork(workers)
+        elif not cluster:
             prestart(fork=True)  # a fork of this process, which has read nothing but argv and environ yet
     from gradegrad.cli import main as cli_main
     gc.freeze()  # what is imported lives as long as the process: later collections skip it
@@ -85,12 +90,12 @@ def _on_cluster(args: list[str]) -> bool:
                                                       for arg in args)
 
 
-def _grading_processes(args: list[str]) -> bool:
-    """Whether `grade` will share the batch among grading processes, each starting its own fork
-    server (then one started here would go unused)."""
-    if not args or args[0] != "grade":
-        return False
-    from gradegrad.workers import default_jobs, processes_for
+def _preforks(args: list[str]) -> int:
+    """How many grading workers `grade` will share the batch among (`workers.prefork`): 0 for any
+    other command, or for one job (this process grades, with the fork server started here)."""
+    if not args or args[0] != "grade" or not hasattr(os, "fork"):
+        return 0
+    from gradegrad.workers import default_jobs, preforks_for
 
     jobs = default_jobs()
     for i, arg in enumerate(args):
@@ -98,14 +103,18 @@ def _grading_processes(args: list[str]) -> bool:
             args[i + 1] if arg in ("--jobs", "-j") and i + 1 < len(args) else None
         if value is not None and value.isdigit():
             jobs = int(value)
-    return processes_for(jobs) > 1
+    return preforks_for(jobs)
 
 
 def _fast_exit(code: int) -> None:
-    """Stop the fork server, flush what we printed, and leave without finalising torch."""
+    """Stop the fork server and any grading worker still waiting (a command that ended before it
+    graded), flush what we printed, and leave without finalising torch."""
     zygote = sys.modules.get("gradegrad.sandbox.zygote")  # not imported: no fork server to stop
     if zygote is not None:
         zygote.shutdown()
+    workers = sys.modules.get("gradegrad.workers")
+    if workers is not None:
+        workers.stop_all()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

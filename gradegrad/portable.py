@@ -71,7 +71,8 @@ def _from_union(members: tuple, data: Plain) -> Any:
         return None
     for member in members:
         if (isinstance(data, dict) and dataclasses.is_dataclass(member)) or \
-                (isinstance(data, list) and typing.get_origin(member) is tuple):
+                (isinstance(data, list) and typing.get_origin(member) is tuple) or \
+                (isinstance(data, str) and member is Path):
             return from_plain(member, data)
     return data
 

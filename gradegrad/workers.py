@@ -1,13 +1,20 @@
-"""Grading processes: a large batch split over several grader processes, each with its own zygote.
+"""Grading processes: a batch split over several grader processes, each with its own zygote.
 
 One grader process spends about as much CPU per submission (references, gradcheck, comparing) as
-the submission's child does, and that work holds its GIL: however many cores there are, threads in
-one process grade at most a few submissions at once. With more jobs than `JOBS_PER_PROCESS`,
-`grade_folder` forks grading workers instead. A worker is a fork of this (trusted) process taken
-before any grading thread starts; it starts its own fork server (a fresh interpreter, so no
-evaluator ever holds the batch's data), becomes the subreaper of its own evaluators, grades its
-share with threads, and sends each report back as one JSON line (`Report.to_dict`) on a pipe.
-Workers never run student code themselves, and nothing they send is unpickled.
+the submission's child does, and that work holds its GIL: threads in one process grade at most
+about one submission at a time. With two jobs or more, `grade_folder` grades in worker processes
+instead. Workers never run student code themselves, and nothing they send is unpickled: each
+report comes back as one JSON line (`Report.to_dict`) on a pipe.
+
+- **Forked at the start** (`prefork`, the console script): before the grader has read anything
+  but its command line, it forks one worker per process the batch will use. Each worker at once
+  forks its own fork server from itself (sharing torch's pages, as the console script's does,
+  `forget.py`), then waits. Once the batch is read and the cache consulted, `grade_preforked`
+  sends each worker its share as data (`portable.py`: the sources, rubric, exercises, options as
+  JSON) and closes the pipe; a worker with nothing to grade sees the pipe close and exits.
+- **Forked late** (`grade_in_processes`, gradegrad used as a library): a fork of the grader as it
+  is when the batch starts; it starts a fresh fork server (`python -I`), so that no evaluator
+  ever holds the batch's data.
 """
 
 from __future__ import annotations
@@ -26,12 +33,23 @@ from typing import Callable, Iterator, Sequence
 from gradegrad.report import Report
 from gradegrad.intake import SubmissionSource
 
-JOBS_PER_PROCESS = 2  # submissions one grader process keeps busy (its CPU ~ that of their children)
+JOBS_PER_PROCESS = 2  # submissions one late worker keeps busy (each starts a fresh fork server: few of them)
 READ_SIZE = 1 << 16
 EXIT_GRACE = 10.0  # seconds a worker that sent everything may take to stop its fork server
+SEND_TIMEOUT = 120.0  # seconds a preforked worker may take to start reading its share
 
 Grade = Callable[[SubmissionSource], tuple[Report, bool, float]]  # (report, worth caching, seconds)
 _RUNNING: set[int] = set()  # pids of this process's grading workers, for `stop_all`
+_PREFORKED: list["Preforked"] = []  # workers forked at the start, waiting for their share
+
+
+@dataclass(frozen=True)
+class Preforked:
+    """A worker `prefork` started: its pid, the pipe its share is written to, the pipe its reports come on."""
+
+    pid: int
+    tasks: int
+    reports: int
 
 
 @dataclass(frozen=True)
@@ -53,8 +71,14 @@ def default_jobs() -> int:
 
 
 def processes_for(jobs: int) -> int:
-    """How many grading processes `jobs` submissions at once need (1: grade in this process)."""
+    """How many late grading processes `jobs` submissions at once need (1: grade in this process)."""
     return max(1, jobs // JOBS_PER_PROCESS) if jobs >= 2 * JOBS_PER_PROCESS else 1
+
+
+def preforks_for(jobs: int) -> int:
+    """How many workers the console script forks at its start for `jobs` submissions at once: one
+    each (a worker and its fork server are forks, sharing torch's pages), none for one job."""
+    return jobs if jobs >= 2 else 0
 
 
 def _share(sources: Sequence[SubmissionSource], processes: int) -> list[list[int]]:
@@ -83,7 +107,23 @@ def _become_worker() -> None:
 
 
 def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, threads: int, out: int) -> None:
-    """A worker's life: grade its share, one JSON line per submission on `out`, then exit."""
+    """A late worker's life: grade its share, one JSON line per submission on `out`, then exit."""
+    code = 0
+    try:
+        _become_worker()
+        _grade_share(sources, share, grade, threads, out)
+    except BaseException:  # noqa: BLE001 - the parent reports what this worker did not send
+        code = 1
+    finally:
+        from gradegrad.sandbox import zygote
+
+        zygote.shutdown()
+        os._exit(code)
+
+
+def _grade_share(sources: Sequence[SubmissionSource] | dict[int, SubmissionSource], share: Sequence[int],
+                 grade: Grade, threads: int, out: int) -> None:
+    """Grade `share` (indices of `sources`), `threads` at a time, one JSON line per submission on `out`."""
     lock = threading.Lock()
 
     def one(index: int) -> None:
@@ -94,11 +134,69 @@ def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, t
             while view:
                 view = view[os.write(out, view):]
 
+    if threads <= 1:
+        for index in share:
+            one(index)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gradegrad") as pool:
+        list(pool.map(one, share))
+
+
+# --------------------------------------------------------------------------- forked at the start
+
+
+def prefork(processes: int) -> None:
+    """Fork `processes` grading workers now, each with a fork server forked from itself (the
+    console script, right after importing torch: this process has read nothing a submission may not
+    see). They wait for `grade_preforked`; without it, they exit when this process does."""
+    from gradegrad.sandbox import reaper
+
+    reaper.enable_subreaper()  # what a worker leaves when it dies comes to us, for the sweep
+    for _ in range(processes):
+        tasks_read, tasks_write = os.pipe()
+        reports_read, reports_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            for worker in _PREFORKED:  # a sibling's pipes: holding them would keep its pipe from closing
+                os.close(worker.tasks)
+                os.close(worker.reports)
+            os.close(tasks_write)
+            os.close(reports_read)
+            _serve(tasks_read, reports_write)
+        os.close(tasks_read)
+        os.close(reports_write)
+        _PREFORKED.append(Preforked(pid, tasks_write, reports_read))
+        _RUNNING.add(pid)
+
+
+def preforked() -> int:
+    """How many workers `prefork` started and are waiting for their share."""
+    return len(_PREFORKED)
+
+
+def _serve(tasks: int, out: int) -> None:
+    """A preforked worker's life: its own fork server first, then the grader's modules (while the
+    parent reads the batch), then its share, which comes as one JSON document; then exit."""
     code = 0
     try:
+        _PREFORKED.clear()
         _become_worker()
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gradegrad") as pool:
-            list(pool.map(one, share))
+        from gradegrad.sandbox import zygote
+
+        zygote.prestart(fork=True)  # a fork of this process, which has read nothing yet
+        import gc
+
+        from gradegrad.batch import grade_timed
+        from gradegrad.portable import from_context, from_plain
+
+        gc.freeze()  # what is imported lives as long as the worker
+        data = _read_all(tasks)
+        if data:
+            share = json.loads(data)
+            rubric, catalog, options = from_context(share["context"])
+            sources = {i: from_plain(SubmissionSource, s) for i, s in zip(share["indices"], share["sources"])}
+            _grade_share(sources, share["indices"], lambda s: grade_timed(s, rubric, catalog, options),
+                         share["threads"], out)
     except BaseException:  # noqa: BLE001 - the parent reports what this worker did not send
         code = 1
     finally:
@@ -106,6 +204,66 @@ def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, t
 
         zygote.shutdown()
         os._exit(code)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, READ_SIZE):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def grade_preforked(sources: Sequence[SubmissionSource], context: dict, jobs: int) -> Iterator[Done]:
+    """Grade `sources` in the workers `prefork` started (as many as `jobs` needs, the jobs shared
+    among them as threads); yield each result as it arrives, then a `Done` without report for every
+    submission a dead worker did not send. A worker not needed gets nothing (its pipe just closes)
+    and exits."""
+    from gradegrad.portable import to_plain
+
+    ready, _PREFORKED[:] = list(_PREFORKED), []
+    shares = _share(sources, max(1, min(len(ready), jobs)))
+    threads = -(-jobs // max(1, len(shares)))
+    shares += [[] for _ in range(len(ready) - len(shares))]
+    documents = {worker.tasks: json.dumps({"context": context, "threads": threads, "indices": share,
+                                          "sources": [to_plain(sources[i]) for i in share]}).encode()
+                 for worker, share in zip(ready, shares) if share}
+    workers = {worker.reports: (worker.pid, share) for worker, share in zip(ready, shares)}
+    try:
+        _send_all(documents)
+    except BaseException:
+        yield from _finish(sources, workers, collect=False)
+        raise
+    finally:
+        for worker in ready:
+            os.close(worker.tasks)  # the share is complete (a worker with none exits)
+    yield from _finish(sources, workers)
+
+
+def _send_all(documents: dict[int, bytes]) -> None:
+    """Write each document to its pipe, all at once (each worker reads its own as soon as it is
+    ready); a pipe whose worker is gone, or that takes nothing for SEND_TIMEOUT, is given up (its
+    share is lost with the worker)."""
+    pending = {fd: memoryview(doc) for fd, doc in documents.items()}
+    with selectors.DefaultSelector() as selector:
+        for fd in pending:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_WRITE)
+        while pending:
+            ready = selector.select(SEND_TIMEOUT)
+            if not ready:
+                return
+            for key, _ in ready:
+                try:
+                    view = pending[key.fd][os.write(key.fd, pending[key.fd][:READ_SIZE]):]
+                except BlockingIOError:
+                    continue
+                except OSError:  # the worker is gone
+                    view = memoryview(b"")
+                pending[key.fd] = view
+                if not view:
+                    selector.unregister(key.fd)
+                    del pending[key.fd]
 
 
 def _line(index: int, report: Report, keep: bool, seconds: float) -> bytes:
@@ -132,7 +290,6 @@ def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, proces
     zygote.shutdown()  # this process grades nothing itself now: its fork server would only wait
     reaper.enable_subreaper()  # what a worker leaves when it dies comes to us, for the sweep below
     workers: dict[int, tuple[int, list[int]]] = {}  # read fd -> (pid, its share)
-    grace = 0.0  # how long a worker may take to exit before it is killed
     try:
         for share in _share(sources, processes):
             read_fd, write_fd = os.pipe()
@@ -143,8 +300,22 @@ def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, proces
             os.close(write_fd)
             workers[read_fd] = (pid, share)
             _RUNNING.add(pid)
-        yield from _collect(sources, workers)
-        grace = EXIT_GRACE  # all sent: they are stopping their fork servers
+    except BaseException:
+        yield from _finish(sources, workers, collect=False)
+        raise
+    yield from _finish(sources, workers)
+
+
+def _finish(sources: Sequence[SubmissionSource], workers: dict[int, tuple[int, list[int]]],
+            collect: bool = True) -> Iterator[Done]:
+    """Collect what the workers send, then stop them (at once where not everything came back)."""
+    from gradegrad.sandbox import reaper
+
+    grace = 0.0  # how long a worker may take to exit before it is killed
+    try:
+        if collect:
+            yield from _collect(sources, workers)
+            grace = EXIT_GRACE  # all sent: they are stopping their fork servers
     finally:
         deadline = time.monotonic() + grace
         for pid, _ in workers.values():

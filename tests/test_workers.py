@@ -1,8 +1,12 @@
 """Grading processes: a batch split over forked grader processes grades exactly as threads do, and
 a grading process that dies costs only the submissions it had not sent back."""
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,11 +18,15 @@ from gradegrad.options import Options
 from gradegrad.report import Report
 from gradegrad.sandbox.process import Limits
 from gradegrad.intake import SubmissionSource, discover
-from gradegrad.workers import grade_in_processes, processes_for
+from gradegrad.workers import grade_in_processes, preforks_for, processes_for
 
 
 def test_one_process_up_to_a_few_jobs_then_one_per_two_jobs():
     assert [processes_for(j) for j in (1, 2, 3, 4, 5, 16)] == [1, 1, 1, 2, 2, 8]
+
+
+def test_the_console_script_forks_a_worker_per_job_from_two_jobs():
+    assert [preforks_for(j) for j in (1, 2, 3, 16)] == [0, 2, 3, 16]
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +90,74 @@ def test_a_lost_submission_is_the_students_error_in_the_batch(tmp_path, catalog,
     result = grade_folder(discover(tmp_path), rubric, catalog, Options(), jobs=4)
     assert [g.status for g in result.graded] == ["error"] * 4
     assert all(g.report.error.startswith(GRADER_ERROR) for g in result.graded)
+
+
+def _running(marker: str) -> set[int]:
+    """Live processes whose command line holds `marker` (a grading worker keeps the console
+    script's), and fork servers (which rename theirs)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                zombie = fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        except (OSError, IndexError):
+            continue
+        if not zombie and (marker.encode() in cmdline or cmdline.startswith(b"gradegrad-forkserver")):
+            found.add(int(entry))
+    return found
+
+
+def _console(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gradegrad", *args], capture_output=True, text=True, timeout=600,
+                          cwd=cwd, env={**os.environ, "NO_COLOR": "1"})
+
+
+def _gradebook(out: Path) -> list[dict]:
+    """grades.json without the wall-clock times, which differ between any two runs."""
+    def timeless(value):
+        if isinstance(value, dict):
+            return {k: timeless(v) for k, v in value.items() if k != "seconds"}
+        return [timeless(v) for v in value] if isinstance(value, list) else value
+    return timeless(json.loads((out / "grades.json").read_text()))
+
+
+def test_preforked_workers_give_the_gradebook_one_job_gives(tmp_path):
+    """`grade --jobs 3` (three workers forked as the console script starts, each sent its share
+    as data) writes the gradebook `--jobs 1` writes, on a mixed folder: passing, failing, raising,
+    hanging, notebooks and a student's folder. Nothing is left running."""
+    folder = shutil.copytree(FIXTURES / "batch", tmp_path / "subs")
+    os.chmod(tmp_path, 0o755)
+    before = _running(str(tmp_path))
+    common = ["grade", str(folder), "--rubric", "lab1", "-e", "sigmoid", "-e", "matvec", "--timeout", "4", "--no-cache"]
+    one = _console(*common, "--jobs", "1", "-o", str(tmp_path / "one"), cwd=tmp_path)
+    three = _console(*common, "--jobs", "3", "-o", str(tmp_path / "three"), cwd=tmp_path)
+    assert one.returncode == three.returncode == 1, one.stderr + three.stderr
+    books = _gradebook(tmp_path / "one"), _gradebook(tmp_path / "three")
+    assert books[0] == books[1]
+    assert {e["status"] for r in books[1] for e in r["exercises"]} >= {"passed", "failed", "error", "timeout"}
+    assert (tmp_path / "one" / "grades.csv").read_text() == (tmp_path / "three" / "grades.csv").read_text()
+    assert not _running(str(tmp_path)) - before
+
+
+@pytest.mark.parametrize("case", ["one submission", "usage error"])
+def test_preforked_workers_not_needed_exit(tmp_path, case):
+    """Workers forked for `--jobs 4` that get nothing (one submission; a command that stops before
+    grading) exit with the command; no process stays."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "batch" / "alice.py", folder / "alice.py")
+    os.chmod(tmp_path, 0o755)
+    before = _running(str(tmp_path))
+    args = ["grade", str(folder), "-e", "sigmoid", "--jobs", "4", "-o", str(tmp_path / "out")]
+    result = _console(*(args if case == "one submission" else [*args, "--rubric", "no-such-rubric"]), cwd=tmp_path)
+    assert result.returncode == (0 if case == "one submission" else 2), result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    deadline = time.monotonic() + 5  # a fork server whose worker was killed leaves as its socket closes
+    while _running(str(tmp_path)) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(str(tmp_path)) - before
+    if case == "one submission":
+        assert [r["score"] for r in _gradebook(tmp_path / "out")] == [r["max_score"] for r in
+                                                                     _gradebook(tmp_path / "out")]

@@ -78,6 +78,23 @@ class _Drain(threading.Thread):
         return self.kept.decode("utf-8", errors="replace")
 
 
+def _spawn(server, request: dict, fds: list[int]) -> dict | None:
+    """Ask the fork server for an evaluator. The request (the submission's path among it) travels
+    in a file only the fork server's fork reads: the fork server itself never holds it, so no later
+    evaluator, a fork of the fork server, finds an earlier student's name in its memory."""
+    body = json.dumps(request).encode()
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("gradegrad-spawn", os.MFD_CLOEXEC)
+    else:
+        fd = os.open(tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, body)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return server.spawn([fd, *fds], {"device": request["device"]})
+    finally:
+        os.close(fd)
+
+
 class Child:
     """One evaluator process for one submission."""
 
@@ -114,7 +131,7 @@ class Child:
                 raise ChildFault("crash", "--isolation strict: no fork server, so no namespaces for the evaluator")
             born = None
             if server is not None:
-                born = server.spawn(child_fds + list(extra_fds), {**request, "env": child_env(self.scratch, self.token)})
+                born = _spawn(server, {**request, "env": child_env(self.scratch, self.token)}, child_fds + list(extra_fds))
             self.popen = None
             pid = born.get("pid") if born else None
             if not isinstance(pid, int) or pid <= 0:

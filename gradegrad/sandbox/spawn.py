@@ -123,6 +123,14 @@ def become_evaluator(request: dict, fds: list[int], keep: int, born: Born, host_
     serve(env, layers, [], source)
 
 
+def _read_request(fd: int) -> dict:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(fd)
+    return json.loads(b"".join(chunks))
+
+
 def _read_submission(request: dict) -> bytes | None:
     """The submission's bytes, read while still root (its file may be readable by root only)."""
     try:
@@ -157,18 +165,19 @@ def serve(env: dict[str, str], layers: list[str], missing: list[str], source: by
     main(3, 4, layers, missing, source)
 
 
-def spawn(request: dict, fds: list[int], keep: int, probe: str | None,
-          plans: dict[str, filesystem.Plan]) -> Born:
+def spawn(fds: list[int], keep: int, probe: str | None, plans: dict[str, filesystem.Plan]) -> Born:
     """Fork an evaluator through a short-lived intermediate (see the module's picture).
 
-    `probe` is None when namespaces work here (else why not); `plans` the file system layouts
-    per device. Returns what the intermediate set up, with the evaluator's pid."""
+    `fds`: the request's file (read only by the intermediate: the fork server never holds a
+    request, the submission's path among it), then the evaluator's. `probe` is None when namespaces
+    work here (else why not); `plans` the file system layouts per device. Returns what the
+    intermediate set up, with the evaluator's pid."""
     result_r, result_w = os.pipe()
     intermediate = os.fork()
     if intermediate == 0:
         try:
             os.close(result_r)
-            _intermediate(request, fds, keep, probe, plans, result_w)
+            _intermediate(_read_request(fds[0]), fds[1:], keep, probe, plans, result_w)
         finally:
             os._exit(0)
     os.close(result_w)
