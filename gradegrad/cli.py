@@ -191,8 +191,8 @@ def grade_command(
                                              "in canvas.csv and moodle.csv, e.g. 'Lab 2 (4242)' as in Canvas's "
                                              "export. Default: the rubric's title."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, metavar="N", help="Submissions graded at "
-                                       "once. Default: the number of CPU cores. From 4 on, several grading "
-                                       "processes share the batch."),
+                                       "once. Default: the number of CPU cores. From 2 on, each is a grading "
+                                       "process of its own."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Grade every submission again, even unchanged ones."),
     gradescope: bool = typer.Option(False, "--gradescope", help="Also write gradescope/<student>/results.json."),
     cluster: Optional[str] = typer.Option(None, "--cluster", metavar="ADDRESS", help="Grade on a Dask cluster: "

@@ -82,6 +82,10 @@ def _warm_up() -> None:
 
     x = torch.ones(1, dtype=torch.float64, requires_grad=True)
     torch.autograd.grad(x * 2, [x], torch.ones(1, dtype=torch.float64))
+    # one thread for torch's own operations: the grader's tensors are small, and a pool of OpenMP
+    # threads would spin between them on the cores the evaluators need (about a tenth of a batch's
+    # CPU); the fork server, the workers and every evaluator inherit it
+    torch.set_num_threads(1)
 
 
 def _on_cluster(args: list[str]) -> bool:

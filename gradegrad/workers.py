@@ -10,8 +10,9 @@ report comes back as one JSON line (`Report.to_dict`) on a pipe.
   but its command line, it forks one worker per process the batch will use. Each worker at once
   forks its own fork server from itself (sharing torch's pages, as the console script's does,
   `forget.py`), then waits. Once the batch is read and the cache consulted, `grade_preforked`
-  sends each worker its share as data (`portable.py`: the sources, rubric, exercises, options as
-  JSON) and closes the pipe; a worker with nothing to grade sees the pipe close and exits.
+  sends each worker the grading context (`portable.py`: rubric, exercises, options as JSON), then
+  one submission at a time (its source as data), the next as soon as it reports one, so that slow
+  submissions do not pile up on one worker; then it closes the pipe, and the worker exits.
 - **Forked late** (`grade_in_processes`, gradegrad used as a library): a fork of the grader as it
   is when the batch starts; it starts a fresh fork server (`python -I`), so that no evaluator
   ever holds the batch's data.
@@ -26,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -36,7 +38,6 @@ from gradegrad.intake import SubmissionSource
 JOBS_PER_PROCESS = 2  # submissions one late worker keeps busy (each starts a fresh fork server: few of them)
 READ_SIZE = 1 << 16
 EXIT_GRACE = 10.0  # seconds a worker that sent everything may take to stop its fork server
-SEND_TIMEOUT = 120.0  # seconds a preforked worker may take to start reading its share
 
 Grade = Callable[[SubmissionSource], tuple[Report, bool, float]]  # (report, worth caching, seconds)
 _RUNNING: set[int] = set()  # pids of this process's grading workers, for `stop_all`
@@ -121,8 +122,8 @@ def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, t
         os._exit(code)
 
 
-def _grade_share(sources: Sequence[SubmissionSource] | dict[int, SubmissionSource], share: Sequence[int],
-                 grade: Grade, threads: int, out: int) -> None:
+def _grade_share(sources: Sequence[SubmissionSource], share: Sequence[int], grade: Grade, threads: int,
+                 out: int) -> None:
     """Grade `share` (indices of `sources`), `threads` at a time, one JSON line per submission on `out`."""
     lock = threading.Lock()
 
@@ -130,16 +131,25 @@ def _grade_share(sources: Sequence[SubmissionSource] | dict[int, SubmissionSourc
         report, keep, seconds = grade(sources[index])
         line = _line(index, report, keep, seconds)
         with lock:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(out, view):]
+            _write_all(out, line)
 
-    if threads <= 1:
-        for index in share:
-            one(index)
-        return
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gradegrad") as pool:
         list(pool.map(one, share))
+
+
+def _line(index: int, report: Report, keep: bool, seconds: float) -> bytes:
+    """One report as a JSON line; a report that cannot be written (a bug) is sent without its
+    exercises, as this student's error, so that the worker goes on with the others."""
+    try:
+        data = report.to_dict()
+        return json.dumps({"index": index, "report": data, "keep": keep, "seconds": seconds},
+                          allow_nan=False, default=str).encode() + b"\n"
+    except (TypeError, ValueError) as exc:
+        lost = Report(report.submission, report.device, report.seed, report.rubric, 0.0, report.max_score, (),
+                      error=f"gradegrad could not send this report from its grading process ({exc})",
+                      gradegrad_version=report.gradegrad_version)
+        return json.dumps({"index": index, "report": lost.to_dict(), "keep": False, "seconds": seconds},
+                          allow_nan=False, default=str).encode() + b"\n"
 
 
 # --------------------------------------------------------------------------- forked at the start
@@ -176,7 +186,9 @@ def preforked() -> int:
 
 def _serve(tasks: int, out: int) -> None:
     """A preforked worker's life: its own fork server first, then the grader's modules (while the
-    parent reads the batch), then its share, which comes as one JSON document; then exit."""
+    parent reads the batch); then the batch's grading context (one JSON line) and one submission a
+    line, each graded as it comes (`threads` at a time: the parent sends no more), its report one
+    JSON line on `out`; exit when the parent closes the pipe."""
     code = 0
     try:
         _PREFORKED.clear()
@@ -190,13 +202,26 @@ def _serve(tasks: int, out: int) -> None:
         from gradegrad.portable import from_context, from_plain
 
         gc.freeze()  # what is imported lives as long as the worker
-        data = _read_all(tasks)
-        if data:
-            share = json.loads(data)
-            rubric, catalog, options = from_context(share["context"])
-            sources = {i: from_plain(SubmissionSource, s) for i, s in zip(share["indices"], share["sources"])}
-            _grade_share(sources, share["indices"], lambda s: grade_timed(s, rubric, catalog, options),
-                         share["threads"], out)
+        with open(tasks, "rb") as lines:
+            first = lines.readline()
+            if first:
+                data = json.loads(first)
+                rubric, catalog, options = from_context(data["context"])
+                lock = threading.Lock()
+
+                def one(index: int, source: SubmissionSource) -> None:
+                    line = _line(index, *grade_timed(source, rubric, catalog, options))
+                    with lock:
+                        _write_all(out, line)
+
+                with ThreadPoolExecutor(max_workers=max(1, data["threads"]), thread_name_prefix="gradegrad") as pool:
+                    for line in lines:
+                        task = json.loads(line)
+                        source = from_plain(SubmissionSource, task["source"])
+                        if data["threads"] <= 1:
+                            one(task["index"], source)
+                        else:
+                            pool.submit(one, task["index"], source)
     except BaseException:  # noqa: BLE001 - the parent reports what this worker did not send
         code = 1
     finally:
@@ -206,79 +231,132 @@ def _serve(tasks: int, out: int) -> None:
         os._exit(code)
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, READ_SIZE):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _Worker:
+    """The parent's side of one preforked worker during `grade_preforked`."""
+
+    def __init__(self, worker: Preforked) -> None:
+        self.pid, self.tasks, self.reports = worker.pid, worker.tasks, worker.reports
+        self.outgoing = bytearray()  # what is still to be written to its pipe
+        self.incoming = bytearray()  # what it sent beyond its last complete line
+        self.inflight: set[int] = set()  # indices sent, not yet reported
+        self.closing = False  # nothing more to send: its pipe closes once `outgoing` is written
+        self.waiting = False  # its pipe is watched for room (`outgoing` did not fit)
+
+    def close_tasks(self) -> None:
+        if self.tasks >= 0:
+            os.close(self.tasks)
+            self.tasks = -1
 
 
 def grade_preforked(sources: Sequence[SubmissionSource], context: dict, jobs: int) -> Iterator[Done]:
     """Grade `sources` in the workers `prefork` started (as many as `jobs` needs, the jobs shared
-    among them as threads); yield each result as it arrives, then a `Done` without report for every
-    submission a dead worker did not send. A worker not needed gets nothing (its pipe just closes)
-    and exits."""
+    among them as threads), each sent one submission at a time as it finishes one (so that a
+    worker meeting slow submissions does not hold back the batch); yield each result as it
+    arrives, and a `Done` without report for every submission a worker took and did not send back
+    (it died) or that no worker was left to take. A worker not needed gets nothing (its pipe just
+    closes) and exits. The pipes are never written when full, so a worker blocked on a long
+    report never blocks the parent."""
     from gradegrad.portable import to_plain
 
-    ready, _PREFORKED[:] = list(_PREFORKED), []
-    shares = _share(sources, max(1, min(len(ready), jobs)))
-    threads = -(-jobs // max(1, len(shares)))
-    shares += [[] for _ in range(len(ready) - len(shares))]
-    documents = {worker.tasks: json.dumps({"context": context, "threads": threads, "indices": share,
-                                          "sources": [to_plain(sources[i]) for i in share]}).encode()
-                 for worker, share in zip(ready, shares) if share}
-    workers = {worker.reports: (worker.pid, share) for worker, share in zip(ready, shares)}
+    ready, _PREFORKED[:] = [_Worker(w) for w in _PREFORKED], []
+    used = ready[:min(len(ready), jobs, len(sources))]
+    threads = -(-jobs // max(1, len(used)))
+    queue = deque(range(len(sources)))
+    for worker in ready:
+        os.set_blocking(worker.tasks, False)
+        if worker in used:
+            worker.outgoing += json.dumps({"context": context, "threads": threads}).encode() + b"\n"
+    collected = False
     try:
-        _send_all(documents)
-    except BaseException:
-        yield from _finish(sources, workers, collect=False)
-        raise
-    finally:
-        for worker in ready:
-            os.close(worker.tasks)  # the share is complete (a worker with none exits)
-    yield from _finish(sources, workers)
+        with selectors.DefaultSelector() as selector:
 
+            def feed(worker: _Worker) -> None:
+                """Give `worker` submissions up to its threads; close its pipe when none is left."""
+                while queue and len(worker.inflight) < threads and not worker.closing:
+                    index = queue.popleft()
+                    worker.inflight.add(index)
+                    worker.outgoing += json.dumps({"index": index, "source": to_plain(sources[index])}).encode() + b"\n"
+                if not queue:
+                    worker.closing = True
+                flush(worker)
 
-def _send_all(documents: dict[int, bytes]) -> None:
-    """Write each document to its pipe, all at once (each worker reads its own as soon as it is
-    ready); a pipe whose worker is gone, or that takes nothing for SEND_TIMEOUT, is given up (its
-    share is lost with the worker)."""
-    pending = {fd: memoryview(doc) for fd, doc in documents.items()}
-    with selectors.DefaultSelector() as selector:
-        for fd in pending:
-            os.set_blocking(fd, False)
-            selector.register(fd, selectors.EVENT_WRITE)
-        while pending:
-            ready = selector.select(SEND_TIMEOUT)
-            if not ready:
-                return
-            for key, _ in ready:
+            def flush(worker: _Worker) -> None:
+                """Write what the pipe takes now; the rest when it has room (EVENT_WRITE)."""
                 try:
-                    view = pending[key.fd][os.write(key.fd, pending[key.fd][:READ_SIZE]):]
+                    while worker.outgoing and worker.tasks >= 0:
+                        del worker.outgoing[:os.write(worker.tasks, worker.outgoing[:READ_SIZE])]
                 except BlockingIOError:
-                    continue
-                except OSError:  # the worker is gone
-                    view = memoryview(b"")
-                pending[key.fd] = view
-                if not view:
-                    selector.unregister(key.fd)
-                    del pending[key.fd]
+                    pass
+                except OSError:  # the worker is gone: its reports pipe says so
+                    worker.outgoing.clear()
+                    worker.closing = True
+                wait = bool(worker.outgoing) and worker.tasks >= 0
+                if worker.waiting and not wait:
+                    selector.unregister(worker.tasks)
+                elif wait and not worker.waiting:
+                    selector.register(worker.tasks, selectors.EVENT_WRITE, worker)
+                worker.waiting = wait
+                if worker.closing and not worker.outgoing:
+                    worker.close_tasks()
+
+            for worker in ready:
+                selector.register(worker.reports, selectors.EVENT_READ, worker)
+                if worker in used:
+                    feed(worker)
+                else:
+                    worker.closing = True
+                    flush(worker)  # closes its pipe: it exits
+            live = set(ready)
+            while live:
+                for key, _ in selector.select():
+                    worker = key.data
+                    if worker not in live:  # gone earlier in this round
+                        continue
+                    if key.fd == worker.tasks:  # its pipe has room
+                        flush(worker)
+                        continue
+                    chunk = os.read(worker.reports, READ_SIZE)
+                    if not chunk:  # the worker is gone: what it took and did not send is lost with it
+                        selector.unregister(worker.reports)
+                        live.discard(worker)
+                        worker.outgoing.clear()
+                        worker.closing = True
+                        flush(worker)  # (no longer watched; its pipe closed)
+                        for index in sorted(worker.inflight):
+                            yield Done(sources[index], None)
+                        worker.inflight.clear()
+                        if not any(w.tasks >= 0 for w in live):  # no worker left to take the rest
+                            while queue:
+                                yield Done(sources[queue.popleft()], None)
+                        continue
+                    worker.incoming += chunk
+                    while (end := worker.incoming.find(b"\n")) >= 0:
+                        line = bytes(worker.incoming[:end])
+                        del worker.incoming[:end + 1]
+                        done = _parse(sources, line)
+                        if done is not None and done[0] in worker.inflight:
+                            worker.inflight.discard(done[0])
+                            yield done[1]
+                    feed(worker)
+        collected = True
+    finally:
+        deadline = time.monotonic() + (EXIT_GRACE if collected else 0.0)
+        for worker in ready:
+            worker.close_tasks()
+            os.close(worker.reports)
+            _stop(worker.pid, deadline)
+        from gradegrad.sandbox import reaper
+
+        reaper.sweep("", -1)  # what a killed or interrupted worker left is now ours (we are its subreaper)
 
 
-def _line(index: int, report: Report, keep: bool, seconds: float) -> bytes:
-    """One report as a JSON line; a report that cannot be written (a bug) is sent without its
-    exercises, as this student's error, so that the worker goes on with the others."""
-    try:
-        data = report.to_dict()
-        return json.dumps({"index": index, "report": data, "keep": keep, "seconds": seconds},
-                          allow_nan=False, default=str).encode() + b"\n"
-    except (TypeError, ValueError) as exc:
-        lost = Report(report.submission, report.device, report.seed, report.rubric, 0.0, report.max_score, (),
-                      error=f"gradegrad could not send this report from its grading process ({exc})",
-                      gradegrad_version=report.gradegrad_version)
-        return json.dumps({"index": index, "report": lost.to_dict(), "keep": False, "seconds": seconds},
-                          allow_nan=False, default=str).encode() + b"\n"
+# --------------------------------------------------------------------------- forked late
 
 
 def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, processes: int,

@@ -94,7 +94,8 @@ def test_a_lost_submission_is_the_students_error_in_the_batch(tmp_path, catalog,
 
 def _running(marker: str) -> set[int]:
     """Live processes whose command line holds `marker` (a grading worker keeps the console
-    script's), and fork servers (which rename theirs)."""
+    script's) or whose working directory lies under it (a fork server, which renames itself, works
+    in a folder of the console script's TMPDIR: `_console` sets it under `marker`)."""
     found = set()
     for entry in os.listdir("/proc"):
         try:
@@ -102,16 +103,18 @@ def _running(marker: str) -> set[int]:
                 cmdline = fh.read()
             with open(f"/proc/{entry}/stat", "rb") as fh:
                 zombie = fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+            cwd = os.readlink(f"/proc/{entry}/cwd")
         except (OSError, IndexError):
             continue
-        if not zombie and (marker.encode() in cmdline or cmdline.startswith(b"gradegrad-forkserver")):
+        if not zombie and (marker.encode() in cmdline or cwd.startswith(marker)):
             found.add(int(entry))
     return found
 
 
 def _console(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gradegrad", *args], capture_output=True, text=True, timeout=600,
-                          cwd=cwd, env={**os.environ, "NO_COLOR": "1"})
+    (cwd / "tmp").mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "gradegrad", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd, env={**os.environ, "NO_COLOR": "1", "TMPDIR": str(cwd / "tmp")})
 
 
 def _gradebook(out: Path) -> list[dict]:
@@ -150,7 +153,8 @@ def test_preforked_workers_not_needed_exit(tmp_path, case):
     shutil.copy(FIXTURES / "batch" / "alice.py", folder / "alice.py")
     os.chmod(tmp_path, 0o755)
     before = _running(str(tmp_path))
-    args = ["grade", str(folder), "-e", "sigmoid", "--jobs", "4", "-o", str(tmp_path / "out")]
+    # the whole catalog's grading context is larger than a pipe holds: it is written as the worker reads
+    args = ["grade", str(folder), "--rubric", "all", "-e", "sigmoid", "--jobs", "4", "-o", str(tmp_path / "out")]
     result = _console(*(args if case == "one submission" else [*args, "--rubric", "no-such-rubric"]), cwd=tmp_path)
     assert result.returncode == (0 if case == "one submission" else 2), result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -161,3 +165,55 @@ def test_preforked_workers_not_needed_exit(tmp_path, case):
     if case == "one submission":
         assert [r["score"] for r in _gradebook(tmp_path / "out")] == [r["max_score"] for r in
                                                                      _gradebook(tmp_path / "out")]
+
+
+STUCK = """
+import ctypes, time
+import torch
+
+ctypes.CDLL(None).prctl(15, b"ggexploit", 0, 0, 0)
+
+
+class Sigmoid(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        time.sleep(1000)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+"""
+
+
+def test_a_worker_killed_mid_batch_loses_only_the_submission_it_was_grading(tmp_path):
+    """Submissions go to the workers one at a time: when one dies (killed here while a submission
+    hangs in it), the submission it held is that student's error (not cached), and the others,
+    its later ones included, are graded by the workers left."""
+    from test_exploits import leftovers, none_left
+
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for name in ("a", "b", "c", "d", "e"):
+        shutil.copy(FIXTURES / "batch" / "alice.py", folder / f"{name}.py")
+    (folder / "b_stuck.py").write_text(STUCK)
+    os.chmod(tmp_path, 0o755)
+    (tmp_path / "tmp").mkdir()
+    before = set(leftovers())
+    proc = subprocess.Popen([sys.executable, "-m", "gradegrad", "grade", str(folder), "-e", "sigmoid", "--jobs", "2",
+                             "--timeout", "120", "-o", str(tmp_path / "out")], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "NO_COLOR": "1", "TMPDIR": str(tmp_path / "tmp")})
+    deadline = time.monotonic() + 120
+    while not (stuck := set(leftovers()) - before) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert stuck, "the stuck submission did not start"
+    with open(f"/proc/{min(stuck)}/stat") as fh:  # the evaluator's parent: its grading worker (a subreaper)
+        worker = int(fh.read().rsplit(")", 1)[1].split()[1])
+    assert worker != proc.pid
+    os.kill(worker, 9)
+    assert proc.wait(timeout=120) == 1, proc.stderr.read().decode(errors="replace")[-2000:]
+    rows = {r["submission"].rsplit("/", 1)[-1]: r for r in json.loads((tmp_path / "out" / "grades.json").read_text())}
+    assert rows["b_stuck.py"]["error"].startswith(GRADER_ERROR)
+    assert [rows[f"{n}.py"]["score"] for n in "abcde"] == [rows["a.py"]["max_score"]] * 5
+    assert not (tmp_path / "out" / ".cache").exists() or len(list((tmp_path / "out" / ".cache").glob("*.json"))) == 5
+    assert not set(none_left(seconds=10)) - before

@@ -13,8 +13,10 @@ Each evaluator is forked twice (zygote -> intermediate -> evaluator) and the int
 so the evaluator is re-parented to the grader, a child subreaper: the grader can then wait for it
 and read its exit status exactly as for a child it started itself.
 
-The zygote's requests come only from the grader, over a Unix socket pair, with the evaluator's
-four pipe ends (requests, replies, stdout, stderr) passed as file descriptors.
+The zygote's requests come only from the grader, over a Unix socket pair: the device, and as file
+descriptors the request itself (a file only the intermediate reads: the zygote, whose memory
+every later evaluator inherits, never holds a submission's path) and the evaluator's four pipe
+ends (requests, replies, stdout, stderr).
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ class Zygote:
             self.ready = True
 
     def spawn(self, fds: list[int], request: dict) -> dict | None:
-        """Fork a fresh evaluator (`spawn.spawn`): what it set up and its pid, as `spawn.Born`'s
-        fields; None when the zygote cannot (the caller starts one itself)."""
+        """Fork a fresh evaluator (`spawn.spawn`; `fds`: the request's file, then the evaluator's;
+        `request`: what the zygote itself reads, the device): what it set up and its pid, as
+        `spawn.Born`'s fields; None when the zygote cannot (the caller starts one itself)."""
         with self.lock:
             try:
                 self.wait_ready()
