@@ -7,7 +7,7 @@ and yields a `batch.Remote`: `grade_folder` hands it what the cache does not hav
 
 Each submission becomes one task. It travels as data (`portable.py`: the file's bytes or the
 generated module's text, never a path a worker cannot see), with the batch's rubric, exercises
-and options (some 30 kB, rebuilt once per batch on each worker); the worker grades it with
+and options (some 65 kB of JSON text, parsed once per batch on each worker); the worker grades it with
 gradegrad's own contained evaluators, as `grade` does here, and sends the report back as a plain
 dict. Reports are recorded as their futures complete (the progress bar, the cache). A worker
 lost mid-grade costs nothing: the scheduler runs its task elsewhere. A task whose every worker
@@ -18,6 +18,7 @@ imported only here.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -105,24 +106,39 @@ def _client(distributed: Any, address: str) -> Iterator[Any]:
 def _local_client(distributed: Any, count: int) -> Iterator[Any]:
     """A LocalCluster of `count` single-threaded worker processes, each grading one submission at
     a time (the scheduler hands a worker its next task only when it is free: worker-saturation 1),
-    each preparing its grader as it starts (a preload)."""
+    each preparing its grader as it starts (a preload). Its workers are forks of multiprocessing's
+    fork server, which imported the grader once (`cluster_forkserver.py`)."""
     import dask
 
+    from gradegrad import cluster_forkserver
     from gradegrad.cluster_worker import sweep_orphans
 
+    cluster_forkserver.start()  # (running already when the console script started it)
+    try:  # Dask would set its own preload on the fork server (already running) and import it here first
+        import distributed.utils
+
+        distributed.utils._forkserver_preload_set = True
+    except (ImportError, AttributeError):
+        pass
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
-                          "distributed.worker.preload": ["gradegrad.cluster_worker"]}):
+                          "distributed.worker.preload": ["gradegrad.cluster_worker"],
+                          "distributed.worker.multiprocessing-method": "forkserver",
+                          "distributed.worker.profile.enabled": False,
+                          "distributed.admin.tick.interval": "1s"}):
         cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
-    try:
-        client = distributed.Client(cluster)
+                                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+                                           memory_limit=0)
         try:
-            yield client
+            client = distributed.Client(cluster)
+            try:
+                yield client
+            finally:
+                client.close()
         finally:
-            client.close()
-    finally:
-        cluster.close()
-        sweep_orphans()  # this process is the workers' nanny: what a stopped worker left is ours
+            workers = [nanny.pid for nanny in cluster.workers.values() if getattr(nanny, "pid", None)]
+            cluster.close()
+            cluster_forkserver.stop(workers)  # nothing of this cluster outlives the command
+            sweep_orphans()  # this process is the workers' nanny: what a stopped worker left is ours
 
 
 def _same_grader(client: Any, address: str) -> None:
@@ -152,8 +168,8 @@ class DaskGrader:
     otherwise assign to workers straight away, several to a worker. Either way no submission
     waits on a worker behind another, so a worker that dies takes only the one it was grading
     with it (and counts against `allowed-failures` for that one only). Tasks depend on nothing
-    (the grading context travels in each): Dask would send a task only to workers holding its
-    dependencies, all of them to the same worker.
+    (the grading context travels in each, as one JSON string): Dask would send a task only to
+    workers holding its dependencies, all of them to the same worker.
     """
 
     def __init__(self, client: Any) -> None:
@@ -168,7 +184,7 @@ class DaskGrader:
 
         batch = _Batch(rubric, catalog, options, record)
         queue = [s for s in reversed(todo) if not batch.here(s)]  # popped from the end: in order
-        context = {**grading_context(rubric, catalog, options), "token": uuid.uuid4().hex,
+        context = {"context": json.dumps(grading_context(rubric, catalog, options)), "token": uuid.uuid4().hex,
                    "identity": cluster_worker.identity()}
         running: dict[Any, SubmissionSource] = {}
         completed = as_completed()

@@ -70,12 +70,16 @@ _PARSED_LOCK = threading.Lock()
 
 
 def _parsed(data: dict) -> tuple:
-    """(rubric, catalog, options) of a context, rebuilt once per batch in this process."""
+    """(rubric, catalog, options) of a task's context, rebuilt once per batch in this process. The
+    context travels as JSON text (`context`): one string, which Dask does not walk for futures as
+    it would every value of some 60 kB of nested dicts, for each task."""
+    import json
+
     from gradegrad.portable import from_context
 
     with _PARSED_LOCK:
         if data["token"] not in _PARSED:
-            _PARSED[data["token"]] = from_context(data)
+            _PARSED[data["token"]] = from_context(json.loads(data["context"]))
             while len(_PARSED) > CONTEXTS_KEPT:
                 _PARSED.popitem(last=False)
         return _PARSED[data["token"]]

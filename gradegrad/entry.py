@@ -48,8 +48,13 @@ def _main(started_handler: bool = False) -> None:
 
         limit_malloc_arenas()
         cluster = _on_cluster(sys.argv[1:])
+        if cluster:
+            from gradegrad import cluster_forkserver
+
+            if cluster_forkserver.local_address(sys.argv[1:]):  # its workers' fork server imports torch
+                cluster_forkserver.start()  # while this process reads the batch
         if not cluster:  # on a cluster its workers grade: this process computes no gradient
-            _warm_up()
+            warm_up()
         workers = 0 if cluster else _preforks(sys.argv[1:])
         if workers:  # grading workers, each forking its own fork server: forks of this process, as below
             from gradegrad.workers import prefork
@@ -74,7 +79,7 @@ def _main(started_handler: bool = False) -> None:
         _fast_exit(code)
 
 
-def _warm_up() -> None:
+def warm_up() -> None:
     """Pay now what the grader's first reference gradient would import lazily: torch's
     `autograd.grad` with a grad_output imports its symbolic-shapes module, and sympy with it (half a
     second). Before the fork server is forked, so that it shares these pages too."""

@@ -336,7 +336,7 @@ def test_a_worker_joining_with_another_gradegrad_grades_nothing(catalog):
     from gradegrad.portable import grading_context, pack_submission
     from gradegrad.intake import source_for
 
-    context = {**grading_context(resolve_rubric("lab1", catalog), catalog, Options()), "token": "t",
+    context = {"context": json.dumps(grading_context(resolve_rubric("lab1", catalog), catalog, Options())), "token": "t",
                "identity": {"gradegrad": "0.0.9", "source": "0123456789abcdef", "torch": "2.13.0+cpu"}}
     result = grade_packed(pack_submission(source_for(BATCH / "alice.py")), context)
     assert result["report"] is None and "the TA's machine gradegrad 0.0.9" in result["problem"]
@@ -354,7 +354,8 @@ def test_a_worker_that_cannot_isolate_strictly_grades_nothing(catalog, monkeypat
     monkeypatch.setattr(cluster_worker, "_no_namespaces", lambda: "no user namespaces here")
     options = Options()
     options = replace(options, limits=replace(options.limits, isolation="strict"))
-    context = {**grading_context(resolve_rubric("lab1", catalog), catalog, options), "token": "strict",
+    context = {"context": json.dumps(grading_context(resolve_rubric("lab1", catalog), catalog, options)),
+               "token": "strict",
                "identity": cluster_worker.identity()}
     result = cluster_worker.grade_packed(pack_submission(source_for(BATCH / "alice.py")), context)
     assert result["report"] is None

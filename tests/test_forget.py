@@ -92,6 +92,23 @@ def test_the_import_path_is_a_fresh_isolated_interpreters(tmp_path):
     assert any(path.endswith("site-packages") for path in seen["after"])
 
 
+def test_the_working_directory_is_dropped_wherever_it_sits_in_the_import_path(tmp_path):
+    """A multiprocessing child (a Dask worker of `--cluster local:N`) has its parent's path, with the
+    working directory anywhere in it, not first."""
+    work = tmp_path / "work"
+    work.mkdir()
+    seen = run(f"""
+        import json, os, sys
+        os.chdir({str(work)!r})
+        sys.path.insert(0, "/the-scripts-folder")
+        sys.path.insert(2, {str(work)!r})
+        from gradegrad.sandbox import forget
+        forget.import_path({PACKAGE_ROOT!r}, "")
+        print(json.dumps({{"after": sys.path}}))
+    """)
+    assert str(work) not in seen["after"] and "/the-scripts-folder" not in seen["after"]
+
+
 def test_an_entry_the_c_library_will_not_unset_is_forgotten_all_the_same():
     """An environment entry with an empty name (`=odd`), which unsetenv refuses: still zeroed."""
     env = shutil.which("env")

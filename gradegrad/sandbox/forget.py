@@ -105,6 +105,10 @@ def import_path(package_root: str, pythonpath: str) -> None:
     import site
 
     drop = {os.path.abspath(p) for p in pythonpath.split(os.pathsep) if p}
+    try:  # the working directory, wherever it sits in the path (a multiprocessing child's path is its
+        drop.add(os.path.abspath(os.getcwd()))  # parent's, its working directory too)
+    except OSError:
+        pass
     user = site.getusersitepackages() if site.ENABLE_USER_SITE else None
     path = sys.path if getattr(sys.flags, "safe_path", False) else sys.path[1:]  # sys.path[0]: the script's folder or cwd
     kept = [p for p in path if p and os.path.abspath(p) not in drop and p != user and p != package_root]

@@ -1,0 +1,36 @@
+"""What multiprocessing's fork server preloads for `--cluster local:N` (`cluster_forkserver.py`):
+torch, Dask and the grader, warmed up once; and what each Dask worker forked from it does first,
+at its bootstrap, while it is still a single thread: become a child subreaper and fork its own
+gradegrad fork server from itself, as the console script does (`sandbox/forget.py`: what that
+fork forgets), before Dask starts the worker's threads. At that moment the worker holds its start
+arguments (the local scheduler's address, Dask's configuration) and nothing of the batch.
+Imported only in that fork server."""
+
+from __future__ import annotations
+
+import multiprocessing.util
+
+import distributed  # noqa: F401
+
+import gradegrad.batch  # noqa: F401  (torch, the checks, the references)
+import gradegrad.cluster_worker  # noqa: F401
+from gradegrad.entry import warm_up
+
+warm_up()
+
+
+class _AtStart:
+    """The object the after-fork registry holds (weakly): this module keeps it."""
+
+
+_AT_START = _AtStart()
+
+
+def _fork_server(_: object) -> None:
+    from gradegrad.sandbox import reaper, zygote
+
+    reaper.enable_subreaper()  # evaluators come back to this worker, as to `grade` on one machine
+    zygote.prestart(fork=True)
+
+
+multiprocessing.util.register_after_fork(_AT_START, _fork_server)
