@@ -284,6 +284,32 @@ def one_line_usage_error(result, *words):
         assert word in result.output
 
 
+def test_the_console_script_leaves_no_local_cluster_behind_on_a_usage_error(tmp_path):
+    """`--cluster local:N` starts the workers' fork server as the command starts (it imports torch
+    while the batch is read); a command that stops before grading (--jobs with --cluster) stops it
+    too, at once, rather than leaving it to finish its imports and notice."""
+    import subprocess
+
+    marker = tmp_path / "gg-local-cluster-cwd"
+    marker.mkdir()
+    with open(tmp_path / "output", "w+") as output:  # a file: run() returns when gradegrad exits
+        result = subprocess.run([sys.executable, "-m", "gradegrad", "grade", str(BATCH), "--jobs", "2", "--cluster",
+                                 "local:1", "--out", str(tmp_path / "out")], cwd=marker, stdout=output,
+                                stderr=subprocess.STDOUT, timeout=300)
+        left = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline_holds(pid, str(marker).encode())]
+        output.seek(0)
+        assert result.returncode == 2 and "leave out --jobs" in output.read()
+    assert not left
+
+
+def _cmdline_holds(pid: str, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return marker in fh.read()
+    except OSError:
+        return False
+
+
 @pytest.mark.parametrize("address", ["local:0", "local:two", "local:-1"])
 def test_a_bad_local_cluster_is_a_usage_error(tmp_path, address):
     one_line_usage_error(grade(BATCH, *ARGS, "--cluster", address, "--out", tmp_path), "expected local:N")
