@@ -64,11 +64,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def local_address(args: list[str]) -> bool:
-    """Whether a `grade` command line asks for `--cluster local` or `local:N`."""
-    for i, arg in enumerate(args):
-        value = arg.split("=", 1)[1] if arg.startswith("--cluster=") else \
-            args[i + 1] if arg == "--cluster" and i + 1 < len(args) else None
-        if value is not None and (value == "local" or value.startswith("local:")):
-            return True
-    return False
+def is_local(address: str | None) -> bool:
+    """Whether a `--cluster` address asks for a cluster here (`local`, `local:N`)."""
+    return address is not None and (address == "local" or address.startswith("local:"))

@@ -51,8 +51,8 @@ def _main(started_handler: bool = False) -> None:
         if cluster:
             from gradegrad import cluster_forkserver
 
-            if cluster_forkserver.local_address(sys.argv[1:]):  # its workers' fork server imports torch
-                cluster_forkserver.start()  # while this process reads the batch
+            if cluster_forkserver.is_local(_option(sys.argv[1:], "--cluster")):  # its workers' fork server
+                cluster_forkserver.start()  # imports torch while this process reads the batch
         if not cluster:  # on a cluster its workers grade: this process computes no gradient
             warm_up()
         workers = 0 if cluster else _preforks(sys.argv[1:])
@@ -93,6 +93,18 @@ def warm_up() -> None:
     torch.set_num_threads(1)
 
 
+def _option(args: list[str], name: str, *short: str) -> str | None:
+    """The value given to option `name` (`--name VALUE`, `--name=VALUE`, or a short form) on a
+    command line not parsed yet, the last one as the parser takes it; None when it is not there."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+        elif arg in (name, *short) and i + 1 < len(args):
+            value = args[i + 1]
+    return value
+
+
 def _on_cluster(args: list[str]) -> bool:
     """Whether `grade` sends the batch to a Dask cluster (`--cluster`): no fork server here."""
     return bool(args) and args[0] == "grade" and any(arg == "--cluster" or arg.startswith("--cluster=")
@@ -106,13 +118,8 @@ def _preforks(args: list[str]) -> int:
         return 0
     from gradegrad.workers import default_jobs, preforks_for
 
-    jobs = default_jobs()
-    for i, arg in enumerate(args):
-        value = arg.split("=", 1)[1] if arg.startswith("--jobs=") else \
-            args[i + 1] if arg in ("--jobs", "-j") and i + 1 < len(args) else None
-        if value is not None and value.isdigit():
-            jobs = int(value)
-    return preforks_for(jobs)
+    value = _option(args, "--jobs", "-j")
+    return preforks_for(int(value) if value is not None and value.isdigit() else default_jobs())
 
 
 def _fast_exit(code: int) -> None:

@@ -41,16 +41,7 @@ EXIT_GRACE = 10.0  # seconds a worker that sent everything may take to stop its 
 
 Grade = Callable[[SubmissionSource], tuple[Report, bool, float]]  # (report, worth caching, seconds)
 _RUNNING: set[int] = set()  # pids of this process's grading workers, for `stop_all`
-_PREFORKED: list["Preforked"] = []  # workers forked at the start, waiting for their share
-
-
-@dataclass(frozen=True)
-class Preforked:
-    """A worker `prefork` started: its pid, the pipe its share is written to, the pipe its reports come on."""
-
-    pid: int
-    tasks: int
-    reports: int
+_PREFORKED: list["_Worker"] = []  # workers forked at the start, waiting for their share
 
 
 @dataclass(frozen=True)
@@ -109,22 +100,6 @@ def _become_worker() -> None:
 
 def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, threads: int, out: int) -> None:
     """A late worker's life: grade its share, one JSON line per submission on `out`, then exit."""
-    code = 0
-    try:
-        _become_worker()
-        _grade_share(sources, share, grade, threads, out)
-    except BaseException:  # noqa: BLE001 - the parent reports what this worker did not send
-        code = 1
-    finally:
-        from gradegrad.sandbox import zygote
-
-        zygote.shutdown()
-        os._exit(code)
-
-
-def _grade_share(sources: Sequence[SubmissionSource], share: Sequence[int], grade: Grade, threads: int,
-                 out: int) -> None:
-    """Grade `share` (indices of `sources`), `threads` at a time, one JSON line per submission on `out`."""
     lock = threading.Lock()
 
     def one(index: int) -> None:
@@ -133,8 +108,18 @@ def _grade_share(sources: Sequence[SubmissionSource], share: Sequence[int], grad
         with lock:
             _write_all(out, line)
 
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gradegrad") as pool:
-        list(pool.map(one, share))
+    code = 0
+    try:
+        _become_worker()
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gradegrad") as pool:
+            list(pool.map(one, share))
+    except BaseException:  # noqa: BLE001 - the parent reports what this worker did not send
+        code = 1
+    finally:
+        from gradegrad.sandbox import zygote
+
+        zygote.shutdown()
+        os._exit(code)
 
 
 def _line(index: int, report: Report, keep: bool, seconds: float) -> bytes:
@@ -175,7 +160,7 @@ def prefork(processes: int) -> None:
             _serve(tasks_read, reports_write)
         os.close(tasks_read)
         os.close(reports_write)
-        _PREFORKED.append(Preforked(pid, tasks_write, reports_read))
+        _PREFORKED.append(_Worker(pid, tasks_write, reports_read))
         _RUNNING.add(pid)
 
 
@@ -238,10 +223,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class _Worker:
-    """The parent's side of one preforked worker during `grade_preforked`."""
+    """The parent's side of one preforked worker: its pid, the pipe its submissions are written to,
+    the pipe its reports come on, and what `grade_preforked` keeps of it."""
 
-    def __init__(self, worker: Preforked) -> None:
-        self.pid, self.tasks, self.reports = worker.pid, worker.tasks, worker.reports
+    def __init__(self, pid: int, tasks: int, reports: int) -> None:
+        self.pid, self.tasks, self.reports = pid, tasks, reports
         self.outgoing = bytearray()  # what is still to be written to its pipe
         self.incoming = bytearray()  # what it sent beyond its last complete line
         self.inflight: set[int] = set()  # indices sent, not yet reported
@@ -264,7 +250,7 @@ def grade_preforked(sources: Sequence[SubmissionSource], context: dict, jobs: in
     report never blocks the parent."""
     from gradegrad.portable import to_plain
 
-    ready, _PREFORKED[:] = [_Worker(w) for w in _PREFORKED], []
+    ready, _PREFORKED[:] = list(_PREFORKED), []
     used = ready[:min(len(ready), jobs, len(sources))]
     threads = -(-jobs // max(1, len(used)))
     queue = deque(range(len(sources)))
@@ -346,14 +332,10 @@ def grade_preforked(sources: Sequence[SubmissionSource], context: dict, jobs: in
                     feed(worker)
         collected = True
     finally:
-        deadline = time.monotonic() + (EXIT_GRACE if collected else 0.0)
         for worker in ready:
             worker.close_tasks()
             os.close(worker.reports)
-            _stop(worker.pid, deadline)
-        from gradegrad.sandbox import reaper
-
-        reaper.sweep("", -1)  # what a killed or interrupted worker left is now ours (we are its subreaper)
+        _stop_workers([worker.pid for worker in ready], EXIT_GRACE if collected else 0.0)
 
 
 # --------------------------------------------------------------------------- forked late
@@ -368,6 +350,7 @@ def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, proces
     zygote.shutdown()  # this process grades nothing itself now: its fork server would only wait
     reaper.enable_subreaper()  # what a worker leaves when it dies comes to us, for the sweep below
     workers: dict[int, tuple[int, list[int]]] = {}  # read fd -> (pid, its share)
+    grace = 0.0  # how long a worker may take to exit before it is killed
     try:
         for share in _share(sources, processes):
             read_fd, write_fd = os.pipe()
@@ -378,29 +361,23 @@ def grade_in_processes(sources: Sequence[SubmissionSource], grade: Grade, proces
             os.close(write_fd)
             workers[read_fd] = (pid, share)
             _RUNNING.add(pid)
-    except BaseException:
-        yield from _finish(sources, workers, collect=False)
-        raise
-    yield from _finish(sources, workers)
-
-
-def _finish(sources: Sequence[SubmissionSource], workers: dict[int, tuple[int, list[int]]],
-            collect: bool = True) -> Iterator[Done]:
-    """Collect what the workers send, then stop them (at once where not everything came back)."""
-    from gradegrad.sandbox import reaper
-
-    grace = 0.0  # how long a worker may take to exit before it is killed
-    try:
-        if collect:
-            yield from _collect(sources, workers)
-            grace = EXIT_GRACE  # all sent: they are stopping their fork servers
+        yield from _collect(sources, workers)
+        grace = EXIT_GRACE  # all sent: they are stopping their fork servers
     finally:
-        deadline = time.monotonic() + grace
-        for pid, _ in workers.values():
-            _stop(pid, deadline)
+        _stop_workers([pid for pid, _ in workers.values()], grace)
         for read_fd in workers:
             os.close(read_fd)
-        reaper.sweep("", -1)  # what a killed or interrupted worker left is now ours (we are its subreaper)
+
+
+def _stop_workers(pids: list[int], grace: float) -> None:
+    """Reap the workers, killing those not gone after `grace` seconds, then sweep what a killed or
+    interrupted worker left (it is ours: we are its subreaper)."""
+    from gradegrad.sandbox import reaper
+
+    deadline = time.monotonic() + grace
+    for pid in pids:
+        _stop(pid, deadline)
+    reaper.sweep("", -1)
 
 
 def stop_all() -> None:

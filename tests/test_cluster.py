@@ -290,24 +290,19 @@ def test_the_console_script_leaves_no_local_cluster_behind_on_a_usage_error(tmp_
     too, at once, rather than leaving it to finish its imports and notice."""
     import subprocess
 
+    from test_exploits import holding
+
     marker = tmp_path / "gg-local-cluster-cwd"
     marker.mkdir()
     with open(tmp_path / "output", "w+") as output:  # a file: run() returns when gradegrad exits
         result = subprocess.run([sys.executable, "-m", "gradegrad", "grade", str(BATCH), "--jobs", "2", "--cluster",
                                  "local:1", "--out", str(tmp_path / "out")], cwd=marker, stdout=output,
                                 stderr=subprocess.STDOUT, timeout=300)
-        left = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline_holds(pid, str(marker).encode())]
+        left = holding(str(marker).encode())
         output.seek(0)
         assert result.returncode == 2 and "leave out --jobs" in output.read()
     assert not left
 
-
-def _cmdline_holds(pid: str, marker: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return marker in fh.read()
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("address", ["local:0", "local:two", "local:-1"])

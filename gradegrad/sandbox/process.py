@@ -82,13 +82,9 @@ def _spawn(server, request: dict, fds: list[int]) -> dict | None:
     """Ask the fork server for an evaluator. The request (the submission's path among it) travels
     in a file only the fork server's fork reads: the fork server itself never holds it, so no later
     evaluator, a fork of the fork server, finds an earlier student's name in its memory."""
-    body = json.dumps(request).encode()
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("gradegrad-spawn", os.MFD_CLOEXEC)
-    else:
-        fd = os.open(tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fd = os.memfd_create("gradegrad-spawn", os.MFD_CLOEXEC)  # (the fork server needs Linux anyway)
     try:
-        os.write(fd, body)
+        os.write(fd, json.dumps(request).encode())
         os.lseek(fd, 0, os.SEEK_SET)
         return server.spawn([fd, *fds], {"device": request["device"]})
     finally:
