@@ -52,14 +52,20 @@ def clean_text(text: object, limit: int = MESSAGE) -> str:
     """Multi-line text (a traceback, printed output): newlines and tabs kept, every other control
     character and escape sequence removed, lone surrogates (which no UTF-8 file can hold) replaced
     by U+FFFD, `\\r` read as a line break, capped."""
-    text = cap(text if isinstance(text, str) else str(text), limit)
+    text = text if isinstance(text, str) else str(text)
+    if text.isprintable() and len(text) <= limit + CAP_SLACK:  # nothing to remove or change (the tests check
+        return text  # every printable character)
+    text = cap(text, limit)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _ESCAPE.sub("", text).translate(_MULTILINE)
 
 
 def one_line(text: object, limit: int = NAME) -> str:
     """Text for a one-line field (a name, a CSV cell, a title): no line breaks or tabs either."""
-    text = cap(text if isinstance(text, str) else str(text), limit, one_line=True)
+    text = text if isinstance(text, str) else str(text)
+    if text.isprintable() and len(text) <= limit + CAP_SLACK and "  " not in text and text[:1] != " " != text[-1:]:
+        return text  # one line already, no runs of spaces
+    text = cap(text, limit, one_line=True)
     return " ".join(_ESCAPE.sub("", text).translate(_ONE_LINE).split())  # no runs of spaces either
 
 

@@ -35,7 +35,10 @@ def plain(value: Any) -> Any:
     """A report (or any of its parts) as JSON's data, as `json_safe(dataclasses.asdict(value))`
     gives it, in one pass: `asdict` deep-copies every leaf, and a batch writes each report a few
     times (the gradebook, the cache, a grading process's line)."""
-    names = _FIELDS.get(type(value))
+    kind = type(value)
+    if kind in _LEAVES:  # most of a report: its exact types first, the general case below
+        return value
+    names = _FIELDS.get(kind)
     if names is not None:
         return {name: plain(getattr(value, name)) for name in names}
     if isinstance(value, (str, int, bool)) or value is None:
@@ -215,6 +218,7 @@ class Report:
         )
 
 
-# each result class's fields, in order, for `plain`
+# each result class's fields, in order, for `plain`; and the types it returns as they are
+_LEAVES = frozenset({str, int, bool, type(None)})
 _FIELDS = {cls: tuple(f.name for f in fields(cls))
            for cls in (Worst, CheckResult, ExerciseResult, StudentOutput, Adjustment, LoadProblem, Report)}

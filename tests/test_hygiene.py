@@ -22,6 +22,19 @@ def test_escape_sequences_and_control_characters_are_removed():
     assert one_line("name\n\twith\r" + ESCAPES + "  spaces ") == "name with evil spaces"
 
 
+def test_text_without_anything_to_remove_is_returned_as_it_is():
+    """The shortcut for printable text (`str.isprintable`) gives what the full cleaning gives: no
+    printable character is one it removes or changes, and the only printable whitespace is the space."""
+    from gradegrad.hygiene import _ESCAPE, _MULTILINE, _ONE_LINE
+
+    printable = "".join(chr(c) for c in range(0x110000) if chr(c).isprintable())
+    assert _ESCAPE.sub("", printable).translate(_MULTILINE) == printable
+    assert _ESCAPE.sub("", printable).translate(_ONE_LINE) == printable
+    assert [c for c in printable if c.isspace()] == [" "]
+    assert clean_text("a \u00e9\u4e2d b") == "a \u00e9\u4e2d b" and one_line("a  b ") == "a b"
+    assert clean_text("x" * 3000, 1000) != "x" * 3000 and one_line(" a") == "a"
+
+
 def test_text_is_capped_keeping_its_start_and_end():
     text = "start " + "x" * 100_000 + " end"
     capped = clean_text(text, 1000)
