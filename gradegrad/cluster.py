@@ -9,8 +9,8 @@ Each submission becomes one task. It travels as data (`portable.py`: the file's 
 generated module's text, never a path a worker cannot see), with the batch's rubric, exercises
 and options (some 65 kB of JSON text, parsed once per batch on each worker); the worker grades it with
 gradegrad's own contained evaluators, as `grade` does here, and sends the report back as a plain
-dict. Reports are recorded as their futures complete (the progress bar, the cache). A worker
-lost mid-grade costs nothing: the scheduler runs its task elsewhere. A task whose every worker
+dict in JSON text. Reports are recorded as their futures complete (the progress bar, the cache).
+A worker lost mid-grade costs nothing: the scheduler runs its task elsewhere. A task whose every worker
 died (`KilledWorker`, after `distributed.scheduler.allowed-failures` retries) is that student's
 `error` row, not cached, and the batch goes on. Dask is an optional extra (`gradegrad[dask]`),
 imported only here.
@@ -124,7 +124,10 @@ def _local_client(distributed: Any, count: int) -> Iterator[Any]:
                           "distributed.worker.preload": ["gradegrad.cluster_worker"],
                           "distributed.worker.multiprocessing-method": "forkserver",
                           "distributed.worker.profile.enabled": False,
-                          "distributed.admin.tick.interval": "1s"}):
+                          "distributed.admin.tick.interval": "1s",
+                          # each server's psutil readings for the dashboard: every 10 s, not 0.5 s
+                          "distributed.admin.system-monitor.interval": "10s",
+                          "distributed.admin.system-monitor.disk": False}):
         cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
                                            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
                                            memory_limit=0)
@@ -253,7 +256,8 @@ class _Batch:
             data = future.result()
             if data.get("report") is None:
                 return self.lost(source, str(data.get("problem", "the Dask worker sent no report"))), False, 0.0
-            return Report.from_dict(data["report"]), data.get("keep") is True, float(data.get("seconds", 0.0))
+            report = Report.from_dict(json.loads(data["report"]))
+            return report, data.get("keep") is True, float(data.get("seconds", 0.0))
         except KilledWorker as exc:
             worker = getattr(exc.last_worker, "address", exc.last_worker)
             why = (f"every Dask worker grading it died before it finished ({exc.allowed_failures + 1} tries, the "

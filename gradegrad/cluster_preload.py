@@ -8,7 +8,10 @@ Imported only in that fork server."""
 
 from __future__ import annotations
 
+import gc
 import multiprocessing.util
+
+gc.disable()  # importing torch would run several full collections over its own objects (a third of a second)
 
 import distributed  # noqa: F401
 
@@ -17,6 +20,8 @@ import gradegrad.cluster_worker  # noqa: F401
 from gradegrad.entry import warm_up
 
 warm_up()
+gc.freeze()  # what is imported lives as long as each worker: its collections skip it, and leave its pages shared
+gc.enable()
 
 
 class _AtStart:

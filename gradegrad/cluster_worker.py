@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib.metadata
+import json
 import os
 import signal
 import tempfile
@@ -73,8 +74,6 @@ def _parsed(data: dict) -> tuple:
     """(rubric, catalog, options) of a task's context, rebuilt once per batch in this process. The
     context travels as JSON text (`context`): one string, which Dask does not walk for futures as
     it would every value of some 60 kB of nested dicts, for each task."""
-    import json
-
     from gradegrad.portable import from_context
 
     with _PARSED_LOCK:
@@ -86,8 +85,9 @@ def _parsed(data: dict) -> tuple:
 
 
 def grade_packed(payload: dict, data: dict) -> dict:
-    """Grade one packed submission as `grade` does locally: {"report", "keep", "seconds"}, or
-    {"report": None, "problem"} when this worker cannot give the TA's machine's verdict."""
+    """Grade one packed submission as `grade` does locally: {"report", "keep", "seconds"}, the
+    report as JSON text (one string, which Dask neither walks to size it nor pickles node by node),
+    or {"report": None, "problem"} when this worker cannot give the TA's machine's verdict."""
     from gradegrad.batch import grade_timed
     from gradegrad.portable import replace_text, unpack_submission
 
@@ -102,7 +102,8 @@ def grade_packed(payload: dict, data: dict) -> dict:
         source, code, paths = unpack_submission(payload, Path(scratch))
         report, keep, seconds = grade_timed(source, rubric, catalog, options, code)
     result = report.to_dict()
-    return {"report": replace_text(result, *paths) if paths else result, "keep": keep, "seconds": seconds}
+    return {"report": json.dumps(replace_text(result, *paths) if paths else result, allow_nan=False),
+            "keep": keep, "seconds": seconds}
 
 
 @lru_cache(maxsize=1)
