@@ -7,13 +7,13 @@ and yields a `batch.Remote`: `grade_folder` hands it what the cache does not hav
 
 Each submission becomes one task. It travels as data (`portable.py`: the file's bytes or the
 generated module's text, never a path a worker cannot see), with the batch's rubric, exercises
-and options (some 65 kB of JSON text, parsed once per batch on each worker); the worker grades it with
-gradegrad's own contained evaluators, as `grade` does here, and sends the report back as a plain
-dict in JSON text. Reports are recorded as their futures complete (the progress bar, the cache).
-A worker lost mid-grade costs nothing: the scheduler runs its task elsewhere. A task whose every worker
-died (`KilledWorker`, after `distributed.scheduler.allowed-failures` retries) is that student's
-`error` row, not cached, and the batch goes on. Dask is an optional extra (`gradegrad[dask]`),
-imported only here.
+and options (some 65 kB of JSON text, parsed once per batch on each worker); the worker grades
+it with gradegrad's own contained evaluators, as `grade` does here, and sends the report back as
+a plain dict in JSON text. Reports are recorded as their futures complete (the progress bar, the
+cache). A worker lost mid-grade costs nothing: the scheduler runs its task elsewhere. A task
+whose every worker died (`KilledWorker`, after `distributed.scheduler.allowed-failures`
+retries) is that student's `error` row, not cached, and the batch goes on. Dask is an optional
+extra (`gradegrad[dask]`), imported only here.
 """
 
 from __future__ import annotations

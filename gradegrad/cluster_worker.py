@@ -102,7 +102,7 @@ def grade_packed(payload: dict, data: dict) -> dict:
         source, code, paths = unpack_submission(payload, Path(scratch))
         report, keep, seconds = grade_timed(source, rubric, catalog, options, code)
     result = report.to_dict()
-    return {"report": json.dumps(replace_text(result, *paths) if paths else result, allow_nan=False),
+    return {"report": json.dumps(replace_text(result, *paths) if paths else result, allow_nan=False, default=str),
             "keep": keep, "seconds": seconds}
 
 

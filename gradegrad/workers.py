@@ -100,19 +100,12 @@ def _become_worker() -> None:
 
 def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, threads: int, out: int) -> None:
     """A late worker's life: grade its share, one JSON line per submission on `out`, then exit."""
-    lock = threading.Lock()
-
-    def one(index: int) -> None:
-        report, keep, seconds = grade(sources[index])
-        line = _line(index, report, keep, seconds)
-        with lock:
-            _write_all(out, line)
-
+    one = _reporter(grade, out)
     code = 0
     try:
         _become_worker()
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gradegrad") as pool:
-            list(pool.map(one, share))
+            list(pool.map(lambda index: one(index, sources[index]), share))
     except BaseException:  # noqa: BLE001 - the parent reports what this worker did not send
         code = 1
     finally:
@@ -120,6 +113,19 @@ def _work(sources: Sequence[SubmissionSource], share: list[int], grade: Grade, t
 
         zygote.shutdown()
         os._exit(code)
+
+
+def _reporter(grade: Grade, out: int) -> Callable[[int, SubmissionSource], None]:
+    """A worker's `one(index, source)`: grade it, then write its report's line whole on `out`
+    (from any of the worker's threads)."""
+    lock = threading.Lock()
+
+    def one(index: int, source: SubmissionSource) -> None:
+        line = _line(index, *grade(source))
+        with lock:
+            _write_all(out, line)
+
+    return one
 
 
 def _line(index: int, report: Report, keep: bool, seconds: float) -> bytes:
@@ -192,13 +198,7 @@ def _serve(tasks: int, out: int) -> None:
             if first:
                 data = json.loads(first)
                 rubric, catalog, options = from_context(data["context"])
-                lock = threading.Lock()
-
-                def one(index: int, source: SubmissionSource) -> None:
-                    line = _line(index, *grade_timed(source, rubric, catalog, options))
-                    with lock:
-                        _write_all(out, line)
-
+                one = _reporter(lambda source: grade_timed(source, rubric, catalog, options), out)
                 with ThreadPoolExecutor(max_workers=max(1, data["threads"]), thread_name_prefix="gradegrad") as pool:
                     for line in lines:
                         task = json.loads(line)
