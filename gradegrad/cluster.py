@@ -5,15 +5,17 @@ to a Dask scheduler, checks that its workers run this very gradegrad and torch, 
 plugins of `cluster_worker.py` (a fork server prepared in each worker, a warden in each nanny),
 and yields a `batch.Remote`: `grade_folder` hands it what the cache does not have.
 
-Each submission becomes one task. It travels as data (`portable.py`: the file's bytes or the
-generated module's text, never a path a worker cannot see), with the batch's rubric, exercises
-and options (some 65 kB of JSON text, parsed once per batch on each worker); the worker grades
-it with gradegrad's own contained evaluators, as `grade` does here, and sends the report back as
-a plain dict in JSON text. Reports are recorded as their futures complete (the progress bar, the
-cache). A worker lost mid-grade costs nothing: the scheduler runs its task elsewhere. A task
-whose every worker died (`KilledWorker`, after `distributed.scheduler.allowed-failures`
-retries) is that student's `error` row, not cached, and the batch goes on. Dask is an optional
-extra (`gradegrad[dask]`), imported only here.
+A task grades a few submissions (`DaskGrader`: up to four, one at a time at the end of the
+batch). Each travels as data (`portable.py`: the file's bytes or the generated module's text,
+never a path a worker cannot see), with the batch's rubric, exercises and options (some 65 kB of
+JSON text, parsed once per batch on each worker); the worker grades them with gradegrad's own
+contained evaluators, as `grade` does here, and sends each report back as a plain dict in JSON
+text. Reports are recorded as their futures complete (the progress bar, the cache). A worker
+lost mid-grade costs nothing: the scheduler runs its task elsewhere. A task whose every worker
+died (`KilledWorker`, after `distributed.scheduler.allowed-failures` retries) is graded again
+one submission a task; a single submission whose every worker died is that student's `error`
+row, not cached, and the batch goes on. Dask is an optional extra (`gradegrad[dask]`), imported
+only here.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ CONNECT_TIMEOUT = 30.0  # seconds to reach the scheduler
 WAIT_FOR_WORKERS = 60.0  # seconds for a first worker to join it
 THREADS_REFRESH = 2.0  # seconds between two looks at how many worker threads the cluster has
 QUEUED_PER_THREAD = 3  # tasks submitted per worker thread in a large batch (more than 2: Dask queues them)
+CHUNK = 4  # submissions a task grades at most
+CHUNKS_AHEAD = 3  # chunks of that size left per worker thread for a task to grade that many
 
 
 def _distributed() -> Any:
@@ -164,15 +168,23 @@ def _line(exc: BaseException) -> str:
 class DaskGrader:
     """A `batch.Remote`: grade sources as tasks of `client`, recording each as it completes.
 
+    A task grades a chunk of the batch: up to CHUNK submissions while every worker thread has
+    CHUNKS_AHEAD chunks of that size still to submit, fewer towards the end, one a task for the
+    last few (and for a batch too small to share out so). Each task costs the scheduler, the
+    client and the worker a few milliseconds of CPU and a round trip between two submissions;
+    chunks pay that once for several. A chunk whose task fails as a whole (its workers all died,
+    `KilledWorker`) is graded again one submission a task, so that only the submission that kills
+    workers gets the error row.
+
     Only a window of the batch is submitted at a time. A large batch keeps QUEUED_PER_THREAD
     tasks per worker thread submitted: Dask then holds them in its scheduler's queue (they are
     "root-ish") and hands a worker its next one as it finishes, one at a time with
     worker-saturation 1 (`--cluster local:N`). A small one keeps one per thread, which Dask would
-    otherwise assign to workers straight away, several to a worker. Either way no submission
-    waits on a worker behind another, so a worker that dies takes only the one it was grading
-    with it (and counts against `allowed-failures` for that one only). Tasks depend on nothing
-    (the grading context travels in each, as one JSON string): Dask would send a task only to
-    workers holding its dependencies, all of them to the same worker.
+    otherwise assign to workers straight away, several to a worker. Either way no task waits on
+    a worker behind another, so a worker that dies takes only the chunk it was grading with it
+    (and counts against `allowed-failures` for that one only). Tasks depend on nothing (the
+    grading context travels in each, as one JSON string): Dask would send a task only to workers
+    holding its dependencies, all of them to the same worker.
     """
 
     def __init__(self, client: Any) -> None:
@@ -187,39 +199,57 @@ class DaskGrader:
 
         batch = _Batch(rubric, catalog, options, record)
         queue = [s for s in reversed(todo) if not batch.here(s)]  # popped from the end: in order
+        alone: list[SubmissionSource] = []  # of chunks that failed as a whole: one a task from now on
         context = {"context": json.dumps(grading_context(rubric, catalog, options)), "token": uuid.uuid4().hex,
                    "identity": cluster_worker.identity()}
-        running: dict[Any, SubmissionSource] = {}
+        running: dict[Any, list[SubmissionSource]] = {}
         completed = as_completed()
         try:
-            self._fill(queue, context, batch, running, completed)
+            self._fill(queue, alone, context, batch, running, completed)
             for future in completed:
-                source = running.pop(future)
-                batch.record(source, *batch.outcome(source, future))
-                self._fill(queue, context, batch, running, completed)
+                sources = running.pop(future)
+                outcomes = batch.outcomes(sources, future)
+                if outcomes is None:
+                    alone.extend(reversed(sources))
+                else:
+                    for source, outcome in zip(sources, outcomes):
+                        batch.record(source, *outcome)
+                self._fill(queue, alone, context, batch, running, completed)
         finally:
             self.client.cancel(list(running))  # Ctrl-C: nothing more runs for this batch
 
-    def _window(self, left: int) -> int:
-        """How many tasks to keep submitted when `left` are not done (see the class)."""
+    def _refresh(self) -> None:
+        """How many worker threads the cluster has (looked at every THREADS_REFRESH seconds)."""
         if time.monotonic() - self.counted > THREADS_REFRESH:
             self.threads = max(1, sum(self.client.nthreads().values()))
             self.counted = time.monotonic()
+
+    def _window(self, left: int) -> int:
+        """How many tasks to keep submitted when `left` submissions are not done (see the class)."""
         return QUEUED_PER_THREAD * self.threads if left > 2 * self.threads else self.threads
 
-    def _fill(self, queue: list[SubmissionSource], context: dict, batch: "_Batch",
-              running: dict[Any, SubmissionSource], completed: Any) -> None:
-        """Submit sources of `queue` until the window is full (one whose file vanished gets its row
-        at once)."""
+    def _chunk(self, waiting: int) -> int:
+        """How many submissions the next task grades when `waiting` are not submitted yet (see the
+        class): the last few go one a task, so that no worker is left with several at the end."""
+        return max(1, min(CHUNK, waiting // (CHUNKS_AHEAD * self.threads)))
+
+    def _fill(self, queue: list[SubmissionSource], alone: list[SubmissionSource], context: dict,
+              batch: "_Batch", running: dict[Any, list[SubmissionSource]], completed: Any) -> None:
+        """Submit chunks of `alone` (one submission each) and then `queue` until the window is
+        full (one whose file vanished gets its row at once)."""
         from gradegrad import cluster_worker
 
-        while queue and len(running) < self._window(len(queue) + len(running)):
-            source = queue.pop()
-            payload = batch.pack(source)
-            if payload is not None:
-                future = self.client.submit(cluster_worker.grade_packed, payload, context,
+        while queue or alone:
+            self._refresh()
+            left = len(queue) + len(alone) + sum(map(len, running.values()))
+            if len(running) >= self._window(left):
+                return
+            chunk = [alone.pop()] if alone else [queue.pop() for _ in range(min(len(queue), self._chunk(len(queue))))]
+            packed = [(source, payload) for source in chunk if (payload := batch.pack(source)) is not None]
+            if packed:
+                future = self.client.submit(cluster_worker.grade_chunk, [payload for _, payload in packed], context,
                                             key=f"gradegrad-grade-{uuid.uuid4().hex}", pure=False)
-                running[future] = source
+                running[future] = [source for source, _ in packed]
                 completed.add(future)
 
 
@@ -248,20 +278,34 @@ class _Batch:
     def lost(self, source: SubmissionSource, why: str) -> Report:
         return unloaded_report(str(source.origin), self.rubric, self.catalog, self.options, f"{GRADER_ERROR}: {why}")
 
-    def outcome(self, source: SubmissionSource, future: Any) -> tuple[Report, bool, float]:
-        """(report, worth caching, seconds) of a completed task; a lost one is an error row."""
+    def outcomes(self, sources: list[SubmissionSource], future: Any) -> list[tuple[Report, bool, float]] | None:
+        """(report, worth caching, seconds) of each source of a completed task, in order; a lost
+        one is an error row. None: a task of several failed as a whole (grade them one by one)."""
         from distributed import KilledWorker
 
         try:
-            data = future.result()
+            results = future.result()
+        except KilledWorker as exc:
+            if len(sources) > 1:
+                return None
+            worker = getattr(exc.last_worker, "address", exc.last_worker)
+            why = (f"every Dask worker grading it died before it finished ({exc.allowed_failures + 1} tries, the "
+                   f"last on {worker}); see the workers' logs")
+            return [(self.lost(sources[0], why), False, 0.0)]
+        except Exception as exc:  # noqa: BLE001 - cancelled, a result Dask could not bring back
+            if len(sources) > 1:
+                return None
+            return [(self.lost(sources[0], f"on the Dask cluster ({_line(exc)})"), False, 0.0)]
+        if not isinstance(results, list) or len(results) != len(sources):
+            return [(self.lost(source, "the Dask worker sent no report"), False, 0.0) for source in sources]
+        return [self.outcome(source, data) for source, data in zip(sources, results)]
+
+    def outcome(self, source: SubmissionSource, data: Any) -> tuple[Report, bool, float]:
+        """(report, worth caching, seconds) of one result of a task."""
+        try:
             if data.get("report") is None:
                 return self.lost(source, str(data.get("problem", "the Dask worker sent no report"))), False, 0.0
             report = Report.from_dict(json.loads(data["report"]))
             return report, data.get("keep") is True, float(data.get("seconds", 0.0))
-        except KilledWorker as exc:
-            worker = getattr(exc.last_worker, "address", exc.last_worker)
-            why = (f"every Dask worker grading it died before it finished ({exc.allowed_failures + 1} tries, the "
-                   f"last on {worker}); see the workers' logs")
-            return self.lost(source, why), False, 0.0
-        except Exception as exc:  # noqa: BLE001 - cancelled, a bug on the worker, a report we cannot read
+        except Exception as exc:  # noqa: BLE001 - a report we cannot read
             return self.lost(source, f"on the Dask cluster ({_line(exc)})"), False, 0.0

@@ -1,12 +1,13 @@
 """What runs on a Dask cluster for `gradegrad grade --cluster` (the TA's side is `cluster.py`).
 
-A task, `grade_packed`, gets one submission and the batch's grading context as plain data
-(`portable.py`: the file's bytes or the generated module, the rubric, every exercise, the
-options), rebuilds them and grades with `batch.grade_timed`, exactly as `grade` does on one
-machine: in this worker process, which starts its own fork server (zygote) and is the child
-subreaper of its own evaluators. The report goes back as `Report.to_dict()`, with the scratch
-copy's paths replaced by the paths the TA's machine knows. A worker whose gradegrad or torch is not
-the TA's grades nothing: the student gets an error row, not a different verdict.
+A task, `grade_chunk`, gets a few submissions and the batch's grading context as plain data
+(`portable.py`: the files' bytes or the generated modules, the rubric, every exercise, the
+options), rebuilds them and grades each (`grade_packed`) with `batch.grade_timed`, exactly as
+`grade` does on one machine: in this worker process, which starts its own fork server (zygote)
+and is the child subreaper of its own evaluators. Each report goes back as `Report.to_dict()`,
+with the scratch copy's paths replaced by the paths the TA's machine knows. A worker whose
+gradegrad or torch is not the TA's grades nothing: the student gets an error row, not a
+different verdict.
 
 Two plugins, installed by `cluster.py` on every worker and nanny, present and future:
 - `Prepare` (worker): imports the grader and starts the fork server before the first task.
@@ -82,6 +83,20 @@ def _parsed(data: dict) -> tuple:
             while len(_PARSED) > CONTEXTS_KEPT:
                 _PARSED.popitem(last=False)
         return _PARSED[data["token"]]
+
+
+def grade_chunk(payloads: list[dict], data: dict) -> list[dict]:
+    """The task: grade a few packed submissions one after the other (`grade_packed` each), one
+    result per submission, in order. One submission's failure here is its own result."""
+    results = []
+    for payload in payloads:
+        try:
+            results.append(grade_packed(payload, data))
+        except Exception as exc:  # noqa: BLE001 - a bug of this worker's: that student's error row only
+            text = str(exc).strip().splitlines()
+            results.append({"report": None, "problem": f"on the Dask worker ({type(exc).__name__}"
+                                                       f"{': ' + text[0][:300] if text else ''})"})
+    return results
 
 
 def grade_packed(payload: dict, data: dict) -> dict:

@@ -17,6 +17,8 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -74,7 +76,8 @@ def grade(*args):
 class Saboteur(WorkerPlugin):
     """Kill the worker grading a student named by a file in `plan`: `kill-once-NAME` (mid-grade,
     once the evaluator has spun for a while; what it left is written to `killed-NAME`) or
-    `kill-always-NAME` (as the task starts, every time)."""
+    `kill-always-NAME` (as its grading starts, every time). Each grading started is logged in
+    `plan/graded`."""
 
     name = "saboteur"
 
@@ -90,6 +93,8 @@ class Saboteur(WorkerPlugin):
 
         def grade_packed(payload, data):
             name = payload["name"]
+            with open(plan / "graded", "a") as log:  # who was graded (or started), in order
+                log.write(name + "\n")
             if (plan / f"kill-always-{name}").exists():
                 os.kill(os.getpid(), signal.SIGKILL)
             if (plan / f"kill-once-{name}").exists():
@@ -166,15 +171,33 @@ def cluster(here, tmp_path_factory):
     local.close()
 
 
+@contextmanager
+def chunks_of(size: int):
+    """Tasks of `size` submissions each (a batch this small would go one a task)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("gradegrad.cluster.DaskGrader._chunk", lambda self, waiting: size)
+        yield
+
+
+def graded(plan: Path) -> list[str]:
+    log = plan / "graded"
+    names = log.read_text().split() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return names
+
+
 @pytest.fixture(scope="module")
 def mixed(here, cluster):
-    """The same folder graded on the cluster, whose worker grading the hanging submission (ivan)
-    is killed mid-grade: (here's result, the cluster's result, the two outputs, the plan folder)."""
+    """The same folder graded on the cluster, four submissions a task, whose worker grading the
+    hanging submission (ivan) is killed mid-grade: (here's result, the cluster's result, the two
+    outputs, the plan folder, who was graded in order)."""
     address, plan = cluster
     result, folder, out = here
     (plan / "kill-once-ivan").touch()
-    there = grade(folder, *ARGS, "--cluster", address, "--out", out.parent / "there")
-    return result, there, out.parent, plan
+    graded(plan)
+    with chunks_of(4):
+        there = grade(folder, *ARGS, "--cluster", address, "--out", out.parent / "there")
+    return result, there, out.parent, plan, graded(plan)
 
 
 def rows(out: Path) -> dict:
@@ -200,7 +223,7 @@ def files(out: Path) -> dict[str, object]:
 
 
 def test_the_cluster_writes_the_gradebook_grade_writes_here(mixed):
-    here, there, root, _ = mixed
+    here, there, root, _, _ = mixed
     assert (here.exit_code, there.exit_code) == (1, 1), there.output
     assert "Traceback" not in there.output
     local, remote = files(root / "here"), files(root / "there")
@@ -211,7 +234,7 @@ def test_the_cluster_writes_the_gradebook_grade_writes_here(mixed):
 
 
 def test_the_mixed_folder_covers_every_outcome(mixed):
-    _, _, root, _ = mixed
+    _, _, root, _, _ = mixed
     r = rows(root / "there")
     assert {n: r[n]["status"] for n in r} == {
         "alice": "passed", "bob": "failed", "carol": "failed", "dave": "failed", "erin": "error", "frank": "failed",
@@ -223,8 +246,23 @@ def test_the_mixed_folder_covers_every_outcome(mixed):
     assert any("the process running the submission was killed by" in c["message"] for c in sigmoid["checks"])
 
 
+def test_what_a_killed_worker_was_grading_is_graded_again(mixed):
+    *_, order = mixed
+    # tasks of four (grace and heidi are rows the TA's machine writes): ivan's worker died in the
+    # second task, after erin and frank, and the whole task was graded again on a worker
+    assert Counter(order) == {"alice": 1, "bob": 1, "carol": 1, "dave": 1, "erin": 2, "frank": 2, "ivan": 2, "zed": 1}
+
+
+def test_a_large_batch_goes_in_chunks_of_four_and_ends_one_submission_a_task():
+    from gradegrad.cluster import DaskGrader
+
+    grader = DaskGrader(client=None)
+    grader.threads = 2  # chunks of four while each thread has three of them left to submit
+    assert [grader._chunk(waiting) for waiting in (100, 24, 23, 17, 12, 11, 1)] == [4, 4, 3, 2, 2, 1, 1]
+
+
 def test_a_worker_killed_mid_grade_leaves_no_evaluator_behind(mixed):
-    _, _, _, plan = mixed
+    _, _, _, plan, _ = mixed
     killed = json.loads((plan / "killed-ivan").read_text())  # the kill did happen, while ivan's backward spun
     assert killed["evaluators"]
     deadline = time.monotonic() + 15
@@ -234,22 +272,28 @@ def test_a_worker_killed_mid_grade_leaves_no_evaluator_behind(mixed):
 
 
 def test_a_submission_whose_workers_all_die_is_its_error_row_and_is_not_cached(cluster, tmp_path):
+    """bob kills every worker grading him, in a task with alice and carol: once the task has
+    failed on two workers, each of the three is graded alone, and only bob gets an error row."""
     address, plan = cluster
     folder = tmp_path / "submissions"
     folder.mkdir()
-    for name in ("alice", "bob"):
+    for name in ("alice", "bob", "carol"):
         shutil.copy(BATCH / "alice.py", folder / f"{name}.py")
     (plan / "kill-always-bob").touch()
+    graded(plan)
     try:
-        result = grade(folder, *ARGS, "--cluster", address, "--out", tmp_path / "out")
+        with chunks_of(3):
+            result = grade(folder, *ARGS, "--cluster", address, "--out", tmp_path / "out")
     finally:
         (plan / "kill-always-bob").unlink()
     assert result.exit_code == 1, result.output
     r = rows(tmp_path / "out")
-    assert (r["alice"]["status"], r["alice"]["total"]) == ("passed", "23"), r["alice"]["detail"]
+    for name in ("alice", "carol"):
+        assert (r[name]["status"], r[name]["total"]) == ("passed", "23"), r[name]["detail"]
     assert (r["bob"]["status"], r["bob"]["total"], r["bob"]["max"]) == ("error", "0", "23")
     assert "every Dask worker grading it died before it finished (2 tries" in r["bob"]["detail"]
-    assert len(list((tmp_path / "out" / ".cache").glob("*.json"))) == 1  # alice only: bob is graded next time
+    assert graded(plan).count("bob") == 4  # twice in the task of three, twice alone
+    assert len(list((tmp_path / "out" / ".cache").glob("*.json"))) == 2  # not bob's: he is graded next time
 
 
 def test_the_cluster_can_come_from_the_project_config(cluster, tmp_path, monkeypatch):
@@ -361,6 +405,21 @@ def test_a_worker_joining_with_another_gradegrad_grades_nothing(catalog):
                "identity": {"gradegrad": "0.0.9", "source": "0123456789abcdef", "torch": "2.13.0+cpu"}}
     result = grade_packed(pack_submission(source_for(BATCH / "alice.py")), context)
     assert result["report"] is None and "the TA's machine gradegrad 0.0.9" in result["problem"]
+
+
+def test_a_submission_the_worker_fails_on_costs_its_task_mates_nothing(catalog):
+    from gradegrad import cluster_worker
+    from gradegrad.catalog import resolve_rubric
+    from gradegrad.intake import source_for
+    from gradegrad.options import Options
+    from gradegrad.portable import grading_context, pack_submission
+
+    context = {"context": json.dumps(grading_context(resolve_rubric("lab1", catalog), catalog, Options())), "token": "t2",
+               "identity": cluster_worker.identity()}
+    broken, alice = cluster_worker.grade_chunk([{"name": "mallory"}, pack_submission(source_for(BATCH / "alice.py"))],
+                                               context)
+    assert broken["report"] is None and broken["problem"].startswith("on the Dask worker (TypeError: ")
+    assert json.loads(alice["report"])["score"] == 23
 
 
 def test_a_worker_that_cannot_isolate_strictly_grades_nothing(catalog, monkeypatch):
