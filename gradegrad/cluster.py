@@ -95,7 +95,7 @@ def _client(distributed: Any, address: str) -> Iterator[Any]:
     try:
         client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError for a bad address
-        raise UsageError(f"--cluster {address}: cannot reach the Dask scheduler ({_line(exc)})") from None
+        raise UsageError(f"--cluster {address}: cannot reach the Dask scheduler ({exception_line(exc)})") from None
     try:
         try:
             client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS)
@@ -160,7 +160,8 @@ def _same_grader(client: Any, address: str) -> None:
                              f"{describe(mine)}: install the same on every worker (docs/cluster.md)")
 
 
-def _line(exc: BaseException) -> str:
+def exception_line(exc: BaseException) -> str:
+    """`Type: first line of its message` (the workers' failures are told so too)."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -295,7 +296,7 @@ class _Batch:
         except Exception as exc:  # noqa: BLE001 - cancelled, a result Dask could not bring back
             if len(sources) > 1:
                 return None
-            return [(self.lost(sources[0], f"on the Dask cluster ({_line(exc)})"), False, 0.0)]
+            return [(self.lost(sources[0], f"on the Dask cluster ({exception_line(exc)})"), False, 0.0)]
         if not isinstance(results, list) or len(results) != len(sources):
             return [(self.lost(source, "the Dask worker sent no report"), False, 0.0) for source in sources]
         return [self.outcome(source, data) for source, data in zip(sources, results)]
@@ -308,4 +309,4 @@ class _Batch:
             report = Report.from_dict(json.loads(data["report"]))
             return report, data.get("keep") is True, float(data.get("seconds", 0.0))
         except Exception as exc:  # noqa: BLE001 - a report we cannot read
-            return self.lost(source, f"on the Dask cluster ({_line(exc)})"), False, 0.0
+            return self.lost(source, f"on the Dask cluster ({exception_line(exc)})"), False, 0.0

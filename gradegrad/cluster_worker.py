@@ -93,9 +93,9 @@ def grade_chunk(payloads: list[dict], data: dict) -> list[dict]:
         try:
             results.append(grade_packed(payload, data))
         except Exception as exc:  # noqa: BLE001 - a bug of this worker's: that student's error row only
-            text = str(exc).strip().splitlines()
-            results.append({"report": None, "problem": f"on the Dask worker ({type(exc).__name__}"
-                                                       f"{': ' + text[0][:300] if text else ''})"})
+            from gradegrad.cluster import exception_line
+
+            results.append({"report": None, "problem": f"on the Dask worker ({exception_line(exc)})"})
     return results
 
 
