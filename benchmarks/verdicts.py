@@ -35,8 +35,10 @@ def files() -> list[tuple[str, str | None]]:
 def record(out: Path, only: list[str]) -> None:
     sys.path.insert(0, str(ROOT))
     import torch  # noqa: F401
+    from gradegrad.entry import warm_up
     from gradegrad.sandbox import zygote
 
+    warm_up()  # as the console script does (torch's symbolic shapes behind their stand-in, one thread)
     if hasattr(zygote, "Forked"):  # the fork server as the console script has it: a fork of this process
         zygote.prestart(fork=True)
     from gradegrad.catalog import load_catalog, resolve_rubric

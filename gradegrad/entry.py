@@ -80,11 +80,15 @@ def _main(started_handler: bool = False) -> None:
 
 
 def warm_up() -> None:
-    """Pay now what the grader's first reference gradient would import lazily: torch's
-    `autograd.grad` with a grad_output imports its symbolic-shapes module, and sympy with it (half a
-    second). Before the fork server is forked, so that it shares these pages too."""
+    """Pay now what the grader's first reference gradient would import lazily, before the fork
+    server is forked, so that it shares these pages too; but not torch's symbolic-shapes module
+    (and sympy, a third of a second), which `autograd.grad` with a grad_output imports only to
+    compare two sizes: a stand-in does that (`lazy_shapes.py`) until something needs the rest."""
     import torch
 
+    from gradegrad import lazy_shapes
+
+    lazy_shapes.install()
     x = torch.ones(1, dtype=torch.float64, requires_grad=True)
     torch.autograd.grad(x * 2, [x], torch.ones(1, dtype=torch.float64))
     # one thread for torch's own operations: the grader's tensors are small, and a pool of OpenMP

@@ -289,7 +289,7 @@ def test_the_sandbox_imports_one_way():
 
 def test_an_evaluator_without_the_fork_server_grades_gradcheck_too():
     """The fallback evaluator (a fresh `python -I`, GRADEGRAD_NO_ZYGOTE=1) imports what torch imports
-    lazily for gradcheck (its symbolic shapes, sympy) before a root grader's evaluator gives up root:
+    lazily for a first gradient before a root grader's evaluator gives up root:
     with Python in a folder only root may enter, it could not afterwards (gradcheck was an error)."""
     env = {**os.environ, "GRADEGRAD_NO_ZYGOTE": "1", "NO_COLOR": "1"}
     result = subprocess.run([sys.executable, "-m", "gradegrad", "check", str(EXAMPLES / "complete.py"), "-e", "sigmoid"],

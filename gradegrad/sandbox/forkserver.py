@@ -60,8 +60,14 @@ def serve(sock_fd: int, probe: str | None) -> None:
 
 def warm_up() -> None:
     """Run once what every evaluator runs, so that lazy imports and first-call set-up are paid
-    here, before forking (CPU only: CUDA must not be initialised in the zygote)."""
+    here, before forking (CPU only: CUDA must not be initialised in the zygote). torch's
+    symbolic-shapes module is left to its stand-in (`lazy_shapes.py`), installed already in a fork
+    of the console script."""
     import torch
+
+    from gradegrad import lazy_shapes
+
+    lazy_shapes.install()
 
     from gradegrad.sandbox.child import OpRecorder, encode_value
     from gradegrad.sandbox.measure import ByteCounter

@@ -255,8 +255,8 @@ def plain(argv: list[str]) -> None:
     from gradegrad.sandbox.child import main  # and torch: before giving up root, who may be all that can read them
 
     uid = credentials.evaluator_uid(os.getpid()) if os.geteuid() == 0 and isolation != "none" else None
-    if uid is not None:  # and what torch imports lazily (gradcheck's symbolic shapes, sympy), as the fork
-        from gradegrad.sandbox.forkserver import warm_up  # server does: its uid may not read them either
+    if uid is not None:  # and what torch imports lazily on a first gradient, as the fork server does
+        from gradegrad.sandbox.forkserver import warm_up  # (its uid may not read them either)
 
         warm_up()
     source = _read_submission(request) if uid is not None else None
