@@ -9,7 +9,7 @@ from typing import Mapping
 
 import gradegrad
 from gradegrad.catalog import Exercise, Rubric, RubricItem
-from gradegrad.registry import checks_for, reads_of, skipped_on
+from gradegrad.registry import checks_for, reads_of, skipped_on, warm_for
 from gradegrad.discovery import Match, normalize
 from gradegrad.errors import GradegradError, SubmissionError
 from gradegrad.evaluation import Runner
@@ -19,6 +19,7 @@ from gradegrad.report import CheckResult, ExerciseResult, LoadProblem, Report
 from gradegrad.options import Options
 from gradegrad.points import applicable
 from gradegrad.sandbox.remote import Loaded, Submission
+from gradegrad.sandbox.zygote import warm_later
 from gradegrad.variants import personalise, student_name
 from gradegrad.verdict import CheckContext, Verdict
 
@@ -204,6 +205,7 @@ def grade(path: Path, rubric: Rubric, catalog: Mapping[str, Exercise], options: 
                 results = [_load_failure(ex, it, loaded, options.device) for ex, it in exercises]
         else:
             matches = match_submission([ex for ex, _ in exercises], loaded)
+            warm_later({m for ex, _ in exercises if matches[ex.id].info is not None for m in warm_for(ex)})
             deadline = time.monotonic() + options.limits.submission_timeout
             for ex, it in exercises:
                 m = matches[ex.id]

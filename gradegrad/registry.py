@@ -29,6 +29,7 @@ class Entry:
 
 
 _TABLE: dict[str, dict[str, Entry]] = {}  # kind -> check id -> entry
+_WARMS: dict[str, Callable[[Exercise], tuple[str, ...]]] = {}  # kind -> what its evaluators import lazily
 _loaded = False
 
 
@@ -58,6 +59,20 @@ def share(kind: str, check_ids: tuple[str, ...], source: str = "function") -> No
     _load()
     for cid in check_ids:
         _TABLE.setdefault(kind, {})[cid] = _TABLE[source][cid]
+
+
+def evaluator_imports(kind: str, modules: Callable[[Exercise], tuple[str, ...]]) -> None:
+    """Register what an evaluator grading an exercise of `kind` imports on first use (a second of
+    `torch._dynamo` for `torch.optim`): the fork server imports it once, for the evaluators after
+    (`zygote.warm_later`), instead of every evaluator importing its own."""
+    _WARMS[kind] = modules
+
+
+def warm_for(ex: Exercise) -> tuple[str, ...]:
+    """The modules an evaluator grading `ex` will import on first use (`evaluator_imports`)."""
+    _load()
+    rule = _WARMS.get(ex.kind)
+    return rule(ex) if rule is not None else ()
 
 
 def _load() -> None:

@@ -11,6 +11,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -295,3 +296,40 @@ def test_an_evaluator_without_the_fork_server_grades_gradcheck_too():
     result = subprocess.run([sys.executable, "-m", "gradegrad", "check", str(EXAMPLES / "complete.py"), "-e", "sigmoid"],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+TORCH_LOOP = '''import sys
+import torch
+
+print("warm" if "torch._dynamo" in sys.modules else "cold")
+
+
+def train_torch(model, x_t, y_t, epochs, lr):
+    loss_fn = torch.nn.MSELoss(reduction="sum")
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(epochs):
+        loss = loss_fn(model(x_t), y_t)
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return losses
+'''
+
+
+def test_after_a_torch_training_loop_the_fork_server_imports_what_it_needed_for_the_next_evaluators(tmp_path):
+    """torch.optim imports torch._dynamo on first use (a second); once a submission's exercise runs
+    the torch loop, the fork server imports it before the next evaluator, which inherits it: the
+    first student's code starts without it, the next ones with it, every grade the same."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.py").write_text(TORCH_LOOP)
+    result = subprocess.run([sys.executable, "-m", "gradegrad", "grade", str(folder), "--jobs", "1", "--rubric", "all",
+                             "-e", "train_torch", "--out", str(tmp_path / "out"), "--no-cache"],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    reports = {Path(r["submission"]).stem: r for r in json.loads((tmp_path / "out" / "grades.json").read_text())}
+    assert {name: r["output"]["stdout"] for name, r in reports.items()} == {"a": "cold\n", "b": "warm\n", "c": "warm\n"}
+    assert {r["score"] for r in reports.values()} == {8.0}

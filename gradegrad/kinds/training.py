@@ -23,11 +23,15 @@ import torch
 from gradegrad.checks import CheckContext, Verdict
 from gradegrad.diagnosis import Finding, diagnose_output
 from gradegrad.evaluation import Fault
-from gradegrad.registry import kind_check
+from gradegrad.registry import evaluator_imports, kind_check
 from gradegrad.kinds.chain import chain_data
 from gradegrad.sandbox.protocol import encode_value
 
 FLOAT32 = ("torch_sgd", "haiku_optax")  # loops that train in float32, as in the notes
+
+# torch.optim's first call (each optimizer method is wrapped to keep torch.compile out) imports
+# torch._dynamo: a second in every evaluator that runs the torch loop, unless the fork server has it
+evaluator_imports("training", lambda ex: ("torch._dynamo",) if ex.spec.loop == "torch_sgd" else ())
 
 
 def replay(seed: int, epochs: int, lr: float) -> tuple[list[float], list[torch.Tensor], list[torch.Tensor]]:

@@ -15,6 +15,7 @@ ends (requests, replies, stdout, stderr) passed as file descriptors.
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from gradegrad.sandbox import forget
 
 MAX_REQUEST = 1 << 16
 FORKED_FD = 3  # the socket to the grader, in a fork server forked from the grader
+WARMABLE = frozenset({"torch._dynamo"})  # what the grader may ask it to import for later evaluators (`_warm`)
 
 
 def serve(sock_fd: int, probe: str | None) -> None:
@@ -45,7 +47,9 @@ def serve(sock_fd: int, probe: str | None) -> None:
         if not data:
             return
         try:
-            device = json.loads(data).get("device", "cpu")  # all it reads of the request (spawn.py)
+            request = json.loads(data)  # all it reads of the request (the rest is spawn.py's)
+            _warm(request.get("warm"))
+            device = request.get("device", "cpu")
             if device not in plans:
                 plans[device] = filesystem.plan(os.path.join(package_dir, "gradegrad"), device)
             born = spawn(fds, min(keep, 65536), probe, plans)
@@ -56,6 +60,24 @@ def serve(sock_fd: int, probe: str | None) -> None:
         finally:
             for fd in fds:
                 os.close(fd)
+
+
+def _warm(names: object) -> None:
+    """Import what the grader asks before the next evaluator (`zygote.warm_later`), from a fixed
+    list; frozen for the collector like the rest, so that evaluators share its pages."""
+    if not isinstance(names, list):
+        return
+    fresh = [n for n in names if n in WARMABLE and n not in sys.modules]
+    if not fresh:
+        return
+    gc.disable()  # no collection while importing (it would write to the pages shared with the grader)
+    for name in fresh:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an evaluator that needs it imports it (and reports why not)
+            pass
+    gc.freeze()
+    gc.enable()
 
 
 def warm_up() -> None:

@@ -72,6 +72,8 @@ class Zygote:
         self.sock = ours
         self.ready = False
         self.namespaces: str | None = "the fork server is not ready"  # None: evaluators get namespaces
+        self.wanted: set[str] = set()  # modules the next spawn asks the fork server to import first
+        self.warmed: set[str] = set()  # asked for already
 
     def wait_ready(self) -> None:
         """Block until the zygote has imported torch (it does so while the grader starts up)."""
@@ -88,6 +90,10 @@ class Zygote:
         `request`: what the zygote itself reads, the device): what it set up and its pid, as
         `spawn.Born`'s fields; None when the zygote cannot (the caller starts one itself)."""
         with self.lock:
+            warm = sorted(self.wanted - self.warmed)
+            self.warmed.update(warm)
+            if warm:
+                request = {**request, "warm": warm}
             try:
                 self.wait_ready()
                 socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
@@ -155,6 +161,16 @@ def shutdown() -> None:
     """Stop the fork server now (it is also stopped at exit)."""
     if _ZYGOTE is not None:
         _ZYGOTE.close()
+
+
+def warm_later(modules: set[str]) -> None:
+    """Have the fork server import `modules` (those of its allowlist, `forkserver.WARMABLE`) before
+    it forks the next evaluator, so that every evaluator after it has them: what an evaluator of
+    this rubric imports on first use (`registry.warm_for`), paid once instead of by each one.
+    The current evaluator imports its own; nothing is asked of a fork server not started."""
+    if _ZYGOTE is not None:
+        with _ZYGOTE.lock:
+            _ZYGOTE.wanted.update(modules)
 
 
 def prestart(fork: bool = False) -> None:
