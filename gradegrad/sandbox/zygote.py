@@ -87,7 +87,8 @@ class Zygote:
 
     def spawn(self, fds: list[int], request: dict) -> dict | None:
         """Fork a fresh evaluator (`spawn.spawn`; `fds`: the request's file, then the evaluator's;
-        `request`: what the zygote itself reads, the device): what it set up and its pid, as
+        `request`: what the zygote itself reads, the device, and here the modules `warm_later`
+        asked for, once): what it set up and its pid, as
         `spawn.Born`'s fields; None when the zygote cannot (the caller starts one itself)."""
         with self.lock:
             warm = sorted(self.wanted - self.warmed)
