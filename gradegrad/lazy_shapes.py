@@ -14,6 +14,7 @@ place. So nothing torch computes changes; a process that never needs the rest ne
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import threading
 import types
@@ -26,8 +27,14 @@ def install() -> None:
     """Put the stand-in in place, unless the real module is imported already (then it is kept)."""
     import torch  # noqa: F401  (first: its own import is none of the stand-in's business)
 
-    if NAME not in sys.modules:
-        sys.modules[NAME] = _StandIn(NAME)
+    if NAME in sys.modules:
+        return
+    spec = importlib.util.find_spec(NAME)  # where the real one is (found, not imported)
+    if spec is None:  # a torch without it: nothing to stand in for
+        return
+    stand_in = _StandIn(NAME)
+    stand_in.__spec__ = spec  # what find_spec answers for a module already in sys.modules
+    sys.modules[NAME] = stand_in
 
 
 def _plain(size: object) -> bool:

@@ -102,13 +102,16 @@ def test_the_console_script_grades_without_importing_sympy():
 
 def test_a_scan_of_every_module_does_not_import_the_real_one():
     """`inspect.getmodule` asks each module in sys.modules for `__file__` (torch does, registering
-    its operators; so may a traceback's formatting): that is no reason to import sympy."""
+    its operators; so may a traceback's formatting), `importlib.util.find_spec` for `__spec__`:
+    neither is a reason to import sympy."""
     result = run("""
-        import inspect, sys, torch
+        import importlib.util, inspect, sys, torch
         from gradegrad import lazy_shapes
         lazy_shapes.install()
         inspect.getmodule(inspect.currentframe())
-        print(hasattr(sys.modules[lazy_shapes.NAME], "__file__"), "sympy" in sys.modules)
+        spec = importlib.util.find_spec(lazy_shapes.NAME)  # the real module's, as for any module imported
+        print(hasattr(sys.modules[lazy_shapes.NAME], "__file__"), spec.origin.endswith("symbolic_shapes.py"),
+              "sympy" in sys.modules)
         """)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "False False\n"
+    assert result.stdout == "False True False\n"
