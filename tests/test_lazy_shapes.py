@@ -27,9 +27,9 @@ print("sympy imported:", "sympy" in sys.modules)
 """
 
 
-def run(code: str, *args: str) -> subprocess.CompletedProcess:
+def run(code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, *args, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=300)
 
 
