@@ -44,15 +44,30 @@ def test_a_pickle_is_not_a_frame():
 
 
 @pytest.mark.parametrize("meta", [
-    {"dtype": "object", "shape": [1], "offset": 0, "nbytes": 8},
-    {"dtype": "float64", "shape": [2], "offset": 0, "nbytes": 8},
-    {"dtype": "float64", "shape": [1], "offset": 4, "nbytes": 8},
-    {"dtype": "float64", "shape": [-1], "offset": 0, "nbytes": 8},
+    ["object", [1]],
+    ["float64", [2]],  # 16 bytes: more than the payload
+    ["float32", [1]],  # 4 bytes: the payload has 4 more that no tensor describes
+    ["float64", [-1]],
+    ["float64", [1.0]],
+    ["float64", "1"],
+    {"dtype": "float64", "shape": [1], "offset": 0, "nbytes": 8},  # a place, not a tensor of the frame
+    ["float64", [1], 0],
 ])
 def test_tensor_descriptions_must_match_their_bytes(meta):
     import json
     with pytest.raises(ProtocolError):
         decode_frame(json.dumps({"tensors": [meta]}).encode(), b"\0" * 8)
+
+
+def test_tensors_of_a_frame_are_their_own_bytes():
+    """Tensors of one frame share one copy of the payload, but each is a view of its own bytes only."""
+    a, b = torch.arange(3, dtype=torch.float64), torch.arange(4, dtype=torch.int32)
+    msg = roundtrip({}, [a, b, torch.ones((), dtype=torch.bfloat16), torch.ones(2, 2, dtype=torch.bool)])
+    got_a, got_b, got_c, got_d = msg.tensors
+    assert torch.equal(got_a, a) and torch.equal(got_b, b) and got_c.dtype == torch.bfloat16 and got_d.all()
+    assert got_a.untyped_storage().nbytes() == 24 and got_b.untyped_storage().nbytes() == 16
+    got_a.add_(1)
+    assert torch.equal(got_b, b)  # writable, and writing one leaves the others as they were
 
 
 def test_dangling_tensor_reference_is_refused():
@@ -119,29 +134,30 @@ def _frame(header: dict, payload: bytes = b"") -> tuple[bytes, bytes]:
     return json.dumps(header).encode(), payload
 
 
-def _f64(offset, n=1):
-    return {"dtype": "float64", "shape": [n], "offset": offset, "nbytes": 8 * n}
+def _f64(n=1):
+    return ["float64", [n]]
 
 
 @pytest.mark.parametrize("metas,words", [
-    ([_f64(0, 2), _f64(8)], "overlap"),  # the second lies inside the first
-    ([_f64(0)] * 3, "overlap"),  # three tensors on the same bytes
-    ([_f64(16)], "outside the frame"),
-    ([{"dtype": "float64", "shape": [1 << 60], "offset": 0, "nbytes": 8 << 60}], "bad tensor shape"),
-    ([{"dtype": "float64", "shape": [1] * 17, "offset": 0, "nbytes": 8}], "bad tensor shape"),
+    ([_f64(2), _f64(1)], "outside the frame"),  # 24 bytes claimed of 16
+    ([_f64()] * 3, "outside the frame"),  # three tensors cannot share the same bytes
+    ([_f64(1)], "no tensor describes"),  # 8 bytes of 16: the rest would be read by nothing
+    ([["float64", [1 << 40]]], "outside the frame"),  # 8 TiB claimed: refused before any copy
+    ([["float64", [1 << 49]]], "bad tensor shape"),
+    ([["float64", [1] * 17]], "bad tensor shape"),
 ])
-def test_tensor_byte_ranges_must_lie_in_the_payload_without_overlapping(metas, words):
+def test_tensors_must_be_the_payload_exactly(metas, words):
     with pytest.raises(ProtocolError, match=words):
         decode_frame(*_frame({"tensors": metas}, b"\0" * 16))
 
 
 def test_a_small_frame_cannot_make_the_grader_copy_its_payload_per_tensor():
-    """2 MiB of payload claimed by 100,000 tensors would be 200 GB of copies: refused, without copying."""
+    """2 MiB of payload claimed by 100,001 tensors would be 200 GB of copies: refused, without copying."""
     payload = b"\0" * (2 << 20)
-    meta = {"dtype": "uint8", "shape": [len(payload)], "offset": 0, "nbytes": len(payload)}
-    with pytest.raises(ProtocolError, match="too many tensors|overlap"):
-        decode_frame(*_frame({"tensors": [meta] * 100_000}, payload))
-    with pytest.raises(ProtocolError, match="overlap"):
+    meta = ["uint8", [len(payload)]]
+    with pytest.raises(ProtocolError, match="too many tensors|items in header"):
+        decode_frame(*_frame({"tensors": [meta] * 100_001}, payload))
+    with pytest.raises(ProtocolError, match="outside the frame"):
         decode_frame(*_frame({"tensors": [meta] * 1000}, payload))
 
 

@@ -1,12 +1,13 @@
 """The wire format between the grader and a child: a JSON header plus raw tensor bytes.
 
 A frame is `>IQ` (header length, payload length), the UTF-8 JSON header, then the payload. The
-header lists each tensor's dtype, shape, device and byte range in the payload; values refer to
+header lists each tensor as `[dtype, shape]` (row-major, on the CPU); their bytes follow one
+another in the payload in that order, and together are the payload exactly. Values refer to
 tensors as `{"$tensor": i}`. Nothing is ever unpickled or evaluated: a malformed or oversized
 frame is a `ProtocolError`, which costs the submission that sent it, never the grader. Decoding is
-linear in the frame's size: tensors' byte ranges must lie in the payload without overlapping,
-integers have at most 20 digits, strings are cut to `MAX_TEXT`, lists are bounded in depth and
-length, and a frame a Channel reads carries at most `MAX_REPLY` bytes of tensors.
+linear in the frame's size: tensors cannot overlap or claim bytes beyond the payload, integers
+have at most 20 digits, strings are cut to `MAX_TEXT`, lists are bounded in depth and length,
+and a frame a Channel reads carries at most `MAX_REPLY` bytes of tensors.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy
 import torch
 
 PREFIX = struct.Struct(">IQ")
@@ -121,21 +123,20 @@ class Other:
 
 NAMES = {d: name for name, d in DTYPES.items()}
 ITEMSIZE = {name: torch.empty((), dtype=d).element_size() for name, d in DTYPES.items()}
-_NUMPY = {d for d in DTYPES.values() if d is not torch.bfloat16}  # numpy has no bfloat16
+_NUMPY = {name: numpy.dtype(name) for name in DTYPES if name != "bfloat16"}  # numpy has no bfloat16
 
 
 def _tensor_view(t: torch.Tensor) -> memoryview:
     """The tensor's bytes (row-major, on the CPU) without a copy where it already is so."""
-    flat = t.detach()
-    if flat.device.type != "cpu":
-        flat = flat.cpu()
-    if not flat.is_contiguous():
-        flat = flat.contiguous()
-    if flat.numel() == 0:
-        return memoryview(b"")
-    if flat.dtype not in _NUMPY:
-        flat = flat.reshape(-1).view(torch.uint8)
-    return memoryview(flat.numpy()).cast("B")
+    if t.requires_grad:
+        t = t.detach()
+    if not t.is_cpu:
+        t = t.cpu()
+    if not t.is_contiguous():
+        t = t.contiguous()
+    if t.dtype is torch.bfloat16:
+        t = t.reshape(-1).view(torch.uint8)
+    return memoryview(t.numpy()).cast("B") if t.numel() else memoryview(b"")
 
 
 def _tensor_bytes(t: torch.Tensor) -> bytes:
@@ -146,21 +147,21 @@ _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # one encod
 
 
 def encode_frame(header: dict[str, Any], tensors: list[torch.Tensor] = ()) -> bytes:
-    metas, chunks, offset = [], [], 0
+    """The frame: each tensor described as [dtype, shape], its bytes in the payload in order."""
+    metas, chunks, size = [], [], 0
     for t in tensors:
         data = _tensor_view(t)  # copied once, by the join below
-        metas.append({"dtype": NAMES.get(t.dtype) or str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
-                      "device": str(t.device), "offset": offset, "nbytes": len(data)})
+        metas.append([NAMES.get(t.dtype) or str(t.dtype).removeprefix("torch."), list(t.shape)])
         chunks.append(data)
-        offset += len(data)
+        size += len(data)
     head = _ENCODER.encode({**header, "tensors": metas}).encode()
-    if len(head) > MAX_HEADER or offset > MAX_PAYLOAD:
+    if len(head) > MAX_HEADER or size > MAX_PAYLOAD:
         raise ProtocolError("frame too large")
-    return b"".join([PREFIX.pack(len(head), offset), head, *chunks])
+    return b"".join([PREFIX.pack(len(head), size), head, *chunks])
 
 
 def _tensor_range(meta: Any) -> tuple[str, list[int], int, int]:
-    """(dtype, shape, offset, nbytes) of a tensor's description, checked against itself."""
+    """(dtype, shape, offset, nbytes) of a tensor's place in shared memory, checked against itself."""
     name = meta.get("dtype") if isinstance(meta, dict) else None
     if name not in ITEMSIZE:
         raise ProtocolError(f"bad tensor description: {str(meta)[:80]}")
@@ -173,21 +174,43 @@ def _tensor_range(meta: Any) -> tuple[str, list[int], int, int]:
     return name, shape, offset, nbytes
 
 
-def _decode_tensors(metas: list[Any], payload: bytes) -> list[torch.Tensor]:
-    """The tensors of a frame: each one's bytes lie inside the payload and no two overlap, so the
-    copies made here add up to at most the payload's size (linear, whatever the header claims)."""
+def _decode_tensors(metas: Any, payload: bytes) -> list[torch.Tensor]:
+    """The tensors of a frame: each one's bytes follow the previous one's, and together they are the
+    payload exactly, so nothing here copies more than the payload once (linear, whatever the
+    header claims). Tensors of one frame share that copy, each a view of its own bytes."""
+    if type(metas) is not list:
+        raise ProtocolError("bad tensor list")
     if len(metas) > MAX_TENSORS:
         raise ProtocolError(f"too many tensors in one frame ({len(metas)})")
-    ranges = [_tensor_range(m) for m in metas]
-    end = 0
-    for offset, nbytes in sorted((r[2], r[3]) for r in ranges if r[3]):
-        if offset < end or offset + nbytes > len(payload):
-            raise ProtocolError("tensor bytes overlap or lie outside the frame")
-        end = offset + nbytes
-    view = memoryview(payload)
-    return [torch.empty(shape, dtype=DTYPES[name]) if nbytes == 0 else
-            torch.frombuffer(bytearray(view[offset:offset + nbytes]), dtype=DTYPES[name]).reshape(shape)
-            for name, shape, offset, nbytes in ranges]
+    tensors, offset, end, buffer = [], 0, len(payload), None
+    for meta in metas:
+        if type(meta) is not list or len(meta) != 2 or type(meta[0]) is not str or meta[0] not in ITEMSIZE:
+            raise ProtocolError(f"bad tensor description: {str(meta)[:80]}")
+        name, shape = meta
+        if type(shape) is not list or len(shape) > MAX_DIMS:
+            raise ProtocolError("bad tensor shape")
+        count = 1
+        for n in shape:
+            if type(n) is not int or not 0 <= n <= MAX_DIM:
+                raise ProtocolError("bad tensor shape")
+            count *= n
+        nbytes = count * ITEMSIZE[name]
+        if offset + nbytes > end:
+            raise ProtocolError("tensor bytes lie outside the frame")
+        if count == 0:
+            tensors.append(torch.empty(shape, dtype=DTYPES[name]))
+            continue
+        if buffer is None:
+            buffer = bytearray(payload)  # the one copy (the tensors are writable, the payload is not)
+        if name in _NUMPY:
+            array = numpy.frombuffer(buffer, dtype=_NUMPY[name], count=count, offset=offset)
+            tensors.append(torch.from_numpy(array if len(shape) == 1 else array.reshape(shape)))
+        else:
+            tensors.append(torch.frombuffer(buffer, dtype=DTYPES[name], count=count, offset=offset).reshape(shape))
+        offset += nbytes
+    if offset != end:
+        raise ProtocolError("the payload holds bytes no tensor describes")
+    return tensors
 
 
 def frame_tensor(frame: bytes) -> torch.Tensor:
