@@ -466,36 +466,50 @@ def remote_function(sub: Requests, class_name: str,
     engine, which validates the student's gradients exactly as in a normal training step.
     `deadline` is a time.monotonic() value, or a callable giving it (a budget that can grow).
     """
-    until = deadline if callable(deadline) else (lambda: deadline)
-
-    class RemoteFunction(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, keep: bool, *args: Any) -> torch.Tensor:
-            needs = [bool(n) for n in ctx.needs_input_grad[1:]]
-            res = sub.forward(class_name, args, needs, timeout=until() - time.monotonic(), keep=keep)
-            if isinstance(res.output, list) and len(res.output) == 1:  # a 1-tuple: the forward check says so
-                res.output = res.output[0]
-            if not isinstance(res.output, torch.Tensor):
-                kind = res.output.type_name if isinstance(res.output, Other) else type(res.output).__name__
-                raise WrongOutput(f"forward returned {kind}, not a tensor")
-            given = next((a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()), None)
-            if given is not None and res.output.is_floating_point() and res.output.dtype != given:
-                raise WrongDtype(f"forward returned {str(res.output.dtype).removeprefix('torch.')} for "
-                                 f"{str(given).removeprefix('torch.')} inputs: return the inputs' dtype")
-            ctx.handle = res.handle
-            return res.output.clone()
-
-        @staticmethod
-        def backward(ctx, grad_output: torch.Tensor) -> tuple[Any, ...]:
-            if ctx.handle is None:
-                raise WrongOutput("the output of forward is not connected to its inputs (no grad_fn)")
-            res = sub.backward(ctx.handle, grad_output.detach(), timeout=until() - time.monotonic(),
-                               mode="engine")
-            grads = [g.to(grad_output.dtype) if isinstance(g, torch.Tensor) else None for g in res.grads]
-            return (None, *grads)
+    target = _Target(sub, class_name, deadline if callable(deadline) else (lambda: deadline))
 
     def call(*args: Any) -> torch.Tensor:
         keep = torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
-        return RemoteFunction.apply(keep, *args)
+        return _RemoteFunction.apply(target, keep, *args)
 
     return call
+
+
+class _Target:
+    """Where `_RemoteFunction` sends its requests: the child, the student's class, the deadline."""
+
+    __slots__ = ("sub", "class_name", "until")
+
+    def __init__(self, sub: Requests, class_name: str, until: Callable[[], float]) -> None:
+        self.sub, self.class_name, self.until = sub, class_name, until
+
+
+class _RemoteFunction(torch.autograd.Function):
+    """`remote_function`'s proxy (one class for every call: creating an autograd Function per call
+    cost more than a request)."""
+
+    @staticmethod
+    def forward(ctx, target: _Target, keep: bool, *args: Any) -> torch.Tensor:
+        needs = [bool(n) for n in ctx.needs_input_grad[2:]]
+        res = target.sub.forward(target.class_name, args, needs, timeout=target.until() - time.monotonic(), keep=keep)
+        if isinstance(res.output, list) and len(res.output) == 1:  # a 1-tuple: the forward check says so
+            res.output = res.output[0]
+        if not isinstance(res.output, torch.Tensor):
+            kind = res.output.type_name if isinstance(res.output, Other) else type(res.output).__name__
+            raise WrongOutput(f"forward returned {kind}, not a tensor")
+        given = next((a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()), None)
+        if given is not None and res.output.is_floating_point() and res.output.dtype != given:
+            raise WrongDtype(f"forward returned {str(res.output.dtype).removeprefix('torch.')} for "
+                             f"{str(given).removeprefix('torch.')} inputs: return the inputs' dtype")
+        ctx.target, ctx.handle = target, res.handle
+        return res.output.clone()
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[Any, ...]:
+        if ctx.handle is None:
+            raise WrongOutput("the output of forward is not connected to its inputs (no grad_fn)")
+        target = ctx.target
+        res = target.sub.backward(ctx.handle, grad_output.detach(), timeout=target.until() - time.monotonic(),
+                                  mode="engine")
+        grads = [g.to(grad_output.dtype) if isinstance(g, torch.Tensor) else None for g in res.grads]
+        return (None, None, *grads)
