@@ -12,7 +12,7 @@ import difflib
 import math
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -65,6 +65,17 @@ REFERENCE_DENIED = frozenset({"load", "save", "from_file", "load_library", "comp
 DEFAULT_TOLERANCE = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-5)}
 
 
+def _hash_once(self) -> int:
+    """The hash of a frozen exercise's fields, computed once: an exercise (and its cases) is part of
+    every reference memo's key, and hashing its nested fields each time cost more than the lookup."""
+    try:
+        return self.__dict__["_hash"]
+    except KeyError:
+        value = hash(tuple(getattr(self, f.name) for f in fields(self)))
+        object.__setattr__(self, "_hash", value)
+        return value
+
+
 @dataclass(frozen=True)
 class Domain:
     """How an input's values are drawn."""
@@ -105,6 +116,8 @@ class Case:
     name: str
     inputs: tuple[InputSpec, ...]
     stability: bool = False
+
+    __hash__ = _hash_once
 
 
 @dataclass(frozen=True)
@@ -172,6 +185,8 @@ class Exercise:
     kind: str = "function"  # one of KINDS
     spec: KindSpec = KindSpec()  # the kind's own fields
     variants: tuple[Variant, ...] = ()  # per-student alternatives, used by a rubric with `variants: true`
+
+    __hash__ = _hash_once
 
     @property
     def inputs(self) -> tuple[InputSpec, ...]:
