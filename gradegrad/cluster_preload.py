@@ -18,10 +18,12 @@ import distributed  # noqa: F401
 import gradegrad.batch  # noqa: F401  (torch, the checks, the references)
 import gradegrad.cluster_worker  # noqa: F401
 from gradegrad.entry import warm_up
+from gradegrad.sandbox import hugepages
 
 warm_up()
 gc.freeze()  # what is imported lives as long as each worker: its collections skip it, and leave its pages shared
 gc.enable()
+hugepages.collapse()  # each worker, and each worker's fork server, is forked from this memory (`sandbox/hugepages.py`)
 
 
 class _AtStart:
