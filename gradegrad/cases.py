@@ -70,7 +70,7 @@ def make_grad_output(like: torch.Tensor, seed: int, *parts: object) -> torch.Ten
     """
     gen = generator(seed, "grad_output", *parts)
     if like.dim() == 0 or like.numel() == 1:
-        magnitude = 1.5 + 1.5 * torch.rand((), generator=gen, dtype=torch.float64)
+        magnitude = 1.5 + 1.5 * torch.rand((), generator=gen, dtype=torch.float64).item()
         sign = 1.0 if torch.rand((), generator=gen).item() < 0.5 else -1.0
-        return (sign * magnitude).reshape(like.shape).to(like.dtype)
+        return torch.full(like.shape, sign * magnitude, dtype=like.dtype)
     return torch.randn(like.shape, generator=gen, dtype=torch.float64).to(like.dtype)
