@@ -8,10 +8,11 @@ that is most of what a fresh evaluator costs the kernel. Collapsed into 2 MiB pa
 an exit drops them, and a write in a child splits just the one it touches (copying 4 KiB, as
 before).
 
-Called once in a process that will be forked from and still shares nothing: the console script
-right after importing torch (before the grading workers and fork servers are forked from it,
-which then share its huge pages), or a fork server started as a fresh interpreter. Never in a
-fork that shares its pages with its parent: collapsing there would copy them (the memory twice).
+Called once in a process that will be forked from and still shares nothing: the console script's
+`grade` right after importing torch (before the grading workers and fork servers are forked from
+it, which then share its huge pages), and the local cluster's preload (`cluster_preload.py`, whose
+forks are the Dask workers). Never in a fork that shares its pages with its parent: collapsing
+there would copy them (the memory twice).
 Best effort: where the kernel has no MADV_COLLAPSE or no transparent huge pages, nothing changes.
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+
+from gradegrad.sandbox.layers.kernel import libc
 
 MADV_COLLAPSE = 25
 HUGE = 2 << 20
@@ -51,7 +54,6 @@ def collapse() -> int:
     try:
         with open("/proc/self/maps") as fh:
             ranges = anonymous_ranges(fh.read())
-        libc = ctypes.CDLL(None, use_errno=True)
     except OSError:
         return 0
     done = 0

@@ -166,12 +166,23 @@ def _tensor_range(meta: Any) -> tuple[str, list[int], int, int]:
     if name not in ITEMSIZE:
         raise ProtocolError(f"bad tensor description: {str(meta)[:80]}")
     shape, offset, nbytes = meta.get("shape"), meta.get("offset"), meta.get("nbytes")
-    if type(shape) is not list or len(shape) > MAX_DIMS or not all(type(n) is int and 0 <= n <= MAX_DIM
-                                                                   for n in shape):
-        raise ProtocolError("bad tensor shape")
-    if type(offset) is not int or type(nbytes) is not int or offset < 0 or nbytes != math.prod(shape) * ITEMSIZE[name]:
+    count = _count(shape)
+    if type(offset) is not int or type(nbytes) is not int or offset < 0 or nbytes != count * ITEMSIZE[name]:
         raise ProtocolError("tensor bytes do not match its shape and dtype")
     return name, shape, offset, nbytes
+
+
+def _count(shape: Any) -> int:
+    """The number of elements of a tensor of `shape` (a list of at most MAX_DIMS sizes, each at most
+    MAX_DIM), or ProtocolError."""
+    if type(shape) is not list or len(shape) > MAX_DIMS:
+        raise ProtocolError("bad tensor shape")
+    count = 1
+    for n in shape:
+        if type(n) is not int or not 0 <= n <= MAX_DIM:
+            raise ProtocolError("bad tensor shape")
+        count *= n
+    return count
 
 
 def _decode_tensors(metas: Any, payload: bytes) -> list[torch.Tensor]:
@@ -187,13 +198,7 @@ def _decode_tensors(metas: Any, payload: bytes) -> list[torch.Tensor]:
         if type(meta) is not list or len(meta) != 2 or type(meta[0]) is not str or meta[0] not in ITEMSIZE:
             raise ProtocolError(f"bad tensor description: {str(meta)[:80]}")
         name, shape = meta
-        if type(shape) is not list or len(shape) > MAX_DIMS:
-            raise ProtocolError("bad tensor shape")
-        count = 1
-        for n in shape:
-            if type(n) is not int or not 0 <= n <= MAX_DIM:
-                raise ProtocolError("bad tensor shape")
-            count *= n
+        count = _count(shape)
         nbytes = count * ITEMSIZE[name]
         if offset + nbytes > end:
             raise ProtocolError("tensor bytes lie outside the frame")
