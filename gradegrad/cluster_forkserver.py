@@ -4,11 +4,16 @@ grader preloaded (`cluster_preload.py`), so that torch is imported once for all 
 By default a LocalCluster starts each worker as a fresh interpreter (multiprocessing's `spawn`),
 which imports Dask, torch and the grader, and then starts its own gradegrad fork server, which
 imports torch again: four imports of torch for two workers before the first submission. Here
-multiprocessing's fork server imports them once and every worker is a fork of it; each worker
-then forks its gradegrad fork server from itself at its start (`cluster_preload.py`). The console
-script starts it as the command starts (`start`), so that it imports while this process reads the
-batch; `cluster.py` starts it (if it is not running yet) and has Dask use it. Standard library
-only: this module is imported before anything else.
+every worker is a fork of multiprocessing's fork server, which holds them imported; each worker
+then forks its gradegrad fork server from itself at its start (`cluster_preload.py`).
+
+The console script makes that fork server a fork of itself (`start(fork=True)`): it imports the
+preload first, as it would import torch for `--jobs`, while it has read nothing but its command
+line and environment and runs no thread of its own, so that the command, the fork server and
+every worker share one import of torch. Elsewhere (a process that may run threads, a Python whose
+fork server this module does not know) it is multiprocessing's own: a fresh interpreter that
+imports the preload in the background. `cluster.py` starts it (if it is not running yet) and has
+Dask use it. Standard library only until `start(fork=True)` imports the preload.
 """
 
 from __future__ import annotations
@@ -17,13 +22,90 @@ PRELOAD = "gradegrad.cluster_preload"
 STOP_WAIT = 0.1  # seconds a closed LocalCluster's worker may take to exit before it is killed (it holds nothing)
 
 
-def start() -> None:
-    """Start multiprocessing's fork server now, preloading the grader (it imports in the background)."""
+def start(fork: bool = False) -> None:
+    """Start multiprocessing's fork server now, preloading the grader: with `fork`, a fork of this
+    process once it has imported the preload (see the module's docstring); otherwise, or where that
+    cannot be done, a fresh interpreter that imports it in the background."""
     import multiprocessing
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload([PRELOAD])
+    if fork and _start_forked():
+        return
     forkserver.ensure_running()
+
+
+def _start_forked() -> bool:
+    """Import the preload here, then fork the fork server from this process and record it where
+    multiprocessing looks for its fork server (as `ForkServer.ensure_running` would record the
+    fresh one it spawns); False, having started nothing, where that is not safe or not known."""
+    import importlib
+    import inspect
+    import os
+    import socket
+    import threading
+    from multiprocessing import connection, forkserver, util
+
+    server = forkserver._forkserver
+    known = all(hasattr(server, name) for name in ("_lock", "_forkserver_pid", "_forkserver_address",
+                                                    "_forkserver_alive_fd")) \
+        and not hasattr(server, "_forkserver_authkey") \
+        and list(inspect.signature(forkserver.main).parameters)[:3] == ["listener_fd", "alive_r", "preload"]
+    if not known or threading.active_count() != 1 or not hasattr(os, "fork"):
+        return False  # (a fork of a process with threads could copy the locks they hold)
+    try:
+        importlib.import_module(PRELOAD)
+    except Exception:  # noqa: BLE001 - no Dask (`cluster.py` says which extra), a broken install: as before
+        return False
+    with server._lock:
+        if server._forkserver_pid is not None:
+            return True
+        with socket.socket(socket.AF_UNIX) as listener:
+            address = connection.arbitrary_address("AF_UNIX")
+            listener.bind(address)
+            if not util.is_abstract_socket_namespace(address):
+                os.chmod(address, 0o600)
+            listener.listen()
+            alive_r, alive_w = os.pipe()
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(alive_r)
+                os.close(alive_w)
+                if not util.is_abstract_socket_namespace(address):
+                    os.unlink(address)
+                return False
+            if pid == 0:
+                os.close(alive_w)
+                _serve(listener.fileno(), alive_r)
+            os.close(alive_r)
+        server._forkserver_address, server._forkserver_alive_fd, server._forkserver_pid = address, alive_w, pid
+    return True
+
+
+def _serve(listener_fd: int, alive_r: int) -> None:
+    """The forked fork server: keep only the descriptors multiprocessing would pass a fresh one
+    (and the standard streams), take Ctrl-C as Python does by default (the console script's handler
+    is for the command; multiprocessing's loop ignores it, and its forks get this one back), and
+    serve until every client has gone. Never returns, and never runs this process's exit handlers."""
+    import os
+    import signal
+    from multiprocessing import forkserver
+
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        keep = {0, 1, 2, listener_fd, alive_r}
+        for fd in map(int, os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ()):
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        forkserver.main(listener_fd, alive_r, [PRELOAD])
+    except BaseException:  # noqa: BLE001 - SystemExit once the clients are gone; nothing to report to
+        pass
+    finally:
+        os._exit(0)
 
 
 def stop(workers: list[int], seconds: float = STOP_WAIT) -> None:

@@ -4,7 +4,9 @@ at its bootstrap, while it is still a single thread: become a child subreaper an
 gradegrad fork server from itself, as the console script does (`sandbox/forget.py`: what that
 fork forgets), before Dask starts the worker's threads. At that moment the worker holds its start
 arguments (the local scheduler's address, Dask's configuration) and nothing of the batch.
-Imported only in that fork server."""
+Imported only in that fork server, or by the console script just before it forks that fork server
+from itself (`cluster_forkserver.start(fork=True)`), when it has read nothing but its command line
+and environment."""
 
 from __future__ import annotations
 

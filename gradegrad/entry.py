@@ -51,8 +51,9 @@ def _main(started_handler: bool = False) -> None:
         if cluster:
             from gradegrad import cluster_forkserver
 
-            if cluster_forkserver.is_local(_option(sys.argv[1:], "--cluster")):  # its workers' fork server
-                cluster_forkserver.start()  # imports torch while this process reads the batch
+            if cluster_forkserver.is_local(_option(sys.argv[1:], "--cluster")):  # its workers' fork server:
+                cluster_forkserver.start(fork=True)  # a fork of this process, once it has imported the grader
+                gc.disable()  # (the preload turned the collector back on)
         if not cluster:  # on a cluster its workers grade: this process computes no gradient
             warm_up()
         workers = 0 if cluster else _preforks(sys.argv[1:])

@@ -10,7 +10,6 @@ every time (the student gets an error row). Skipped without Dask (`pip install g
 import csv
 import io
 import json
-import logging
 import os
 import shutil
 import signal
@@ -27,7 +26,6 @@ from typer.testing import CliRunner
 pytest.importorskip("distributed")
 
 import dask  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
 from distributed.diagnostics.plugin import WorkerPlugin  # noqa: E402
 
 from conftest import FIXTURES  # noqa: E402
@@ -158,17 +156,21 @@ def here(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster(here, tmp_path_factory):
-    """(scheduler address, plan folder) of a LocalCluster of two single-threaded workers."""
+    """(scheduler address, plan folder) of a LocalCluster of two single-threaded workers, started
+    as `--cluster local:2` starts its own (`cluster._local_client`: forks of a fork server that
+    imported the grader once, so that a worker the saboteur kills is back in a fraction of a
+    second), but used through its address, as a cluster started by hand would be."""
+    import distributed
+
+    from gradegrad.cluster import _local_client
+
     plan = tmp_path_factory.mktemp("plan")
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
-                          "distributed.scheduler.worker-saturation": 1.0}):
-        local = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                             dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
-    client = Client(local)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        started = _local_client(distributed, 2)
+        client = next(started)
     client.register_plugin(Saboteur(str(plan)))
-    yield local.scheduler_address, plan
-    client.close()
-    local.close()
+    yield client.scheduler.address, plan
+    started.close()  # the client, the cluster, its fork server
 
 
 @contextmanager
@@ -316,6 +318,44 @@ def test_local_n_starts_a_cluster_here(tmp_path):
     result = grade(folder, *ARGS, "--cluster", "local:1", "--out", tmp_path / "out")
     assert result.exit_code == 1, result.output
     assert {n: r["status"] for n, r in rows(tmp_path / "out").items()} == {"alice": "passed", "grace": "invalid"}
+
+
+FORKED_SERVER = """
+import multiprocessing, os, sys, threading, time
+if sys.argv[1] == "thread":
+    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+from gradegrad import cluster_forkserver
+from multiprocessing import forkserver
+cluster_forkserver.start(fork=True)
+pid = forkserver._forkserver._forkserver_pid
+with open(f"/proc/{pid}/stat") as fh:
+    parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+with open(f"/proc/{pid}/cmdline", "rb") as fh, open("/proc/self/cmdline", "rb") as mine:
+    same = fh.read() == mine.read()  # a fork of this process, not an interpreter of its own
+worker = multiprocessing.get_context("forkserver").Process(target=time.sleep, args=(0,))
+worker.start()
+worker.join(60)
+cluster_forkserver.stop([])
+print(parent == os.getpid(), same, worker.exitcode,
+      os.path.exists(f"/proc/{pid}"), "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("alone", [True, False], ids=["alone", "thread"])
+def test_the_console_script_forks_the_local_cluster_s_fork_server_from_itself(alone):
+    """`start(fork=True)` (the console script, for `--cluster local:N`): the command imports the
+    grader, then its workers' fork server is a fork of it (one import of torch for the command,
+    the fork server and every worker), whose processes run, and which is gone after `stop`. A
+    process with a thread of its own gets multiprocessing's fresh interpreter instead."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", FORKED_SERVER, "alone" if alone else "thread"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    child, forked, exitcode, left, torch = out.stdout.split()
+    assert (child, forked) == ("True", str(alone)), out.stdout
+    assert (exitcode, left) == ("0", "False"), out.stdout
+    assert torch == str(alone)
 
 
 # --------------------------------------------------------------------------- usage errors
