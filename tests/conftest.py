@@ -18,7 +18,20 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SUBMISSIONS = FIXTURES / "submissions"
 
 
+# Test modules that look for what any grading left on the machine (processes named or marked by the
+# exploits, their files in /tmp, SysV segments), not only what their own test started: under
+# pytest-xdist they run in one worker, one after the other.
+MACHINE_WIDE = {"test_exploits", "test_process", "test_workers"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist names each test's group (`--dist loadgroup`)
 def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (`-n auto --dist loadgroup`, the README's command): each module's tests in
+    one worker (its module-scoped fixtures, some a batch or a cluster, are made once), the
+    MACHINE_WIDE modules in the same one. Without a GPU, the `cuda` tests are skipped."""
+    for item in items:
+        module = getattr(getattr(item, "module", None), "__name__", item.nodeid).rpartition(".")[2]
+        item.add_marker(pytest.mark.xdist_group("machine-wide" if module in MACHINE_WIDE else module))
     import torch
 
     if torch.cuda.is_available():
