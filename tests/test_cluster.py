@@ -335,8 +335,9 @@ with open(f"/proc/{pid}/cmdline", "rb") as fh, open("/proc/self/cmdline", "rb") 
 worker = multiprocessing.get_context("forkserver").Process(target=time.sleep, args=(0,))
 worker.start()
 worker.join(60)
+served = forkserver._forkserver._forkserver_pid == pid  # not another one started since (it died)
 cluster_forkserver.stop([])
-print(parent == os.getpid(), same, worker.exitcode,
+print(parent == os.getpid(), same, worker.exitcode, served,
       os.path.exists(f"/proc/{pid}"), "torch" in sys.modules)
 """
 
@@ -352,9 +353,9 @@ def test_the_console_script_forks_the_local_cluster_s_fork_server_from_itself(al
     out = subprocess.run([sys.executable, "-c", FORKED_SERVER, "alone" if alone else "thread"], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    child, forked, exitcode, left, torch = out.stdout.split()
+    child, forked, exitcode, served, left, torch = out.stdout.split()
     assert (child, forked) == ("True", str(alone)), out.stdout
-    assert (exitcode, left) == ("0", "False"), out.stdout
+    assert (exitcode, served, left) == ("0", "True", "False"), out.stdout
     assert torch == str(alone)
 
 
