@@ -94,6 +94,8 @@ def _serve(listener_fd: int, alive_r: int) -> None:
 
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # not multiprocessing.util.close_all_fds_except: on Python 3.11 its empty ranges between kept
+        # descriptors (os.closerange(0, 0)) close every descriptor, these included
         keep = {0, 1, 2, listener_fd, alive_r}
         for fd in map(int, os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ()):
             if fd not in keep:
