@@ -5,7 +5,7 @@ to a Dask scheduler, checks that its workers run this very gradegrad and torch, 
 plugins of `cluster_worker.py` (a fork server prepared in each worker, a warden in each nanny),
 and yields a `batch.Remote`: `grade_folder` hands it what the cache does not have.
 
-A task grades a few submissions (`DaskGrader`: up to four, one at a time at the end of the
+A task grades a few submissions (`DaskGrader`: up to eight, one at a time at the end of the
 batch). Each travels as data (`portable.py`: the file's bytes or the generated module's text,
 never a path a worker cannot see), with the batch's rubric, exercises and options (some 65 kB of
 JSON text, parsed once per batch on each worker); the worker grades them with gradegrad's own
@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Iterator, Mapping
 
 from gradegrad.batch import GRADER_ERROR, Record, Remote, grade_timed, unloaded_report
@@ -40,7 +41,7 @@ CONNECT_TIMEOUT = 30.0  # seconds to reach the scheduler
 WAIT_FOR_WORKERS = 60.0  # seconds for a first worker to join it
 THREADS_REFRESH = 2.0  # seconds between two looks at how many worker threads the cluster has
 QUEUED_PER_THREAD = 3  # tasks submitted per worker thread in a large batch (more than 2: Dask queues them)
-CHUNK = 4  # submissions a task grades at most
+CHUNK = 8  # submissions a task grades at most
 CHUNKS_AHEAD = 3  # chunks of that size left per worker thread for a task to grade that many
 
 
@@ -77,13 +78,69 @@ def dask_grader(address: str | None, jobs: int | None = None) -> Iterator[Remote
         raise UsageError("--jobs and --cluster: on a cluster its workers decide how many submissions are "
                          "graded at once (dask worker --nworkers/--nthreads); leave out --jobs")
     distributed = _distributed()
+    early = _EARLY.pop() if _EARLY else None
+    if early is not None and early.address != address:  # (not the command line's: settings from a file)
+        early.close()
+        early = None
+    with early.taken() if early is not None else _ready_client(distributed, address) as client:
+        yield DaskGrader(client)
+
+
+def start_early(address: str) -> None:
+    """The console script, for `--cluster local:N` on its command line: start that cluster now, in
+    a thread, while the command reads its rubric, exercises and submissions (the workers start on
+    the other cores meanwhile); `dask_grader` takes it. A command that ends before (a usage error)
+    leaves it to `cluster_forkserver.stop`, which stops the workers' fork server and the workers."""
+    try:
+        local_workers(address)
+        distributed = _distributed()
+    except UsageError:  # told by the command, once it has read its options
+        return
+    _EARLY.append(_EarlyStart(distributed, address))
+
+
+class _EarlyStart:
+    """`_ready_client(address)` entered in a thread of its own; `taken()` waits for it."""
+
+    def __init__(self, distributed: Any, address: str) -> None:
+        self.address, self.client, self.error = address, None, None
+        self.stack = ExitStack()
+        self.thread = threading.Thread(target=self._enter, args=(distributed,), name="gradegrad-cluster-start",
+                                       daemon=True)
+        self.thread.start()
+
+    def _enter(self, distributed: Any) -> None:
+        try:
+            self.client = self.stack.enter_context(_ready_client(distributed, self.address))
+        except BaseException as exc:  # noqa: BLE001 - raised where the cluster is taken
+            self.error = exc
+
+    @contextmanager
+    def taken(self) -> Iterator[Any]:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        with self.stack:
+            yield self.client
+
+    def close(self) -> None:
+        self.thread.join()
+        self.stack.close()
+
+
+_EARLY: list[_EarlyStart] = []
+
+
+@contextmanager
+def _ready_client(distributed: Any, address: str) -> Iterator[Any]:
+    """A client of the cluster at `address` whose workers are prepared to grade, as this machine would."""
     from gradegrad import cluster_worker
 
     with _client(distributed, address) as client:
         client.register_plugin(cluster_worker.Warden())
         client.register_plugin(cluster_worker.Prepare())  # first: each worker starts its fork server
         _same_grader(client, address)
-        yield DaskGrader(client)
+        yield client
 
 
 @contextmanager

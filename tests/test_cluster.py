@@ -255,12 +255,12 @@ def test_what_a_killed_worker_was_grading_is_graded_again(mixed):
     assert Counter(order) == {"alice": 1, "bob": 1, "carol": 1, "dave": 1, "erin": 2, "frank": 2, "ivan": 2, "zed": 1}
 
 
-def test_a_large_batch_goes_in_chunks_of_four_and_ends_one_submission_a_task():
+def test_a_large_batch_goes_in_chunks_of_eight_and_ends_one_submission_a_task():
     from gradegrad.cluster import DaskGrader
 
     grader = DaskGrader(client=None)
-    grader.threads = 2  # chunks of four while each thread has three of them left to submit
-    assert [grader._chunk(waiting) for waiting in (100, 24, 23, 17, 12, 11, 1)] == [4, 4, 3, 2, 2, 1, 1]
+    grader.threads = 2  # chunks of eight while each thread has three of them left to submit
+    assert [grader._chunk(waiting) for waiting in (100, 48, 47, 24, 17, 12, 11, 1)] == [8, 8, 7, 4, 2, 2, 1, 1]
 
 
 def test_a_worker_killed_mid_grade_leaves_no_evaluator_behind(mixed):
@@ -357,6 +357,38 @@ def test_the_console_script_forks_the_local_cluster_s_fork_server_from_itself(al
     assert (child, forked) == ("True", str(alone)), out.stdout
     assert (exitcode, served, left) == ("0", "True", "False"), out.stdout
     assert torch == str(alone)
+
+
+EARLY = """
+import os, sys
+from gradegrad import cluster
+cluster.start_early(sys.argv[1])
+early = cluster._EARLY[0] if cluster._EARLY else None
+with cluster.dask_grader(sys.argv[2]) as remote:
+    taken = early is not None and remote.client is early.client
+    workers = list(remote.client.run(os.getpid).values())
+    print(taken, len(workers), cluster._EARLY == [], end=" ")
+    if early is not None and not taken:  # closed before the one asked for started
+        print(early.thread.is_alive(), early.client.status, end=" ")
+print(any(os.path.exists(f"/proc/{pid}") for pid in workers))
+"""
+
+
+@pytest.mark.parametrize("early, asked, expected", [
+    ("local:1", "local:1", "True 1 True False"),
+    ("local:2", "local:1", "False 1 True False closed False"),
+    ("local:two", "local:1", "False 1 True False"),
+], ids=["taken", "another", "malformed"])
+def test_the_console_script_s_early_cluster_is_the_one_the_command_grades_on(early, asked, expected):
+    """`start_early` (the console script, for the `--cluster local:N` of its command line) starts
+    the cluster in a thread while the command reads its options and submissions; `dask_grader`
+    grades on it, or closes it first when the command asks for another cluster (its settings file),
+    and no worker is left afterwards. A malformed address starts nothing: the command says why."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", EARLY, early, asked], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == expected.split()
 
 
 # --------------------------------------------------------------------------- usage errors
