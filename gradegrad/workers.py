@@ -322,14 +322,17 @@ def grade_preforked(sources: Sequence[SubmissionSource], context: dict, jobs: in
                                 yield Done(sources[queue.popleft()], None)
                         continue
                     worker.incoming += chunk
+                    finished = []
                     while (end := worker.incoming.find(b"\n")) >= 0:
                         line = bytes(worker.incoming[:end])
                         del worker.incoming[:end + 1]
-                        done = _parse(sources, line)
-                        if done is not None and done[0] in worker.inflight:
-                            worker.inflight.discard(done[0])
-                            yield done[1]
-                    feed(worker)
+                        found = _report_line(line)
+                        if found is not None and found[0] in worker.inflight:
+                            worker.inflight.discard(found[0])
+                            finished.append(found)
+                    feed(worker)  # its next submission first: it grades while these are read and recorded
+                    for index, data in finished:
+                        yield _done(sources[index], data)
         collected = True
     finally:
         for worker in ready:
@@ -422,13 +425,28 @@ def _collect(sources: Sequence[SubmissionSource], workers: dict[int, tuple[int, 
 
 
 def _parse(sources: Sequence[SubmissionSource], line: bytes) -> tuple[int, Done] | None:
+    found = _report_line(line)
+    if found is None or not 0 <= found[0] < len(sources):
+        return None
+    return found[0], _done(sources[found[0]], found[1])
+
+
+def _report_line(line: bytes) -> tuple[int, dict] | None:
+    """(index, data) of a worker's line (`_line`); None when it is not one."""
     try:
         data = json.loads(line)
-        index = data["index"]
-        return index, Done(sources[index], Report.from_dict(data["report"]), data["keep"] is True,
-                           float(data["seconds"]))
-    except (ValueError, KeyError, TypeError, IndexError):
+    except ValueError:
         return None
+    index = data.get("index") if isinstance(data, dict) else None
+    return (index, data) if isinstance(index, int) and not isinstance(index, bool) else None
+
+
+def _done(source: SubmissionSource, data: dict) -> Done:
+    """The report of a worker's line; one the grader cannot read is that submission's lost report."""
+    try:
+        return Done(source, Report.from_dict(data["report"]), data["keep"] is True, float(data["seconds"]))
+    except (ValueError, KeyError, TypeError, IndexError):
+        return Done(source, None)
 
 
 def _stop(pid: int, deadline: float) -> None:

@@ -76,6 +76,22 @@ def test_a_dying_grading_process_loses_only_what_it_had_not_sent():
     assert all(done[n].report.score == 1.0 and done[n].keep for n in ("a", "b", "c", "e"))
 
 
+def test_a_report_line_the_grader_cannot_read_is_that_submission_s_lost_report():
+    """A worker's line is read in two steps (which submission, then its report, once the worker has
+    its next one): a line naming no submission is skipped; one whose report cannot be read is that
+    submission's lost report (its error row), never a crash of the batch."""
+    from gradegrad.workers import _line, _parse
+
+    sources = [SubmissionSource(name, Path(f"{name}.py"), "file") for name in ("a", "b")]
+    good = _line(1, Report("b.py", "cpu", 0, "r", 1.0, 1.0, ()), True, 0.5).rstrip(b"\n")
+    index, done = _parse(sources, good)
+    assert (index, done.source.name, done.report.score, done.keep, done.seconds) == (1, "b", 1.0, True, 0.5)
+    for line in (b"not json", b"[1]", b'{"index": true}', b'{"index": 7, "report": {}}', b'{"index": -1}'):
+        assert _parse(sources, line) is None, line
+    index, done = _parse(sources, b'{"index": 0, "report": {"score": "x"}, "keep": true, "seconds": 0}')
+    assert (index, done.source.name, done.report) == (0, "a", None)
+
+
 def test_a_lost_submission_is_the_students_error_in_the_batch(tmp_path, catalog, monkeypatch):
     import gradegrad.workers as workers
 
