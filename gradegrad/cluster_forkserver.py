@@ -140,6 +140,7 @@ def stop(workers: list[int], seconds: float = STOP_WAIT) -> None:
 
 
 def _signal(pid: int, signum: int) -> None:
+    """Send `signum` to `pid` if it is a process (0: none) that still runs."""
     import os
 
     if pid > 0:
@@ -162,10 +163,10 @@ def _children(pid: int) -> list[int]:
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
         try:
             with open(f"/proc/{entry}/stat", "rb") as fh:
-                if entry.isdigit() and int(fh.read().rsplit(b")", 1)[1].split()[1]) == pid:
+                if int(fh.read().rsplit(b")", 1)[1].split()[1]) == pid:
                     found.append(int(entry))
         except (OSError, ValueError, IndexError):
-            pass
+            pass  # (not a process: /proc/self, /proc/meminfo...; or one gone meanwhile)
     return found
 
 

@@ -445,7 +445,7 @@ def _done(source: SubmissionSource, data: dict) -> Done:
     """The report of a worker's line; one the grader cannot read is that submission's lost report."""
     try:
         return Done(source, Report.from_dict(data["report"]), data["keep"] is True, float(data["seconds"]))
-    except (ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return Done(source, None)
 
 

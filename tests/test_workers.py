@@ -88,8 +88,10 @@ def test_a_report_line_the_grader_cannot_read_is_that_submission_s_lost_report()
     assert (index, done.source.name, done.report.score, done.keep, done.seconds) == (1, "b", 1.0, True, 0.5)
     for line in (b"not json", b"[1]", b'{"index": true}', b'{"index": 7, "report": {}}', b'{"index": -1}'):
         assert _parse(sources, line) is None, line
-    index, done = _parse(sources, b'{"index": 0, "report": {"score": "x"}, "keep": true, "seconds": 0}')
-    assert (index, done.source.name, done.report) == (0, "a", None)
+    for report in (b'{"score": "x"}', b'[1, 2]', b'"text"'):
+        line = b'{"index": 0, "report": ' + report + b', "keep": true, "seconds": 0}'
+        index, done = _parse(sources, line)
+        assert (index, done.source.name, done.report) == (0, "a", None), line
 
 
 def test_a_lost_submission_is_the_students_error_in_the_batch(tmp_path, catalog, monkeypatch):
