@@ -114,21 +114,24 @@ def stop(workers: list[int], seconds: float = STOP_WAIT) -> None:
     """Once the LocalCluster is closed: its worker processes (the fork server's children, not this
     process's) get `seconds` to exit, then are killed (they hold nothing by then; what they leave
     comes to this process, a subreaper, for `cluster_worker.sweep_orphans`); then the fork server
-    is killed (its own exit would run the interpreter's slow teardown of torch), with any worker it
-    still has (a command that ended before it took the cluster it started, `cluster.start_early`)."""
+    is killed (its own exit would run the interpreter's slow teardown of torch), with whatever it
+    still has (workers being started: a command that ended before it took the cluster it started,
+    `cluster.start_early`)."""
     import os
     import signal
     import time
     from multiprocessing import forkserver
+
+    from gradegrad.sandbox.watchdog import tree
 
     deadline = time.monotonic() + seconds
     while any(map(_alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.01)
     server = forkserver._forkserver
     forks = getattr(server, "_forkserver_pid", None) or 0
-    if forks > 0:  # stopped first, so that it forks nothing more: its children are workers being started
+    if forks > 0:  # stopped first, so that it forks nothing more: what it has are workers being started
         _signal(forks, signal.SIGSTOP)
-        workers = [*workers, *_children(forks)]
+        workers = [*workers, *tree(forks)[1:]]
     for pid in [pid for pid in workers if _alive(pid)] + [forks]:
         _signal(pid, signal.SIGKILL)
     stopping = getattr(server, "_stop", None)  # closes its pipe and reaps it (what the standard library's tests use)
@@ -148,26 +151,6 @@ def _signal(pid: int, signum: int) -> None:
             os.kill(pid, signum)
         except OSError:
             pass
-
-
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (/proc's list of a task's children, or a look at every process)."""
-    import os
-
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children", "rb") as fh:
-            return [int(child) for child in fh.read().split()]
-    except (OSError, ValueError):
-        pass
-    found = []
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                if int(fh.read().rsplit(b")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry))
-        except (OSError, ValueError, IndexError):
-            pass  # (not a process: /proc/self, /proc/meminfo...; or one gone meanwhile)
-    return found
 
 
 def _alive(pid: int) -> bool:
