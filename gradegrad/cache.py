@@ -78,6 +78,6 @@ class ResultCache:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.folder / f"{key}.json", json.dumps(report.to_dict(), allow_nan=False, default=str))
+            write_text_atomic(self.folder / f"{key}.json", report.json_line)
         except (OSError, ValueError):
             pass  # a cache that cannot be written only costs time on the next run

@@ -363,7 +363,7 @@ class _Batch:
         try:
             if data.get("report") is None:
                 return self.lost(source, str(data.get("problem", "the Dask worker sent no report"))), False, 0.0
-            report = Report.from_dict(json.loads(data["report"]))
+            report = Report.from_json_line(data["report"])
             return report, data.get("keep") is True, float(data.get("seconds", 0.0))
         except Exception as exc:  # noqa: BLE001 - a report we cannot read
             return self.lost(source, f"on the Dask cluster ({exception_line(exc)})"), False, 0.0

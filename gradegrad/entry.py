@@ -43,9 +43,10 @@ def _main(started_handler: bool = False) -> None:
     grading = len(sys.argv) > 1 and sys.argv[1] in ("check", "grade", "gradescope", "validate") \
         and sys.argv[1:3] != ["gradescope", "bundle"]
     if grading:
-        from gradegrad.sandbox.environment import limit_malloc_arenas
+        from gradegrad.sandbox.environment import limit_malloc_arenas, single_threaded_blas
         from gradegrad.sandbox.zygote import prestart
 
+        single_threaded_blas()
         limit_malloc_arenas()
         cluster = _on_cluster(sys.argv[1:])
         if cluster:

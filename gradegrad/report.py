@@ -1,15 +1,18 @@
 """The immutable result model every writer reads.
 
 Frozen dataclasses with `to_dict`/`from_dict`; they hold no display code. The JSON written by
-`gradegrad check --json` is `Report.to_dict()`. A number that is not finite (the worst element of
+`gradegrad check --json` is `Report.to_dict()`; `Report.json_line` is that as one line of JSON,
+written once for the cache, grades.json and a grading process's reply. A number that is not finite (the worst element of
 an output that overflowed) is written as the string "nan", "inf" or "-inf", so that every writer
 produces standard JSON, and is read back as that float by `from_dict`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any, Literal
 
 CheckStatus = Literal["passed", "failed", "error", "skipped"]
@@ -199,6 +202,21 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON: non-finite numbers as strings (see the module's docstring)."""
         return plain(self)
+
+    @cached_property
+    def json_line(self) -> str:
+        """`to_dict` as one line of JSON (json's C encoder; a value JSON cannot hold as its `str`),
+        made once: a batch writes each report to the cache and to grades.json, and a grading process
+        sends it. Raises ValueError or TypeError for a report JSON cannot hold."""
+        return json.dumps(self.to_dict(), allow_nan=False, default=str)
+
+    @classmethod
+    def from_json_line(cls, text: str) -> "Report":
+        """A report read back from the `json_line` of the same report in another grading process
+        (`from_dict`, which gives `to_dict`'s data back unchanged): that text is its `json_line`."""
+        report = cls.from_dict(json.loads(text))
+        report.__dict__["json_line"] = text  # (cached_property's own slot; the dataclass stays frozen)
+        return report
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Report":

@@ -4,7 +4,7 @@ One grader process spends about as much CPU per submission (references, gradchec
 the submission's child does, and that work holds its GIL: threads in one process grade at most
 about one submission at a time. With two jobs or more, `grade_folder` grades in worker processes
 instead. Workers never run student code themselves, and nothing they send is unpickled: each
-report comes back as one JSON line (`Report.to_dict`) on a pipe.
+report comes back as one JSON line (`Report.json_line`) on a pipe.
 
 - **Forked at the start** (`prefork`, the console script): before the grader has read anything
   but its command line, it forks one worker per process the batch will use. Each worker at once
@@ -129,18 +129,17 @@ def _reporter(grade: Grade, out: int) -> Callable[[int, SubmissionSource], None]
 
 
 def _line(index: int, report: Report, keep: bool, seconds: float) -> bytes:
-    """One report as a JSON line; a report that cannot be written (a bug) is sent without its
-    exercises, as this student's error, so that the worker goes on with the others."""
+    """One report as a JSON line, the report itself as its `json_line` text (which the grader then
+    writes as it is, to the cache and grades.json); a report that cannot be written (a bug) is sent
+    without its exercises, as this student's error, so that the worker goes on with the others."""
     try:
-        data = report.to_dict()
-        return json.dumps({"index": index, "report": data, "keep": keep, "seconds": seconds},
-                          allow_nan=False, default=str).encode() + b"\n"
+        text = report.json_line
     except (TypeError, ValueError) as exc:
         lost = Report(report.submission, report.device, report.seed, report.rubric, 0.0, report.max_score, (),
                       error=f"gradegrad could not send this report from its grading process ({exc})",
                       gradegrad_version=report.gradegrad_version)
-        return json.dumps({"index": index, "report": lost.to_dict(), "keep": False, "seconds": seconds},
-                          allow_nan=False, default=str).encode() + b"\n"
+        text, keep = lost.json_line, False
+    return json.dumps({"index": index, "report": text, "keep": keep, "seconds": seconds}).encode() + b"\n"
 
 
 # --------------------------------------------------------------------------- forked at the start
@@ -444,7 +443,7 @@ def _report_line(line: bytes) -> tuple[int, dict] | None:
 def _done(source: SubmissionSource, data: dict) -> Done:
     """The report of a worker's line; one the grader cannot read is that submission's lost report."""
     try:
-        return Done(source, Report.from_dict(data["report"]), data["keep"] is True, float(data["seconds"]))
+        return Done(source, Report.from_json_line(data["report"]), data["keep"] is True, float(data["seconds"]))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return Done(source, None)
 

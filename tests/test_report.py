@@ -22,7 +22,7 @@ from gradegrad.render.markdown import to_markdown
 from gradegrad.render.scorecard import render_scorecard
 from gradegrad.report import Report, json_safe, number
 from gradegrad.workers import _line, _parse
-from render_samples import graded, non_finite_report
+from render_samples import graded, load_error_report, non_finite_report, partial_report
 
 
 def worsts(report: Report) -> list[tuple[float, float]]:
@@ -109,3 +109,34 @@ def test_scorecard_renders(monkeypatch):
     out = io.StringIO()
     render_scorecard(non_finite_report(), Console(file=out, width=100, no_color=True))
     assert "not_finite" in out.getvalue() and "19/22" in out.getvalue()
+
+
+@pytest.mark.parametrize("name", ["complete", "sign_error", "not_finite", "prints", "raises_at_import", "wrong_shape"])
+def test_a_report_s_json_line_is_the_one_its_copy_in_another_grading_process_writes(graded, name):
+    """A grading process sends a report as its `json_line`; the grader writes that very text to the
+    cache and grades.json. It is the text the grader would have made itself: reading it back and
+    writing it again changes nothing, whatever the report holds."""
+    from conftest import EXAMPLES, SUBMISSIONS
+
+    report = graded(EXAMPLES / "complete.py" if name == "complete" else SUBMISSIONS / f"{name}.py")
+    back = Report.from_json_line(report.json_line)
+    assert back == report or same_numbers(back, report)  # (nan != nan)
+    assert Report.from_dict(json.loads(report.json_line)).json_line == report.json_line
+    assert json.loads(report.json_line) == json.loads(json.dumps(report.to_dict(), allow_nan=False, default=str))
+
+
+@pytest.mark.parametrize("report", [non_finite_report(), partial_report(), load_error_report()])
+def test_a_grading_process_s_line_gives_the_gradebook_and_the_cache_the_report_s_own_text(tmp_path, report):
+    from pathlib import Path
+
+    from gradegrad.intake import SubmissionSource
+
+    sources = [SubmissionSource("ann", Path("ann.py"), "file")]
+    index, done = _parse(sources, _line(0, report, True, 0.5).rstrip(b"\n"))
+    assert (index, done.keep) == (0, True) and same_numbers(done.report, report)
+    assert done.report.json_line == json.dumps(report.to_dict(), allow_nan=False, default=str)
+    ResultCache(tmp_path).put("k", done.report)
+    write_gradebook(Gradebook(BatchResult("subs", "lab", ("sigmoid",), (graded("ann", done.report),)), 22.0, "lab"),
+                    tmp_path / "out")
+    assert (tmp_path / "k.json").read_text() == done.report.json_line
+    assert json.loads((tmp_path / "out" / "grades.json").read_text()) == [json.loads(done.report.json_line)]

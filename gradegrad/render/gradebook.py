@@ -29,10 +29,11 @@ def _failed(what: str, exc: Exception) -> str:
 
 
 def _report_json(g: Graded) -> str:
-    """One student's report as JSON on one line (json's C encoder: indenting runs its Python one,
-    some 5 ms a report); a report no writer can hold becomes an error entry, alone."""
+    """One student's report as JSON on one line (`Report.json_line`, as the cache has it; indenting
+    would run json's Python encoder, some 5 ms a report); a report no writer can hold becomes an
+    error entry, alone."""
     try:
-        return json.dumps(g.report.to_dict(), allow_nan=False, default=str)
+        return g.report.json_line
     except Exception as exc:  # noqa: BLE001 - one student's report never costs the gradebook
         return json.dumps({"submission": g.report.submission, "name": g.name, "error": _failed("this report", exc)})
 

@@ -20,6 +20,14 @@ def child_env(scratch: str, token: str) -> dict[str, str]:
     return env
 
 
+def single_threaded_blas() -> None:
+    """No thread pool for numpy's OpenBLAS in this process and its forks (set before numpy is
+    imported): the grader's arrays are tiny, and after each call the pool's threads spin for a while
+    on the cores the evaluators need (about 1% of a batch's CPU). Evaluators started as fresh
+    interpreters get the same from `child_env`'s OMP_NUM_THREADS."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def limit_malloc_arenas(arenas: int = 2) -> None:
     """Fewer glibc malloc arenas: threads (the grader's workers, torch's) otherwise each get one,
     and freed memory in them is rarely returned. Linux/glibc only; elsewhere nothing happens."""
