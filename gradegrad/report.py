@@ -1,10 +1,10 @@
 """The immutable result model every writer reads.
 
 Frozen dataclasses with `to_dict`/`from_dict`; they hold no display code. The JSON written by
-`gradegrad check --json` is `Report.to_dict()`; `Report.json_line` is that as one line of JSON,
-written once for the cache, grades.json and a grading process's reply. A number that is not finite (the worst element of
-an output that overflowed) is written as the string "nan", "inf" or "-inf", so that every writer
-produces standard JSON, and is read back as that float by `from_dict`.
+`gradegrad check --json` is `Report.to_dict()`; `Report.json_line` is the same on one line, made
+once for the cache, grades.json and a grading process's reply. A number that is not finite (the
+worst element of an output that overflowed) is written as the string "nan", "inf" or "-inf", so
+that every writer produces standard JSON, and is read back as that float by `from_dict`.
 """
 
 from __future__ import annotations
