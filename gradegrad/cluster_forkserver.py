@@ -29,10 +29,24 @@ def start(fork: bool = False) -> None:
     import multiprocessing
     from multiprocessing import forkserver
 
+    _quiet_resource_tracker()
     multiprocessing.get_context("forkserver").set_forkserver_preload([PRELOAD])
     if fork and _start_forked():
         return
     forkserver.ensure_running()
+
+
+def _quiet_resource_tracker() -> None:
+    """A command stopped (Ctrl-C) while its LocalCluster's nannies start leaves their semaphores to
+    multiprocessing's resource tracker, which unlinks them and then warns on the TA's terminal,
+    after `gradegrad: interrupted`, that it found some. The tracker is a fresh interpreter started
+    with this process's warning options (started later, at the first semaphore): it still unlinks
+    them, without that warning."""
+    import sys
+
+    option = "ignore:resource_tracker:UserWarning"
+    if option not in sys.warnoptions:
+        sys.warnoptions.append(option)
 
 
 def _start_forked() -> bool:

@@ -422,6 +422,27 @@ def test_the_console_script_leaves_no_local_cluster_behind_on_a_usage_error(tmp_
 
 
 
+def test_semaphores_a_stopped_command_left_are_unlinked_without_a_warning_on_the_terminal():
+    """A command stopped (Ctrl-C) while its LocalCluster's nannies start exits with their
+    semaphores still registered: multiprocessing's resource tracker unlinks them, and used to warn
+    about them on the terminal after `gradegrad: interrupted`. The same here, deterministically: a
+    process that registered semaphores and exits at once (as `_fast_exit` does)."""
+    import subprocess
+
+    code = ("import multiprocessing, os, sys\n"
+            "from gradegrad import cluster_forkserver\n"
+            "if sys.argv[1] == 'quiet': cluster_forkserver._quiet_resource_tracker()\n"
+            "queue = multiprocessing.get_context('forkserver').Queue()\n"
+            "print(queue._rlock._semlock.name, flush=True)\n"
+            "os._exit(0)\n")
+    for mode in ("loud", "quiet"):
+        result = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, timeout=60,
+                                cwd=Path(__file__).resolve().parent.parent)
+        name = result.stdout.split()[0]
+        assert ("leaked semaphore" in result.stderr) == (mode == "loud"), (mode, result.stderr)
+        assert not Path("/dev/shm", "sem." + name.lstrip("/")).exists()  # unlinked all the same
+
+
 @pytest.mark.parametrize("address", ["local:0", "local:two", "local:-1"])
 def test_a_bad_local_cluster_is_a_usage_error(tmp_path, address):
     one_line_usage_error(grade(BATCH, *ARGS, "--cluster", address, "--out", tmp_path), "expected local:N")
