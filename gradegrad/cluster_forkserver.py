@@ -131,11 +131,11 @@ def stop(workers: list[int], seconds: float = STOP_WAIT) -> None:
     is killed (its own exit would run the interpreter's slow teardown of torch), with whatever it
     still has (workers being started: a command that ended before it took the cluster it started,
     `cluster.start_early`)."""
-    import os
     import signal
     import time
     from multiprocessing import forkserver
 
+    from gradegrad.sandbox.reaper import signal_all
     from gradegrad.sandbox.watchdog import tree
 
     deadline = time.monotonic() + seconds
@@ -144,25 +144,13 @@ def stop(workers: list[int], seconds: float = STOP_WAIT) -> None:
     server = forkserver._forkserver
     forks = getattr(server, "_forkserver_pid", None) or 0
     if forks > 0:  # stopped first, so that it forks nothing more: what it has are workers being started
-        _signal(forks, signal.SIGSTOP)
-        workers = [*workers, *tree(forks)[1:]]
-    for pid in [pid for pid in workers if _alive(pid)] + [forks]:
-        _signal(pid, signal.SIGKILL)
+        signal_all([forks], signal.SIGSTOP)
+        workers = [*workers, *tree(forks)[1:], forks]
+    signal_all([pid for pid in workers if pid > 0 and _alive(pid)], signal.SIGKILL)
     stopping = getattr(server, "_stop", None)  # closes its pipe and reaps it (what the standard library's tests use)
     if stopping is not None:
         try:
             stopping()
-        except OSError:
-            pass
-
-
-def _signal(pid: int, signum: int) -> None:
-    """Send `signum` to `pid` if it is a process (0: none) that still runs."""
-    import os
-
-    if pid > 0:
-        try:
-            os.kill(pid, signum)
         except OSError:
             pass
 

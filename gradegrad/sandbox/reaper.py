@@ -76,7 +76,8 @@ def _strays(token: str, sid: int) -> list[tuple[int, int]]:
     return strays
 
 
-def _signal_all(pids: list[int], sig: int) -> None:
+def signal_all(pids: list[int], sig: int) -> None:
+    """Send `sig` to each of `pids` (processes, never 0 or a group) still there."""
     for pid in pids:
         try:
             os.kill(pid, sig)
@@ -106,10 +107,10 @@ def sweep(token: str, sid: int, seconds: float = 10.0) -> int:
                 break
             stopped: dict[int, int] = {}
             while strays and time.monotonic() < deadline:  # freeze the tree: stop until nothing new
-                _signal_all([pid for pid, _ in strays], signal.SIGSTOP)
+                signal_all([pid for pid, _ in strays], signal.SIGSTOP)
                 stopped.update(strays)
                 strays = [(pid, ppid) for pid, ppid in _strays(token, sid) if pid not in stopped]
-            _signal_all(list(stopped), signal.SIGKILL)
+            signal_all(list(stopped), signal.SIGKILL)
             killed += len(stopped)
             time.sleep(0.002)
             _reap(list(stopped.items()))
