@@ -133,13 +133,16 @@ _EARLY: list[_EarlyStart] = []
 
 @contextmanager
 def _ready_client(distributed: Any, address: str) -> Iterator[Any]:
-    """A client of the cluster at `address` whose workers are prepared to grade, as this machine would."""
+    """A client of the cluster at `address` whose workers are prepared to grade, as this machine would.
+    A local cluster's are from their start (forks of this process, whose preloads prepared them and
+    gave their nannies a warden, `_local_client`): the batch starts at once, without these round trips."""
     from gradegrad import cluster_worker
 
     with _client(distributed, address) as client:
-        client.register_plugin(cluster_worker.Warden())
-        client.register_plugin(cluster_worker.Prepare())  # first: each worker starts its fork server
-        _same_grader(client, address)
+        if local_workers(address) is None:
+            client.register_plugin(cluster_worker.Warden())
+            client.register_plugin(cluster_worker.Prepare())  # first: each worker starts its fork server
+            _same_grader(client, address)
         yield client
 
 
@@ -167,7 +170,8 @@ def _client(distributed: Any, address: str) -> Iterator[Any]:
 def _local_client(distributed: Any, count: int) -> Iterator[Any]:
     """A LocalCluster of `count` single-threaded worker processes, each grading one submission at
     a time (the scheduler hands a worker its next task only when it is free: worker-saturation 1),
-    each preparing its grader as it starts (a preload). Its workers are forks of multiprocessing's
+    each preparing its grader as it starts, each nanny with its warden (preloads: no plugin to
+    install, no round trip before the batch). Its workers are forks of multiprocessing's
     fork server, which imported the grader once (`cluster_forkserver.py`)."""
     import dask
 
@@ -182,7 +186,8 @@ def _local_client(distributed: Any, count: int) -> Iterator[Any]:
     except (ImportError, AttributeError):
         pass
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
-                          "distributed.worker.preload": ["gradegrad.cluster_worker"],
+                          "distributed.worker.preload": ["gradegrad.cluster_worker"],  # `Prepare`, and
+                          "distributed.nanny.preload": ["gradegrad.cluster_worker"],  # `Warden`, without a plugin
                           "distributed.worker.multiprocessing-method": "forkserver",
                           "distributed.worker.profile.enabled": False,
                           "distributed.admin.tick.interval": "1s",

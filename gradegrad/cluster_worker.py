@@ -9,7 +9,8 @@ with the scratch copy's paths replaced by the paths the TA's machine knows. A wo
 gradegrad or torch is not the TA's grades nothing: the student gets an error row, not a
 different verdict.
 
-Two plugins, installed by `cluster.py` on every worker and nanny, present and future:
+Two plugins, installed by `cluster.py` on every worker and nanny, present and future, of a cluster
+started elsewhere (a local one's workers and nannies have them from their start: `dask_setup`):
 - `Prepare` (worker): imports the grader and starts the fork server before the first task.
 - `Warden` (nanny): a Dask worker is a process its nanny started and restarts when it dies. The
   nanny becomes a child subreaper, so when a worker dies (killed, out of memory) what it left
@@ -144,10 +145,24 @@ class Prepare(WorkerPlugin):
         prepare()
 
 
-def dask_setup(worker) -> None:  # noqa: ANN001
-    """`dask worker --preload gradegrad.cluster_worker`: prepare as the worker starts, before any
-    client has installed `Prepare` (`--cluster local:N` starts its workers so)."""
-    prepare()
+def dask_setup(server) -> None:  # noqa: ANN001 - distributed's Worker or Nanny
+    """A preload: `dask worker --preload gradegrad.cluster_worker` prepares each worker as it
+    starts, before any client has installed `Prepare`; `--preload-nanny gradegrad.cluster_worker`
+    gives each nanny its warden as it starts, before any client has installed `Warden`.
+    `--cluster local:N` starts its workers and nannies with both, and installs no plugin."""
+    from distributed import Nanny
+
+    if isinstance(server, Nanny):
+        _WARDEN.watch(server)
+    else:
+        prepare()
+
+
+def dask_teardown(server) -> None:  # noqa: ANN001
+    from distributed import Nanny
+
+    if isinstance(server, Nanny):
+        _WARDEN.release(server)
 
 
 _PREPARING = threading.Lock()

@@ -320,6 +320,25 @@ def test_local_n_starts_a_cluster_here(tmp_path):
     assert {n: r["status"] for n, r in rows(tmp_path / "out").items()} == {"alice": "passed", "grace": "invalid"}
 
 
+def test_a_local_cluster_is_prepared_by_its_preloads_without_a_plugin():
+    """`--cluster local:N` installs no plugin and waits for no reply before the batch: each nanny
+    has its warden, and each worker its fork server, from their start (preloads)."""
+    import distributed
+
+    from gradegrad import cluster_worker
+    from gradegrad.cluster import _ready_client
+
+    def plugins(dask_scheduler):  # (Dask's own too: shuffle)
+        return [name for name in (*dask_scheduler.worker_plugins, *dask_scheduler.nanny_plugins) if "gradegrad" in name]
+
+    with _ready_client(distributed, "local:2") as client:
+        nannies = list(client.cluster.workers.values())
+        assert len(nannies) == 2 and all(nanny in cluster_worker._WARDEN.open for nanny in nannies)
+        assert client.run_on_scheduler(plugins) == []
+        assert list(client.run(cluster_worker.ready).values()) == [cluster_worker.identity()] * 2
+    assert not any(nanny in cluster_worker._WARDEN.open for nanny in nannies)  # released as they closed
+
+
 FORKED_SERVER = """
 import multiprocessing, os, sys, threading, time
 if sys.argv[1] == "thread":
