@@ -229,7 +229,8 @@ class _Warden:
     def watch(self, nanny) -> None:  # noqa: ANN001
         reaper.enable_subreaper()
         with self.lock:
-            self.open.append(nanny)
+            if not any(n is nanny for n in self.open):  # (a preload and a plugin both)
+                self.open.append(nanny)
             if self.thread is None:
                 self.thread = threading.Thread(target=self._run, name="gradegrad-warden", daemon=True)
                 self.thread.start()
