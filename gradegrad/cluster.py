@@ -133,25 +133,26 @@ _EARLY: list[_EarlyStart] = []
 
 @contextmanager
 def _ready_client(distributed: Any, address: str) -> Iterator[Any]:
-    """A client of the cluster at `address` whose workers are prepared to grade, as this machine would.
-    A local cluster's are from their start (forks of this process, whose preloads prepared them and
-    gave their nannies a warden, `_local_client`): the batch starts at once, without these round trips."""
-    from gradegrad import cluster_worker
-
-    with _client(distributed, address) as client:
-        if local_workers(address) is None:
-            client.register_plugin(cluster_worker.Warden())
-            client.register_plugin(cluster_worker.Prepare())  # first: each worker starts its fork server
-            _same_grader(client, address)
-        yield client
-
-
-@contextmanager
-def _client(distributed: Any, address: str) -> Iterator[Any]:
+    """A client of the cluster at `address` whose workers are prepared to grade, as this machine
+    would. A local cluster's are from their start (forks of this process, prepared by their
+    preloads, their nannies given a warden: `_local_client`), so its batch starts at once; another
+    cluster's once this client has installed the plugins and checked every worker's grader."""
     count = local_workers(address)
     if count is not None:
         yield from _local_client(distributed, count)
         return
+    from gradegrad import cluster_worker
+
+    with _remote_client(distributed, address) as client:
+        client.register_plugin(cluster_worker.Warden())
+        client.register_plugin(cluster_worker.Prepare())  # first: each worker starts its fork server
+        _same_grader(client, address)
+        yield client
+
+
+@contextmanager
+def _remote_client(distributed: Any, address: str) -> Iterator[Any]:
+    """A client of the Dask scheduler at `address`, once it has a worker."""
     try:
         client = distributed.Client(address, timeout=CONNECT_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError for a bad address

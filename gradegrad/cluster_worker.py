@@ -106,6 +106,7 @@ def grade_packed(payload: dict, data: dict) -> dict:
     or {"report": None, "problem"} when this worker cannot give the TA's machine's verdict."""
     from gradegrad.batch import grade_timed
     from gradegrad.portable import replace_text, unpack_submission
+    from gradegrad.report import json_text
 
     if data["identity"] != identity():
         return {"report": None, "problem": f"the Dask worker runs {describe(identity())}, the TA's machine "
@@ -117,9 +118,8 @@ def grade_packed(payload: dict, data: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="gradegrad-submission-") as scratch:
         source, code, paths = unpack_submission(payload, Path(scratch))
         report, keep, seconds = grade_timed(source, rubric, catalog, options, code)
-    result = report.to_dict()
-    return {"report": json.dumps(replace_text(result, *paths) if paths else result, allow_nan=False, default=str),
-            "keep": keep, "seconds": seconds}
+    text = json_text(replace_text(report.to_dict(), *paths)) if paths else report.json_line
+    return {"report": text, "keep": keep, "seconds": seconds}
 
 
 @lru_cache(maxsize=1)

@@ -24,6 +24,12 @@ NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _PACKED = "_json_line"  # where a report keeps its `json_line`, deflated
 
 
+def json_text(data: Any) -> str:
+    """Plain data (`to_dict`'s) as one line of JSON: json's C encoder, a value JSON cannot hold as
+    its `str`; ValueError for a number that is not finite (`plain` wrote those as strings)."""
+    return json.dumps(data, allow_nan=False, default=str)
+
+
 def json_safe(value: Any) -> Any:
     """`value` (dicts, lists, tuples, scalars) with each non-finite float as "nan", "inf" or "-inf"."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -214,7 +220,7 @@ class Report:
         packed = self.__dict__.get(_PACKED)
         if packed is not None:
             return zlib.decompress(packed).decode("utf-8")
-        text = json.dumps(self.to_dict(), allow_nan=False, default=str)
+        text = json_text(self.to_dict())
         self.__dict__[_PACKED] = zlib.compress(text.encode("utf-8"), 1)  # (not a field: the dataclass stays frozen)
         return text
 
