@@ -20,9 +20,13 @@ Measured on this machine, in this run:
 - with Dask installed (gradegrad[dask]), `gradegrad grade DIR --cluster local:J` end to end (the
   command starts a LocalCluster of J worker processes, grades, stops it) against `--jobs J`,
   alternating with the two above (the cluster after `--jobs` in one repeat, before it in the
-  next): best of --repeat each, and the overhead of each repeat's pair, run back to back, whose
-  median is the cluster's overhead (this machine's speed drifts over minutes: the best runs of
-  the two modes may come from different phases, a pair's two runs from the same);
+  next): best of --repeat each, and the overhead of each pair, run back to back, whose median is
+  the cluster's overhead (this machine's speed drifts over minutes: the best runs of the two
+  modes may come from different phases, a pair's two runs from the same). The largest size gets
+  pairs of its own after the repeats, up to --pairs in all (a pair's two runs can differ by 10%
+  on a noisy machine: six pairs put their median anywhere within a few points), and the median
+  is printed with the interval that holds the true median with at least 90% confidence (the
+  order statistics of the pairs: no assumption on how they are distributed);
 - the request/reply round trips one complete submission makes (`Child.round_trips`), without a
   rubric (every exercise found) and with the `all` rubric.
 Prints Markdown tables; the README records one run.
@@ -35,6 +39,7 @@ import compileall
 import csv
 import importlib.util
 import json
+import math
 import os
 import shutil
 import statistics
@@ -184,12 +189,31 @@ def peak_memory(cmd: list[str], measure=_pss) -> tuple[float, int]:
     return time.perf_counter() - start, peak
 
 
+def median_interval(values: list[float], confidence: float = 0.9) -> tuple[float, float, float]:
+    """(low, high, coverage): the narrowest interval between two order statistics of `values`,
+    symmetric in rank, that holds their population's median with at least `confidence` (each
+    value is below the median with probability 1/2, whatever the distribution); the widest there
+    is (min, max) when `values` are too few for that."""
+    ordered, n = sorted(values), len(values)
+    below = 0.0  # P(fewer than k values below the median), for k = 0, 1, ...
+    k = 0
+    while k + 1 <= n // 2:
+        nxt = below + math.comb(n, k) / 2 ** n
+        if 1 - 2 * nxt < confidence:
+            break
+        below, k = nxt, k + 1
+    k = max(k, 1)
+    return ordered[k - 1], ordered[n - k], 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 100])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=2, help="runs of gradegrad and of the floor (best kept)")
     parser.add_argument("--no-cluster", action="store_true", help="skip the Dask cluster runs")
+    parser.add_argument("--pairs", type=int, default=10,
+                        help="pairs of --jobs and cluster runs at the largest size (at least --repeat)")
     args = parser.parse_args()
     dask = not args.no_cluster and importlib.util.find_spec("distributed") is not None
     # gradegrad's bytecode, as an installed package has it: where PYTHONDONTWRITEBYTECODE is set (or
@@ -212,6 +236,13 @@ def main() -> None:
                 if dask:
                     pairs.append((one, c))
                 f = min(f, floor(folder, args.jobs, totals(work / f"out{n}")))
+            while dask and n == max(args.sizes) and len(pairs) < args.pairs:  # more pairs, same order rule
+                if len(pairs) % 2:
+                    c = cluster_batch(folder, args.jobs, work / f"cluster{n}")
+                one = gradegrad_batch(folder, args.jobs, work / f"out{n}")
+                if not len(pairs) % 2:
+                    c = cluster_batch(folder, args.jobs, work / f"cluster{n}")
+                pairs.append((one, c))
             b = naive(folder, args.jobs, totals(work / f"out{n}"))
             rows.append((n, g, b, f))
             clusters.append((n, g, pairs))
@@ -253,12 +284,14 @@ def main() -> None:
         print("\nDask cluster: not measured (--no-cluster, or Dask not installed: pip install 'gradegrad[dask]')")
         return
     print(f"\n| N | `--jobs {args.jobs}` s (best) | `--cluster local:{args.jobs}` s (best) | overhead, best of each | "
-          "overhead, median of the pairs | each pair (run back to back) |")
+          "overhead, median of the pairs (interval) | each pair (run back to back) |")
     print("|---|---|---|---|---|---|")
-    for n, g, pairs in clusters:
-        c = min(cluster for _, cluster in pairs)
+    for n, _, pairs in clusters:
+        g, c = min(jobs for jobs, _ in pairs), min(cluster for _, cluster in pairs)
         each = [cluster / jobs - 1 for jobs, cluster in pairs]
-        print(f"| {n} | {g:.1f} | {c:.1f} | {(c / g - 1) * 100:+.0f}% | {statistics.median(each) * 100:+.0f}% | "
+        low, high, coverage = median_interval(each)
+        print(f"| {n} | {g:.1f} | {c:.1f} | {(c / g - 1) * 100:+.0f}% | {statistics.median(each) * 100:+.0f}% of "
+              f"{len(pairs)} ({low * 100:+.0f}% to {high * 100:+.0f}%, {coverage:.0%}) | "
               + ", ".join(f"{jobs:.1f} / {cluster:.1f} s ({r * 100:+.0f}%)" for (jobs, cluster), r in zip(pairs, each))
               + " |")
 
