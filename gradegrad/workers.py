@@ -192,6 +192,7 @@ def _serve(tasks: int, out: int) -> None:
         from gradegrad.portable import from_context, from_plain
 
         gc.freeze()  # what is imported lives as long as the worker
+        gc.enable()  # (forked while the console script ran without it): grading a failing submission leaves cycles
         with open(tasks, "rb") as lines:
             first = lines.readline()
             if first:

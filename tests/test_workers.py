@@ -235,3 +235,51 @@ def test_a_worker_killed_mid_batch_loses_only_the_submission_it_was_grading(tmp_
     assert [rows[f"{n}.py"]["score"] for n in "abcde"] == [rows["a.py"]["max_score"]] * 5
     assert not (tmp_path / "out" / ".cache").exists() or len(list((tmp_path / "out" / ".cache").glob("*.json"))) == 5
     assert not set(none_left(seconds=10)) - before
+
+
+COLLECTOR = """
+import gc, json, sys
+from pathlib import Path
+
+gc.disable()  # as the console script runs until it has forked its workers
+import gradegrad.batch
+from gradegrad import workers
+from gradegrad.catalog import load_catalog, resolve_rubric, select_exercises
+from gradegrad.intake import discover
+from gradegrad.options import Options
+from gradegrad.portable import grading_context
+
+graded = gradegrad.batch.grade_timed
+
+def grade_timed(*args, **kwargs):  # in the worker, a fork of this process
+    outcome = graded(*args, **kwargs)
+    with open(sys.argv[2], "a") as fh:
+        fh.write(json.dumps([gc.isenabled()]) + "\\n")
+    return outcome
+
+gradegrad.batch.grade_timed = grade_timed
+workers.prefork(1)
+catalog = load_catalog()
+rubric = select_exercises(resolve_rubric("lab1", catalog), ["sigmoid"], catalog)
+sources = discover(Path(sys.argv[1])).sources
+for done in workers.grade_preforked(sources, grading_context(rubric, catalog, Options()), jobs=1):
+    assert done.report is not None
+"""
+
+
+def test_a_preforked_worker_frees_what_grading_leaves_behind(tmp_path):
+    """A grading worker forked while the console script still runs without the garbage collector
+    (importing torch) turns it on: grading a failing submission leaves reference cycles (about a
+    thousand objects, a quarter of a megabyte), which a worker grading thousands would otherwise
+    keep until the batch ends."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for name in ("alice.py", "bob.py", "erin.py"):
+        shutil.copy(FIXTURES / "batch" / name, folder / name)
+    log = tmp_path / "collector.jsonl"
+    result = subprocess.run([sys.executable, "-c", COLLECTOR, str(folder), str(log)], capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    states = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(states) == 3
+    assert all(enabled for enabled, in states)
