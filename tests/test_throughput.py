@@ -1,4 +1,4 @@
-"""benchmarks/throughput.py's statistics: the interval it prints around the cluster's overhead."""
+"""benchmarks/throughput.py: the interval it prints around the cluster's overhead."""
 
 import importlib.util
 import random
