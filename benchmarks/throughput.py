@@ -20,9 +20,9 @@ Measured on this machine, in this run:
 - with Dask installed (gradegrad[dask]), `gradegrad grade DIR --cluster local:J` end to end (the
   command starts a LocalCluster of J worker processes, grades, stops it) against `--jobs J`,
   alternating with the two above (the cluster after `--jobs` in one repeat, before it in the
-  next): best of --repeat each, and the overhead of each pair, run back to back, whose median is
-  the cluster's overhead (this machine's speed drifts over minutes: the best runs of the two
-  modes may come from different phases, a pair's two runs from the same). The largest size gets
+  next): best of each over the pairs, and the overhead of each pair, run back to back, whose
+  median is the cluster's overhead (this machine's speed drifts over minutes: the best runs of
+  the two modes may come from different phases, a pair's two runs from the same). The largest size gets
   pairs of its own after the repeats, up to --pairs in all (a pair's two runs can differ by 10%
   on a noisy machine: six pairs put their median anywhere within a few points), and the median
   is printed with the interval that holds the true median with at least 90% confidence (the
@@ -88,6 +88,17 @@ def gradegrad_batch(folder: Path, jobs: int, out: Path) -> float:
 def cluster_batch(folder: Path, workers: int, out: Path) -> float:
     return run([sys.executable, "-m", "gradegrad", "grade", str(folder), "--rubric", "all", "--cluster",
                 f"local:{workers}", "--out", str(out), "--no-cache"])
+
+
+def pair(folder: Path, n: int, jobs: int, work: Path, cluster_first: bool) -> tuple[float, float]:
+    """(`--jobs` seconds, cluster seconds) for the `n` copies in `folder`, run back to back; the
+    cluster first in every other pair (ABBA), so that a drift of the machine's speed favours neither."""
+    if cluster_first:
+        c = cluster_batch(folder, jobs, work / f"cluster{n}")
+    one = gradegrad_batch(folder, jobs, work / f"out{n}")
+    if not cluster_first:
+        c = cluster_batch(folder, jobs, work / f"cluster{n}")
+    return one, c
 
 
 def round_trips(rubric: str | None) -> int:
@@ -226,23 +237,16 @@ def main() -> None:
             folder = copies(n, work / f"n{n}")
             # gradegrad, the cluster and the floor alternate, best of --repeat each: this machine's speed drifts
             g, f, pairs = float("inf"), float("inf"), []
-            for i in range(args.repeat):
-                if dask and i % 2:  # --jobs and the cluster in turn first (ABBA): a drift favours neither
-                    c = cluster_batch(folder, args.jobs, work / f"cluster{n}")
-                one = gradegrad_batch(folder, args.jobs, work / f"out{n}")
-                g = min(g, one)
-                if dask and not i % 2:
-                    c = cluster_batch(folder, args.jobs, work / f"cluster{n}")
+            for _ in range(args.repeat):
                 if dask:
-                    pairs.append((one, c))
+                    pairs.append(pair(folder, n, args.jobs, work, cluster_first=len(pairs) % 2 == 1))
+                    one = pairs[-1][0]
+                else:
+                    one = gradegrad_batch(folder, args.jobs, work / f"out{n}")
+                g = min(g, one)
                 f = min(f, floor(folder, args.jobs, totals(work / f"out{n}")))
-            while dask and n == max(args.sizes) and len(pairs) < args.pairs:  # more pairs, same order rule
-                if len(pairs) % 2:
-                    c = cluster_batch(folder, args.jobs, work / f"cluster{n}")
-                one = gradegrad_batch(folder, args.jobs, work / f"out{n}")
-                if not len(pairs) % 2:
-                    c = cluster_batch(folder, args.jobs, work / f"cluster{n}")
-                pairs.append((one, c))
+            while dask and n == max(args.sizes) and len(pairs) < args.pairs:
+                pairs.append(pair(folder, n, args.jobs, work, cluster_first=len(pairs) % 2 == 1))
             b = naive(folder, args.jobs, totals(work / f"out{n}"))
             rows.append((n, g, b, f))
             clusters.append((n, g, pairs))

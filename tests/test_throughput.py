@@ -35,3 +35,13 @@ def test_the_median_interval_holds_the_median_as_often_as_it_says(throughput):
 
 def test_too_few_values_get_the_whole_range(throughput):
     assert throughput.median_interval([0.3, -0.1]) == (-0.1, 0.3, 0.5)
+
+
+@pytest.mark.parametrize("cluster_first, order", [(False, ["jobs", "cluster"]), (True, ["cluster", "jobs"])])
+def test_a_pair_runs_both_modes_back_to_back_in_the_order_asked(throughput, monkeypatch, tmp_path, cluster_first,
+                                                                order):
+    ran = []
+    monkeypatch.setattr(throughput, "gradegrad_batch", lambda folder, jobs, out: ran.append("jobs") or 20.0)
+    monkeypatch.setattr(throughput, "cluster_batch", lambda folder, jobs, out: ran.append("cluster") or 21.0)
+    assert throughput.pair(tmp_path, 100, 2, tmp_path, cluster_first) == (20.0, 21.0)
+    assert ran == order
