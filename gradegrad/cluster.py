@@ -213,11 +213,22 @@ def _local_client(distributed: Any, count: int) -> Iterator[Any]:
 
 def _same_grader(client: Any, address: str) -> None:
     """Wait until the workers are prepared; refuse those whose gradegrad or torch differ from this
-    machine's (their verdicts could). One that joins later is checked by each of its tasks."""
+    machine's (their verdicts could). One that joins later is checked by each of its tasks; when
+    none answered (all of them restarting), the next that joins is asked, for WAIT_FOR_WORKERS."""
     from gradegrad.cluster_worker import describe, identity, ready
 
     mine = identity()
-    for worker, theirs in sorted(client.run(ready, on_error="ignore").items()):  # a worker lost meanwhile: skipped
+    deadline = time.monotonic() + WAIT_FOR_WORKERS
+    replies = client.run(ready, on_error="ignore")  # a worker lost meanwhile: skipped
+    while not replies and time.monotonic() < deadline:
+        try:
+            client.wait_for_workers(1, timeout=max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        replies = client.run(ready, on_error="ignore")
+        if not replies:
+            time.sleep(0.1)  # (the scheduler still lists a worker that is gone)
+    for worker, theirs in sorted(replies.items()):
         if theirs != mine:
             raise UsageError(f"--cluster {address}: the Dask worker {worker} runs {describe(theirs)}, this machine "
                              f"{describe(mine)}: install the same on every worker (docs/cluster.md)")

@@ -31,6 +31,7 @@ from distributed.diagnostics.plugin import WorkerPlugin  # noqa: E402
 from conftest import FIXTURES  # noqa: E402
 from gradegrad.cli import app  # noqa: E402
 from gradegrad.cluster import local_workers  # noqa: E402
+from gradegrad.errors import UsageError  # noqa: E402
 from gradegrad.sandbox.environment import TOKEN_VAR  # noqa: E402
 
 BATCH = FIXTURES / "batch"
@@ -553,3 +554,27 @@ def test_a_worker_that_cannot_isolate_strictly_grades_nothing(catalog, monkeypat
     result = cluster_worker.grade_packed(pack_submission(source_for(BATCH / "alice.py")), context)
     assert result["report"] is None
     assert "--isolation strict" in result["problem"] and "no user namespaces here" in result["problem"]
+
+
+class _Restarting:
+    """A client of a cluster whose workers are all restarting when it first asks them: no reply,
+    then the one that came back, running another gradegrad."""
+
+    def __init__(self):
+        self.asked, self.waited = 0, 0
+
+    def run(self, function, on_error):
+        self.asked += 1
+        return {} if self.asked == 1 else {"tcp://127.0.0.1:4000": {"gradegrad": "0.0.9", "source": "x", "torch": "y"}}
+
+    def wait_for_workers(self, n, timeout):
+        self.waited += 1
+
+
+def test_the_workers_are_checked_even_when_none_answers_at_first():
+    from gradegrad.cluster import _same_grader
+
+    client = _Restarting()
+    with pytest.raises(UsageError, match="the Dask worker tcp://127.0.0.1:4000 runs gradegrad 0.0.9"):
+        _same_grader(client, "tcp://127.0.0.1:8786")
+    assert (client.asked, client.waited) == (2, 1)
