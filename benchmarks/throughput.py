@@ -22,11 +22,11 @@ Measured on this machine, in this run:
   alternating with the two above (the cluster after `--jobs` in one repeat, before it in the
   next): best of each over the pairs, and the overhead of each pair, run back to back, whose
   median is the cluster's overhead (this machine's speed drifts over minutes: the best runs of
-  the two modes may come from different phases, a pair's two runs from the same). The largest size gets
-  pairs of its own after the repeats, up to --pairs in all (a pair's two runs can differ by 10%
-  on a noisy machine: six pairs put their median anywhere within a few points), and the median
-  is printed with the interval that holds the true median with at least 90% confidence (the
-  order statistics of the pairs: no assumption on how they are distributed);
+  the two modes may come from different phases, a pair's two runs from the same). The largest
+  size gets pairs of its own after the repeats, up to --pairs in all (a pair's two runs can
+  differ by 10% on a noisy machine: six pairs put their median anywhere within a few points),
+  and the median is printed with the interval that holds the true median with at least 90%
+  confidence (the order statistics of the pairs: no assumption on how they are distributed);
 - the request/reply round trips one complete submission makes (`Child.round_trips`), without a
   rubric (every exercise found) and with the `all` rubric.
 Prints Markdown tables; the README records one run.
@@ -249,7 +249,7 @@ def main() -> None:
                 pairs.append(pair(folder, n, args.jobs, work, cluster_first=len(pairs) % 2 == 1))
             b = naive(folder, args.jobs, totals(work / f"out{n}"))
             rows.append((n, g, b, f))
-            clusters.append((n, g, pairs))
+            clusters.append((n, pairs))
         trips = round_trips(None), round_trips("all")
         torch_import = check = float("inf")
         for _ in range(5):  # alternating, best of five each: this machine's speed drifts
@@ -290,7 +290,7 @@ def main() -> None:
     print(f"\n| N | `--jobs {args.jobs}` s (best) | `--cluster local:{args.jobs}` s (best) | overhead, best of each | "
           "overhead, median of the pairs (interval) | each pair (run back to back) |")
     print("|---|---|---|---|---|---|")
-    for n, _, pairs in clusters:
+    for n, pairs in clusters:
         g, c = min(jobs for jobs, _ in pairs), min(cluster for _, cluster in pairs)
         each = [cluster / jobs - 1 for jobs, cluster in pairs]
         low, high, coverage = median_interval(each)

@@ -34,6 +34,7 @@ from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
+from distributed import Nanny
 from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin
 
 import gradegrad
@@ -150,8 +151,6 @@ def dask_setup(server) -> None:  # noqa: ANN001 - distributed's Worker or Nanny
     starts, before any client has installed `Prepare`; `--preload-nanny gradegrad.cluster_worker`
     gives each nanny its warden as it starts, before any client has installed `Warden`.
     `--cluster local:N` starts its workers and nannies with both, and installs no plugin."""
-    from distributed import Nanny
-
     if isinstance(server, Nanny):
         _WARDEN.watch(server)
     else:
@@ -159,8 +158,6 @@ def dask_setup(server) -> None:  # noqa: ANN001 - distributed's Worker or Nanny
 
 
 def dask_teardown(server) -> None:  # noqa: ANN001
-    from distributed import Nanny
-
     if isinstance(server, Nanny):
         _WARDEN.release(server)
 
