@@ -30,6 +30,7 @@ from gradegrad.intake import (Discovery, Skipped, SubmissionSource, generated_co
 from gradegrad.intake.statements import IMPORT_FAILED, statement_source
 from gradegrad.points import applicable
 from gradegrad.report import CheckResult, ExerciseResult, LoadProblem, Report
+from gradegrad.sandbox import scratch
 from gradegrad.portable import grading_context
 from gradegrad.workers import (JOBS_PER_PROCESS, Done, grade_in_processes, grade_preforked, preforked,
                                processes_for)
@@ -150,8 +151,8 @@ def _relabel(report: Report, source: SubmissionSource, loaded: Path, label: str)
 def _grade_generated(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
                      options: Options, code: str | None = None) -> Report:
     code = generated_code(source) if code is None else code
-    with tempfile.TemporaryDirectory(prefix="gradegrad-source-") as scratch:
-        loaded = Path(scratch) / f"{source.name if source.name.isidentifier() else 'submission'}.py"
+    with tempfile.TemporaryDirectory(prefix=scratch.prefix("source")) as folder:
+        loaded = Path(folder) / f"{source.name if source.name.isidentifier() else 'submission'}.py"
         loaded.write_text(code, encoding="utf-8")
         del code
         return _relabel(grade(loaded, rubric, catalog, options, student=source.name), source, loaded,

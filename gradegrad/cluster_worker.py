@@ -27,6 +27,7 @@ import importlib.metadata
 import json
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -38,7 +39,7 @@ from distributed import Nanny
 from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin
 
 import gradegrad
-from gradegrad.sandbox import reaper  # stdlib only: this module loads without torch (see `Prepare`)
+from gradegrad.sandbox import reaper, scratch  # stdlib only: this module loads without torch (see `Prepare`)
 
 SWEEP_EVERY = 1.0  # seconds between two looks for a dead worker's processes
 CLOSING_GRACE = 30.0  # how long a closing nanny's worker may take to go before the warden stops
@@ -116,8 +117,8 @@ def grade_packed(payload: dict, data: dict) -> dict:
     if options.limits.isolation == "strict" and (why := _no_namespaces()):
         return {"report": None, "problem": f"--isolation strict: the Dask worker cannot give evaluators their own "
                                            f"namespaces ({why})"}
-    with tempfile.TemporaryDirectory(prefix="gradegrad-submission-") as scratch:
-        source, code, paths = unpack_submission(payload, Path(scratch))
+    with tempfile.TemporaryDirectory(prefix=scratch.prefix("submission")) as folder:
+        source, code, paths = unpack_submission(payload, Path(folder))
         report, keep, seconds = grade_timed(source, rubric, catalog, options, code)
     text = json_text(replace_text(report.to_dict(), *paths)) if paths else report.json_line
     return {"report": text, "keep": keep, "seconds": seconds}
@@ -145,6 +146,9 @@ class Prepare(WorkerPlugin):
     def setup(self, worker) -> None:  # noqa: ANN001 - distributed's Worker
         prepare()
 
+    def teardown(self, worker) -> None:  # noqa: ANN001
+        close_grader()
+
 
 def dask_setup(server) -> None:  # noqa: ANN001 - distributed's Worker or Nanny
     """A preload: `dask worker --preload gradegrad.cluster_worker` prepares each worker as it
@@ -160,6 +164,16 @@ def dask_setup(server) -> None:  # noqa: ANN001 - distributed's Worker or Nanny
 def dask_teardown(server) -> None:  # noqa: ANN001
     if isinstance(server, Nanny):
         _WARDEN.release(server)
+    else:
+        close_grader()
+
+
+def close_grader() -> None:
+    """As the worker closes: stop its fork server and remove its folder (a worker process ends
+    without running its exit handlers; one killed instead leaves the folder to `scratch.sweep`)."""
+    zygote = sys.modules.get("gradegrad.sandbox.zygote")
+    if zygote is not None:
+        zygote.shutdown()
 
 
 _PREPARING = threading.Lock()

@@ -106,7 +106,7 @@ class Saboteur(WorkerPlugin):
 
 
 def _die_while_it_spins(record: Path) -> None:
-    from gradegrad.sandbox import reaper, zygote
+    from gradegrad.sandbox import reaper, scratch, zygote
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -115,7 +115,10 @@ def _die_while_it_spins(record: Path) -> None:
         if server and evaluators and max(_cpu_seconds(pid) for pid in evaluators) > 0.5:
             break
         time.sleep(0.02)
-    record.write_text(json.dumps({"token": server.token, "evaluators": sorted(evaluators)}))
+    import tempfile
+
+    folders = sorted(name for name in os.listdir(tempfile.gettempdir()) if f"-{scratch.owner()}-" in name)
+    record.write_text(json.dumps({"token": server.token, "evaluators": sorted(evaluators), "folders": folders}))
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -274,6 +277,21 @@ def test_a_worker_killed_mid_grade_leaves_no_evaluator_behind(mixed):
     assert _carrying(killed["token"]) == []
 
 
+def test_the_folders_a_killed_worker_left_are_removed_by_the_worker_started_in_its_place(mixed):
+    """The worker killed mid-grade removed none of its folders (its fork server's, ivan's
+    evaluator's, ivan's submission's); the worker its nanny started instead removes them."""
+    import tempfile
+
+    _, _, _, plan, _ = mixed
+    folders = json.loads((plan / "killed-ivan").read_text())["folders"]
+    assert {name.split("-")[1] for name in folders} == {"zygote", "eval", "submission"}
+    left = lambda: [name for name in folders if (Path(tempfile.gettempdir()) / name).exists()]  # noqa: E731
+    deadline = time.monotonic() + 15
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left() == []
+
+
 def test_a_submission_whose_workers_all_die_is_its_error_row_and_is_not_cached(cluster, tmp_path):
     """bob kills every worker grading him, in a task with alice and carol: once the task has
     failed on two workers, each of the three is graded alone, and only bob gets an error row."""
@@ -319,6 +337,25 @@ def test_local_n_starts_a_cluster_here(tmp_path):
     result = grade(folder, *ARGS, "--cluster", "local:1", "--out", tmp_path / "out")
     assert result.exit_code == 1, result.output
     assert {n: r["status"] for n, r in rows(tmp_path / "out").items()} == {"alice": "passed", "grace": "invalid"}
+
+
+def test_the_console_script_s_local_cluster_leaves_no_folder_in_the_temporary_directory(tmp_path):
+    """Its workers' fork servers' folders, their evaluators' and submissions' folders, and
+    multiprocessing's folder for the command's fork server socket are all removed by the time the
+    command exits (the workers end without exit handlers, the command with `os._exit`)."""
+    import subprocess
+
+    folder, scratch = tmp_path / "submissions", tmp_path / "tmp"
+    folder.mkdir()
+    scratch.mkdir()
+    shutil.copy(BATCH / "alice.py", folder / "alice.py")
+    shutil.copy(BATCH / "bob.py", folder / "bob.py")
+    result = subprocess.run([sys.executable, "-m", "gradegrad", "grade", str(folder), *ARGS, "--cluster", "local:2",
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TMPDIR": str(scratch), "NO_COLOR": "1"})
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    assert set(rows(tmp_path / "out")) == {"alice", "bob"}
+    assert [p.name for p in scratch.iterdir() if p.name.startswith(("gradegrad-", "pymp-"))] == []
 
 
 def test_a_local_cluster_is_prepared_by_its_preloads_without_a_plugin():

@@ -16,11 +16,9 @@ import json
 import os
 import secrets
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -30,7 +28,7 @@ from typing import Any, BinaryIO, Callable
 import torch
 
 from gradegrad.report import StudentOutput
-from gradegrad.sandbox import reaper, watchdog
+from gradegrad.sandbox import reaper, scratch, watchdog
 from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
 from gradegrad.sandbox.layers.cgroups import Group
 from gradegrad.sandbox.requests import ChildFault, StudentRaised, raise_for_error  # noqa: F401
@@ -103,7 +101,7 @@ class Child:
         `extra_fds` are passed on: the evaluator has them as fds 5, 6, ... (e.g. a memfd)."""
         self.device = device
         self.limits = limits = limits or Limits()
-        self.scratch = tempfile.mkdtemp(prefix="gradegrad-")
+        self.scratch = scratch.make("eval")
         self.token = secrets.token_hex(8)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
@@ -354,53 +352,6 @@ class Child:
                 pass
         self.stdout.join(timeout=2)
         self.stderr.join(timeout=2)
-        remove_tree(self.scratch)
+        scratch.remove_tree(self.scratch)
         truncated = self.stdout.total > OUTPUT_LIMIT or self.stderr.total > OUTPUT_LIMIT
         return StudentOutput(self.stdout.text(), self.stderr.text(), truncated)
-
-
-def remove_tree(path: str) -> None:
-    """Delete a scratch folder whatever the evaluator did to it (no namespaces: it was the
-    evaluator's own, on the host): folders it made unreadable, files it marked immutable."""
-    shutil.rmtree(path, ignore_errors=True)
-    if not os.path.lexists(path):
-        return
-    for folder, dirs, files in os.walk(path, onerror=lambda exc: None):
-        for name in dirs:
-            try:
-                os.chmod(os.path.join(folder, name), 0o700, follow_symlinks=False)
-            except OSError:
-                pass
-        for name in files:
-            _clear_flags(os.path.join(folder, name))
-    try:
-        os.chmod(path, 0o700)
-    except OSError:
-        pass
-    for folder, dirs, _ in os.walk(path, onerror=lambda exc: None):  # chmod-000 folders are open now
-        for name in dirs:
-            try:
-                os.chmod(os.path.join(folder, name), 0o700, follow_symlinks=False)
-            except OSError:
-                pass
-    for folder, _, files in os.walk(path):
-        for name in files:
-            _clear_flags(os.path.join(folder, name))
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _clear_flags(path: str) -> None:
-    """Clear a file's immutable/append-only flags (only root can have set them)."""
-    import array
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return
-    try:
-        fcntl.ioctl(fd, 0x40086602, array.array("l", [0]))  # FS_IOC_SETFLAGS
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

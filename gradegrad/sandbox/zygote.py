@@ -30,10 +30,9 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 
-from gradegrad.sandbox import reaper
+from gradegrad.sandbox import reaper, scratch
 from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
 
 MAX_REQUEST = 1 << 16
@@ -58,16 +57,16 @@ class Zygote:
         self.token = os.urandom(8).hex()
         self.lock = threading.Lock()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.scratch = tempfile.mkdtemp(prefix="gradegrad-zygote-")
-        scratch = self.scratch
-        env = child_env(scratch, self.token)
+        scratch.sweep_once()  # what killed graders left in the temporary directory
+        self.scratch = scratch.make("zygote")
+        env = child_env(self.scratch, self.token)
         if fork:
             self.popen: subprocess.Popen | Forked = Forked(theirs.fileno(), env)
         else:
             self.popen = subprocess.Popen(
                 [sys.executable, "-I", "-c", ZYGOTE_BOOT, PACKAGE_ROOT, str(theirs.fileno())],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                pass_fds=(theirs.fileno(),), cwd=scratch, env=env, start_new_session=True)
+                pass_fds=(theirs.fileno(),), cwd=self.scratch, env=env, start_new_session=True)
         theirs.close()
         self.sock = ours
         self.ready = False
@@ -104,12 +103,11 @@ class Zygote:
         return reply if isinstance(reply, dict) else None
 
     def close(self) -> None:
-        """The zygote holds no state worth a clean exit: kill it."""
-        if self.popen.returncode is not None:
-            return
-        self.sock.close()
-        self.popen.kill()
-        self.popen.wait()
+        """The zygote holds no state worth a clean exit: kill it, and remove its folder."""
+        if self.popen.returncode is None:
+            self.sock.close()
+            self.popen.kill()
+            self.popen.wait()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
