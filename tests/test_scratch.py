@@ -36,10 +36,12 @@ def made_by_a_killed_process(kind: str) -> str:
 
 def test_a_folder_s_name_says_which_process_made_it(tmp):
     path = scratch.make("zygote")
-    namespace, pid, started = os.path.basename(path).split("-")[2].split(".")
+    boot, namespace, pid, started = os.path.basename(path).split("-")[2].split(".")
+    with open("/proc/sys/kernel/random/boot_id") as fh:
+        assert len(boot) == 8 and fh.read().replace("-", "").startswith(boot)
     assert int(pid) == os.getpid() and int(namespace) == os.stat("/proc/self/ns/pid").st_ino
     assert int(started) > 0 and oct(os.stat(path).st_mode)[-3:] == "700"
-    assert not scratch.stale(os.path.basename(path), int(namespace))
+    assert not scratch.stale(os.path.basename(path), f"{boot}.{namespace}")
 
 
 def test_a_killed_grader_s_folders_are_removed_and_no_one_else_s(tmp):
@@ -48,14 +50,17 @@ def test_a_killed_grader_s_folders_are_removed_and_no_one_else_s(tmp):
     (tmp / dead[1] / "hidden" / "student.py").write_text("x = 1\n")
     (tmp / dead[1] / "hidden").chmod(0)
     mine = os.path.basename(scratch.make("eval"))
-    ns = dead[0].split("-")[2].split(".")[0]
-    elsewhere = dead[0].replace(f"-{ns}.", f"-{int(ns) + 1}.")  # a container's, sharing this /tmp
-    (tmp / elsewhere).mkdir()
+    boot, ns = dead[0].split("-")[2].split(".")[:2]
+    other_boot = f"{(int(boot, 16) + 1) % 16 ** 8:08x}"
+    elsewhere = [dead[0].replace(f"-{boot}.{ns}.", f"-{boot}.{int(ns) + 1}."),  # a container's, sharing /tmp
+                 dead[0].replace(f"-{boot}.", f"-{other_boot}.")]  # another machine's, sharing a network TMPDIR
+    for name in elsewhere:
+        (tmp / name).mkdir()
     os.symlink(tmp / mine, tmp / dead[0].replace("zygote", "source"))  # a link is never followed
     untagged = tmp / "gradegrad-zygote-abc"
     untagged.mkdir()
     assert scratch.sweep() == 3
-    assert sorted(p.name for p in tmp.iterdir()) == sorted([mine, elsewhere, dead[0].replace("zygote", "source"),
+    assert sorted(p.name for p in tmp.iterdir()) == sorted([mine, *elsewhere, dead[0].replace("zygote", "source"),
                                                              untagged.name])
 
 

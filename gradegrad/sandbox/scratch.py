@@ -4,12 +4,12 @@ A grading process makes folders for its fork server (`gradegrad-zygote-`), for e
 (`gradegrad-eval-`) and for a submission it writes out (`gradegrad-submission-`,
 `gradegrad-source-`), and removes each when done. A process that is killed (a Dask worker out of
 memory or stopped by its nanny, a `--jobs` worker killed, a TA's `kill -9`) removes nothing.
-So each folder's name says which process made it: its PID namespace, pid and start time (`owner`);
-the first fork server a process starts first removes the folders whose maker is gone (`sweep`):
-made in this PID namespace by a process that no longer runs, and owned by this user. A folder of a
-process in another PID namespace (a container sharing /tmp) is never touched: its maker cannot be
-looked up from here. Standard library only; where there is no /proc, names carry no owner and
-nothing is swept.
+So each folder's name says which process made it: the machine's boot, its PID namespace, its pid
+and start time (`owner`); the first fork server a process starts removes the folders whose maker
+is gone (`sweep`): made on this machine since it booted, in this PID namespace, by a process that
+no longer runs, and owned by this user. A folder made elsewhere (another machine sharing a network
+TMPDIR, a container sharing /tmp) is never touched: its maker cannot be looked up from here.
+Standard library only; where there is no /proc, names carry no owner and nothing is swept.
 """
 
 from __future__ import annotations
@@ -21,16 +21,21 @@ import stat
 import tempfile
 
 PREFIX = "gradegrad-"
-_NAMED = re.compile(r"gradegrad-[a-z]+-(\d+)\.(\d+)\.(\d+)-")
+_NAMED = re.compile(r"gradegrad-[a-z]+-([0-9a-f]{8}\.\d+)\.(\d+)\.(\d+)-")
 _OWNER: dict[int, str] = {}  # pid -> its owner tag (a fork computes its own)
 _SWEPT: list[bool] = []  # this process (or the process it is a fork of) has swept
 
 
-def _pid_namespace() -> int | None:
+def _here() -> str | None:
+    """`boot.namespace`: this boot of this machine (the start of the kernel's boot id) and this
+    process's PID namespace; None where they cannot be read."""
     try:
-        return os.stat("/proc/self/ns/pid").st_ino
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot = fh.read().strip().replace("-", "")[:8]
+        namespace = os.stat("/proc/self/ns/pid").st_ino
     except OSError:
         return None
+    return f"{boot}.{namespace}" if re.fullmatch(r"[0-9a-f]{8}", boot) else None
 
 
 def _started(pid: int) -> int | None:
@@ -46,11 +51,11 @@ def _started(pid: int) -> int | None:
 
 
 def owner() -> str:
-    """`namespace.pid.start` of this process ('' where they cannot be read)."""
+    """`boot.namespace.pid.start` of this process ('' where they cannot be read)."""
     pid = os.getpid()
     if pid not in _OWNER:
-        namespace, started = _pid_namespace(), _started(pid)
-        _OWNER[pid] = f"{namespace}.{pid}.{started}" if namespace is not None and started is not None else ""
+        here, started = _here(), _started(pid)
+        _OWNER[pid] = f"{here}.{pid}.{started}" if here is not None and started is not None else ""
     return _OWNER[pid]
 
 
@@ -65,10 +70,10 @@ def make(kind: str) -> str:
     return tempfile.mkdtemp(prefix=prefix(kind))
 
 
-def stale(name: str, namespace: int | None) -> bool:
-    """Whether the folder `name` was made in PID namespace `namespace` by a process now gone."""
+def stale(name: str, here: str | None) -> bool:
+    """Whether the folder `name` was made `here` (`_here()`) by a process now gone."""
     found = _NAMED.match(name)
-    if found is None or namespace is None or int(found[1]) != namespace:
+    if found is None or here is None or found[1] != here:
         return False
     return _started(int(found[2])) != int(found[3])
 
@@ -76,14 +81,14 @@ def stale(name: str, namespace: int | None) -> bool:
 def sweep(folder: str | None = None) -> int:
     """Remove the scratch folders in `folder` (the temporary directory) that this user's killed
     graders left; how many. Never raises."""
-    namespace = _pid_namespace()
-    if namespace is None:
+    here = _here()
+    if here is None:
         return 0
     removed = 0
     try:
         with os.scandir(folder or tempfile.gettempdir()) as entries:
             for entry in entries:
-                if not entry.name.startswith(PREFIX) or not stale(entry.name, namespace):
+                if not entry.name.startswith(PREFIX) or not stale(entry.name, here):
                     continue
                 try:
                     info = entry.stat(follow_symlinks=False)
