@@ -102,3 +102,17 @@ def test_a_tree_an_evaluator_locked_is_removed_without_following_its_links(tmp_p
     (tree / "locked").chmod(0)
     scratch.remove_tree(str(tree))
     assert not tree.exists() and (outside / "keep.txt").read_text() == "mine"
+
+
+def test_no_owner_where_proc_shows_another_pid_namespace():
+    """After `unshare --pid` without a /proc of its own, a pid's entry in /proc is another
+    process's: names then carry no owner, and nothing is swept on such guesses."""
+    code = "from gradegrad.sandbox import scratch; print(repr(scratch.owner()), scratch.sweep())"
+    try:
+        run = subprocess.run(["unshare", "--pid", "--fork", sys.executable, "-c", code], capture_output=True,
+                             text=True, timeout=60)
+    except FileNotFoundError:
+        pytest.skip("no unshare here")
+    if run.returncode != 0 and "unshare" in run.stderr:
+        pytest.skip(f"cannot unshare a PID namespace here ({run.stderr.strip()[:80]})")
+    assert run.stdout.split() == ["''", "0"], run.stderr

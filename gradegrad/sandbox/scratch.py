@@ -28,11 +28,15 @@ _SWEPT: list[bool] = []  # this process (or the process it is a fork of) has swe
 
 def _here() -> str | None:
     """`boot.namespace`: this boot of this machine (the start of the kernel's boot id) and this
-    process's PID namespace; None where they cannot be read."""
+    process's PID namespace; None where they cannot be read, or where /proc shows the processes
+    of another PID namespace than this process's (it was not mounted again after `unshare`):
+    there a pid's start time would be another process's."""
     try:
         with open("/proc/sys/kernel/random/boot_id") as fh:
             boot = fh.read().strip().replace("-", "")[:8]
         namespace = os.stat("/proc/self/ns/pid").st_ino
+        if os.readlink("/proc/self") != str(os.getpid()):
+            return None
     except OSError:
         return None
     return f"{boot}.{namespace}" if re.fullmatch(r"[0-9a-f]{8}", boot) else None
