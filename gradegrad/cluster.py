@@ -179,7 +179,11 @@ def _local_client(distributed: Any, count: int) -> Iterator[Any]:
     from gradegrad import cluster_forkserver
     from gradegrad.cluster_worker import sweep_orphans
 
-    cluster_forkserver.start()  # (running already when the console script started it)
+    try:
+        cluster_forkserver.start()  # (running already when the console script started it)
+    except OSError as exc:
+        raise UsageError(f"--cluster local:{count}: cannot start the workers' fork server ({exception_line(exc)})") \
+            from None
     try:  # Dask would set its own preload on the fork server (already running) and import it here first
         import distributed.utils
 
@@ -195,9 +199,14 @@ def _local_client(distributed: Any, count: int) -> Iterator[Any]:
                           # each server's psutil readings for the dashboard: every 10 s, not 0.5 s
                           "distributed.admin.system-monitor.interval": "10s",
                           "distributed.admin.system-monitor.disk": False}):
-        cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
-                                           memory_limit=0)
+        try:
+            cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                                               host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                               silence_logs=logging.ERROR, memory_limit=0)
+        except Exception as exc:  # noqa: BLE001 - a nanny or worker that could not start (it closed itself)
+            cluster_forkserver.stop([])
+            raise UsageError(f"--cluster local:{count}: the local cluster did not start ({exception_line(exc)})") \
+                from None
         try:
             client = distributed.Client(cluster)
             try:

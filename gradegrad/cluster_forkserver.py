@@ -20,6 +20,8 @@ from __future__ import annotations
 
 PRELOAD = "gradegrad.cluster_preload"
 STOP_WAIT = 0.1  # seconds a closed LocalCluster's worker may take to exit before it is killed (it holds nothing)
+SOCKET_PATH = 107  # bytes a Unix socket's path may have (Linux's sun_path, less its terminating NUL)
+SOCKET_IN_TEMP = len("/pymp-12345678/listener-12345678")  # where multiprocessing puts its fork server's socket
 
 
 def start(fork: bool = False) -> None:
@@ -30,10 +32,32 @@ def start(fork: bool = False) -> None:
     from multiprocessing import forkserver
 
     _quiet_resource_tracker()
+    _socket_fits()
     multiprocessing.get_context("forkserver").set_forkserver_preload([PRELOAD])
     if fork and _start_forked():
         return
     forkserver.ensure_running()
+
+
+def _socket_fits() -> None:
+    """Have multiprocessing make its folder, which holds the fork server's socket, where that
+    socket's path fits: under a long TMPDIR (a batch system's job folder) the path would be longer
+    than a Unix socket's may be (`AF_UNIX path too long`); the system's /tmp (or /var/tmp) then,
+    as newer Pythons do themselves. The folder is private (0700) wherever it is."""
+    import os
+    import shutil
+    import tempfile
+    from multiprocessing import process, util
+
+    config = process.current_process()._config
+    if config.get("tempdir") is not None or len(os.fsencode(tempfile.gettempdir())) + SOCKET_IN_TEMP <= SOCKET_PATH:
+        return
+    for system in ("/tmp", "/var/tmp"):
+        if os.path.isdir(system) and os.access(system, os.W_OK | os.X_OK):
+            folder = tempfile.mkdtemp(prefix="pymp-", dir=system)
+            util.Finalize(None, shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True}, exitpriority=-100)
+            config["tempdir"] = folder
+            return
 
 
 def _quiet_resource_tracker() -> None:
@@ -76,7 +100,10 @@ def _start_forked() -> bool:
             return True
         with socket.socket(socket.AF_UNIX) as listener:
             address = connection.arbitrary_address("AF_UNIX")
-            listener.bind(address)
+            try:
+                listener.bind(address)
+            except OSError:  # multiprocessing's own start says why, where `cluster.py` tells the TA
+                return False
             if not util.is_abstract_socket_namespace(address):
                 os.chmod(address, 0o600)
             listener.listen()

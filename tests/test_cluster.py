@@ -342,10 +342,14 @@ def test_local_n_starts_a_cluster_here(tmp_path):
 def test_the_console_script_s_local_cluster_leaves_no_folder_in_the_temporary_directory(tmp_path):
     """Its workers' fork servers' folders, their evaluators' and submissions' folders, and
     multiprocessing's folder for the command's fork server socket are all removed by the time the
-    command exits (the workers end without exit handlers, the command with `os._exit`)."""
+    command exits (the workers end without exit handlers, the command with `os._exit`). The
+    TMPDIR is long, as a batch system's job folder can be: the fork server's socket, whose path
+    would be too long there, goes to the system's /tmp instead."""
     import subprocess
 
-    folder, scratch = tmp_path / "submissions", tmp_path / "tmp"
+    folder = tmp_path / "submissions"
+    scratch = tmp_path / "job-12345-tmp".ljust(max(20, 90 - len(str(tmp_path))), "x")
+    assert len(str(scratch)) + len("/pymp-12345678/listener-12345678") > 108
     folder.mkdir()
     scratch.mkdir()
     shutil.copy(BATCH / "alice.py", folder / "alice.py")
@@ -353,7 +357,7 @@ def test_the_console_script_s_local_cluster_leaves_no_folder_in_the_temporary_di
     result = subprocess.run([sys.executable, "-m", "gradegrad", "grade", str(folder), *ARGS, "--cluster", "local:2",
                              "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TMPDIR": str(scratch), "NO_COLOR": "1"})
-    assert result.returncode in (0, 1), result.stdout + result.stderr
+    assert result.returncode in (0, 1) and (tmp_path / "out" / "grades.csv").exists(), result.stdout + result.stderr
     assert set(rows(tmp_path / "out")) == {"alice", "bob"}
     assert [p.name for p in scratch.iterdir() if p.name.startswith(("gradegrad-", "pymp-"))] == []
 
@@ -503,6 +507,15 @@ def test_semaphores_a_stopped_command_left_are_unlinked_without_a_warning_on_the
 @pytest.mark.parametrize("address", ["local:0", "local:two", "local:-1"])
 def test_a_bad_local_cluster_is_a_usage_error(tmp_path, address):
     one_line_usage_error(grade(BATCH, *ARGS, "--cluster", address, "--out", tmp_path), "expected local:N")
+
+
+def test_a_local_cluster_that_cannot_start_is_a_usage_error(tmp_path, monkeypatch):
+    def no_socket(fork=False):
+        raise OSError("AF_UNIX path too long")
+
+    monkeypatch.setattr("gradegrad.cluster_forkserver.start", no_socket)
+    one_line_usage_error(grade(BATCH, *ARGS, "--cluster", "local:1", "--out", tmp_path),
+                         "cannot start the workers' fork server (OSError: AF_UNIX path too long)")
 
 
 def test_local_alone_is_one_worker_per_core():
