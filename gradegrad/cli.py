@@ -238,4 +238,8 @@ from gradegrad import instructor_cli  # noqa: E402,F401  (registers list, show, 
 
 
 def main() -> None:
+    from gradegrad.render.scorecard import tolerant
+
+    tolerant(sys.stdout)  # (typer's own messages too)
+    tolerant(sys.stderr)
     app(prog_name="gradegrad")

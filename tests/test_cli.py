@@ -227,3 +227,17 @@ def test_ctrl_c_says_interrupted_and_exits_130_without_a_traceback(after):
     code = proc.wait(timeout=60)
     err = proc.stderr.read().decode(errors="replace")
     assert code == 130 and "gradegrad: interrupted" in err and "Traceback" not in err, (code, err[-2000:])
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_terminal_that_is_not_utf8_gets_question_marks_not_a_traceback(encoding):
+    """`PYTHONIOENCODING=ascii`, a Latin-1 locale: the marks and the student's text that the
+    terminal cannot show become `?`, the verdict and the exit code are the same."""
+    import os
+
+    result = subprocess.run([sys.executable, "-m", "gradegrad", "check", str(EXAMPLES / "partial.py"), "-e", "sigmoid"],
+                            capture_output=True, cwd=ROOT, timeout=120,
+                            env={**os.environ, "PYTHONIOENCODING": encoding, "NO_COLOR": "1"})
+    out, err = result.stdout.decode(encoding), result.stderr.decode(encoding)
+    assert result.returncode == 1 and "Traceback" not in out + err, err
+    assert "? failed" in out and "sign_error" in out
