@@ -238,8 +238,18 @@ from gradegrad import instructor_cli  # noqa: E402,F401  (registers list, show, 
 
 
 def main() -> None:
-    from gradegrad.render.scorecard import tolerant
-
-    tolerant(sys.stdout)  # (typer's own messages too)
-    tolerant(sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        _tolerant(stream)
     app(prog_name="gradegrad")
+
+
+def _tolerant(stream: object) -> None:
+    """A terminal or log whose encoding is not UTF-8 (`PYTHONIOENCODING=ascii`, a Latin-1 locale)
+    gets `?` for what it cannot show (a mark, a student's text) instead of an exception that
+    would end the command after the grading (Rich draws its tables in ASCII there itself)."""
+    encoding = str(getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+    if not encoding.startswith("utf") and hasattr(stream, "reconfigure"):
+        try:
+            stream.reconfigure(errors="replace")
+        except (ValueError, OSError):
+            pass

@@ -60,6 +60,17 @@ def _socket_fits() -> None:
             return
 
 
+def remove_socket_folder() -> None:
+    """Remove multiprocessing's folder (the fork server's socket) as this process leaves with
+    `os._exit`, which skips the exit handler that would."""
+    import shutil
+    from multiprocessing import process
+
+    folder = process.current_process()._config.get("tempdir")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _quiet_resource_tracker() -> None:
     """A command stopped (Ctrl-C) while its LocalCluster's nannies start leaves their semaphores to
     multiprocessing's resource tracker, which unlinks them and then warns on the TA's terminal,
@@ -184,11 +195,10 @@ def stop(workers: list[int], seconds: float = STOP_WAIT) -> None:
 
 def _alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie, waiting for its parent to reap it, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
+    from gradegrad.sandbox.reaper import stat_fields
+
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != b"Z"
 
 
 def is_local(address: str | None) -> bool:

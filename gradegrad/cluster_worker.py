@@ -270,13 +270,8 @@ _WARDEN = _Warden()
 
 def _stat(pid: int) -> tuple[int, int] | None:
     """(parent, session) of a process, None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read().decode(errors="replace")
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    return int(fields[1]), int(fields[3])
+    fields = reaper.stat_fields(pid)
+    return None if fields is None else (int(fields[1]), int(fields[3]))
 
 
 def _orphans() -> list[int]:

@@ -152,12 +152,7 @@ def _fast_exit(code: int) -> None:
     cluster = sys.modules.get("gradegrad.cluster_forkserver")  # a local cluster's, started as the command
     if cluster is not None:  # started; stopped already, unless the command ended before it graded
         cluster.stop([])
-    processes = sys.modules.get("multiprocessing.process")  # its folder (a local cluster's fork server's
-    tempdir = processes.current_process()._config.get("tempdir") if processes is not None else None  # socket)
-    if tempdir:  # is removed by an exit handler, which os._exit does not run
-        import shutil
-
-        shutil.rmtree(tempdir, ignore_errors=True)
+        cluster.remove_socket_folder()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -34,21 +34,8 @@ PROBLEM_VERBS = {"exception": "raised", "timeout": "took too long", "exit": "cal
 
 def make_console(stderr: bool = False) -> Console:
     file = sys.stderr if stderr else sys.stdout
-    tolerant(file)
     width = None if file.isatty() or os.environ.get("COLUMNS") else 110
     return Console(file=file, width=width, highlight=False, soft_wrap=False)
-
-
-def tolerant(stream: object) -> None:
-    """A terminal or log whose encoding is not UTF-8 (`PYTHONIOENCODING=ascii`, a Latin-1 locale)
-    gets `?` for what it cannot show (a mark, a student's text) instead of an exception that
-    would end the command after the grading (Rich draws its tables in ASCII there itself)."""
-    encoding = str(getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
-    if not encoding.startswith("utf") and hasattr(stream, "reconfigure"):
-        try:
-            stream.reconfigure(errors="replace")
-        except (ValueError, OSError):
-            pass
 
 
 def _points(x: float) -> str:

@@ -36,19 +36,24 @@ def enable_subreaper() -> bool:
     return _enabled
 
 
+def stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command's name (state, ppid, pgrp, session, ...:
+    field N of proc(5) at index N - 3); None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return fields if len(fields) > 19 else None
+
+
 def _processes() -> list[tuple[int, int, int, str]]:
     """(pid, ppid, session id, state) of every process we can see."""
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read().decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        found.append((int(entry), int(fields[1]), int(fields[3]), fields[0]))
+        if entry.isdigit() and (fields := stat_fields(int(entry))) is not None:
+            found.append((int(entry), int(fields[1]), int(fields[3]), fields[0].decode(errors="replace")))
     return found
 
 

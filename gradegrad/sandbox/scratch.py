@@ -20,6 +20,8 @@ import shutil
 import stat
 import tempfile
 
+from gradegrad.sandbox.reaper import stat_fields
+
 PREFIX = "gradegrad-"
 _NAMED = re.compile(r"gradegrad-[a-z]+-([0-9a-f]{8}\.\d+)\.(\d+)\.(\d+)-")
 _OWNER: dict[int, str] = {}  # pid -> its owner tag (a fork computes its own)
@@ -44,14 +46,8 @@ def _here() -> str | None:
 
 def _started(pid: int) -> int | None:
     """When `pid` started (clock ticks after boot); None when it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if len(fields) < 20 or fields[0] == b"Z":
-        return None
-    return int(fields[19])
+    fields = stat_fields(pid)
+    return None if fields is None or fields[0] == b"Z" else int(fields[19])
 
 
 def owner() -> str:
