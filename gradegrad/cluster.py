@@ -1,7 +1,7 @@
 """`gradegrad grade --cluster`: a batch graded on a Dask cluster instead of this machine.
 
-`dask_grader(address)` starts a `LocalCluster` (`local:N`: N worker processes here) or connects
-to a Dask scheduler, checks that its workers run this very gradegrad and torch, installs the
+`dask_grader(address)` starts a `LocalCluster` (`local:N`: N worker processes here,
+`cluster_local.py`) or connects to a Dask scheduler, checks that its workers run this very gradegrad and torch, installs the
 plugins of `cluster_worker.py` (a fork server prepared in each worker, a warden in each nanny),
 and yields a `batch.Remote`: `grade_folder` hands it what the cache does not have.
 
@@ -15,57 +15,32 @@ lost mid-grade costs nothing: the scheduler runs its task elsewhere. A task whos
 died (`KilledWorker`, after `distributed.scheduler.allowed-failures` retries) is graded again
 one submission a task; a single submission whose every worker died is that student's `error`
 row, not cached, and the batch goes on. Dask is an optional extra (`gradegrad[dask]`), imported
-only here.
+only here and in `cluster_local.py`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import threading
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
 from gradegrad.batch import GRADER_ERROR, Record, Remote, grade_timed, unloaded_report
 from gradegrad.catalog import Exercise, Rubric
+from gradegrad.cluster_local import dask_module, exception_line, local_client, local_workers, take_early
 from gradegrad.errors import GradegradError, UsageError
 from gradegrad.options import Options
 from gradegrad.portable import grading_context, pack_submission
 from gradegrad.report import Report
 from gradegrad.intake import SubmissionSource
 
-EXTRA = "gradegrad[dask]"
 CONNECT_TIMEOUT = 30.0  # seconds to reach the scheduler
 WAIT_FOR_WORKERS = 60.0  # seconds for a first worker to join it
 THREADS_REFRESH = 2.0  # seconds between two looks at how many worker threads the cluster has
 QUEUED_PER_THREAD = 3  # tasks submitted per worker thread in a large batch (more than 2: Dask queues them)
 CHUNK = 8  # submissions a task grades at most
 CHUNKS_AHEAD = 3  # chunks of that size left per worker thread for a task to grade that many
-
-
-def _distributed() -> Any:
-    try:
-        import distributed
-    except ImportError:
-        raise UsageError(f"--cluster needs Dask: pip install '{EXTRA}'") from None
-    return distributed
-
-
-def local_workers(address: str) -> int | None:
-    """N for `local:N` (`local` alone: one per core), None for a scheduler's address."""
-    from gradegrad.workers import default_jobs
-
-    kind, _, count = address.partition(":")
-    if kind != "local":
-        return None
-    if not count:
-        return default_jobs()
-    if not count.isdigit() or int(count) < 1:
-        raise UsageError(f"--cluster {address}: expected local:N (N worker processes, at least 1) "
-                         "or a scheduler's address such as tcp://host:8786")
-    return int(count)
 
 
 @contextmanager
@@ -77,69 +52,22 @@ def dask_grader(address: str | None, jobs: int | None = None) -> Iterator[Remote
     if jobs is not None:
         raise UsageError("--jobs and --cluster: on a cluster its workers decide how many submissions are "
                          "graded at once (dask worker --nworkers/--nthreads); leave out --jobs")
-    distributed = _distributed()
-    early = _EARLY.pop() if _EARLY else None
-    if early is not None and early.address != address:  # (not the command line's: settings from a file)
-        early.close()
-        early = None
+    distributed = dask_module()
+    early = take_early(address)
     with early.taken() if early is not None else _ready_client(distributed, address) as client:
         yield DaskGrader(client)
-
-
-def start_early(address: str) -> None:
-    """The console script, for `--cluster local:N` on its command line: start that cluster now, in
-    a thread, while the command reads its rubric, exercises and submissions (the workers start on
-    the other cores meanwhile); `dask_grader` takes it. A command that ends before (a usage error)
-    leaves it to `cluster_forkserver.stop`, which stops the workers' fork server and the workers."""
-    try:
-        local_workers(address)
-        distributed = _distributed()
-    except UsageError:  # told by the command, once it has read its options
-        return
-    _EARLY.append(_EarlyStart(distributed, address))
-
-
-class _EarlyStart:
-    """`_ready_client(address)` entered in a thread of its own; `taken()` waits for it."""
-
-    def __init__(self, distributed: Any, address: str) -> None:
-        self.address, self.client, self.error = address, None, None
-        self.stack = ExitStack()
-        self.thread = threading.Thread(target=self._enter, args=(distributed,), name="gradegrad-cluster-start",
-                                       daemon=True)
-        self.thread.start()
-
-    def _enter(self, distributed: Any) -> None:
-        try:
-            self.client = self.stack.enter_context(_ready_client(distributed, self.address))
-        except BaseException as exc:  # noqa: BLE001 - raised where the cluster is taken
-            self.error = exc
-
-    @contextmanager
-    def taken(self) -> Iterator[Any]:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        with self.stack:
-            yield self.client
-
-    def close(self) -> None:
-        self.thread.join()
-        self.stack.close()
-
-
-_EARLY: list[_EarlyStart] = []
 
 
 @contextmanager
 def _ready_client(distributed: Any, address: str) -> Iterator[Any]:
     """A client of the cluster at `address` whose workers are prepared to grade, as this machine
     would. A local cluster's are from their start (forks of this process, prepared by their
-    preloads, their nannies given a warden: `_local_client`), so its batch starts at once; another
-    cluster's once this client has installed the plugins and checked every worker's grader."""
+    preloads, their nannies given a warden: `cluster_local.py`), so its batch starts at once;
+    another cluster's once this client has installed the plugins and checked every worker's grader."""
     count = local_workers(address)
     if count is not None:
-        yield from _local_client(distributed, count)
+        with local_client(distributed, count) as client:
+            yield client
         return
     from gradegrad import cluster_worker
 
@@ -168,58 +96,6 @@ def _remote_client(distributed: Any, address: str) -> Iterator[Any]:
         client.close()
 
 
-def _local_client(distributed: Any, count: int) -> Iterator[Any]:
-    """A LocalCluster of `count` single-threaded worker processes, each grading one submission at
-    a time (the scheduler hands a worker its next task only when it is free: worker-saturation 1),
-    each preparing its grader as it starts, each nanny with its warden (preloads: no plugin to
-    install, no round trip before the batch). Its workers are forks of multiprocessing's
-    fork server, which imported the grader once (`cluster_forkserver.py`)."""
-    import dask
-
-    from gradegrad import cluster_forkserver
-    from gradegrad.cluster_worker import sweep_orphans
-
-    try:
-        cluster_forkserver.start()  # (running already when the console script started it)
-    except OSError as exc:
-        raise UsageError(f"--cluster local:{count}: cannot start the workers' fork server ({exception_line(exc)})") \
-            from None
-    try:  # Dask would set its own preload on the fork server (already running) and import it here first
-        import distributed.utils
-
-        distributed.utils._forkserver_preload_set = True
-    except (ImportError, AttributeError):
-        pass
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0,
-                          "distributed.worker.preload": ["gradegrad.cluster_worker"],  # `Prepare`, and
-                          "distributed.nanny.preload": ["gradegrad.cluster_worker"],  # `Warden`, without a plugin
-                          "distributed.worker.multiprocessing-method": "forkserver",
-                          "distributed.worker.profile.enabled": False,
-                          "distributed.admin.tick.interval": "1s",
-                          # each server's psutil readings for the dashboard: every 10 s, not 0.5 s
-                          "distributed.admin.system-monitor.interval": "10s",
-                          "distributed.admin.system-monitor.disk": False}):
-        try:
-            cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                               host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                               silence_logs=logging.ERROR, memory_limit=0)
-        except Exception as exc:  # noqa: BLE001 - a nanny or worker that could not start (it closed itself)
-            cluster_forkserver.stop([])
-            raise UsageError(f"--cluster local:{count}: the local cluster did not start ({exception_line(exc)})") \
-                from None
-        try:
-            client = distributed.Client(cluster)
-            try:
-                yield client
-            finally:
-                client.close()
-        finally:
-            workers = [nanny.pid for nanny in cluster.workers.values() if getattr(nanny, "pid", None)]
-            cluster.close()
-            cluster_forkserver.stop(workers)  # nothing of this cluster outlives the command
-            sweep_orphans()  # this process is the workers' nanny: what a stopped worker left is ours
-
-
 def _same_grader(client: Any, address: str) -> None:
     """Wait until the workers are prepared; refuse those whose gradegrad or torch differ from this
     machine's (their verdicts could). One that joins later is checked by each of its tasks; when
@@ -241,12 +117,6 @@ def _same_grader(client: Any, address: str) -> None:
         if theirs != mine:
             raise UsageError(f"--cluster {address}: the Dask worker {worker} runs {describe(theirs)}, this machine "
                              f"{describe(mine)}: install the same on every worker (docs/cluster.md)")
-
-
-def exception_line(exc: BaseException) -> str:
-    """`Type: first line of its message` (the workers' failures are told so too)."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 class DaskGrader:

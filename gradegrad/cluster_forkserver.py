@@ -12,8 +12,8 @@ preload first, as it would import torch for `--jobs`, while it has read nothing 
 line and environment and runs no thread of its own, so that the command, the fork server and
 every worker share one import of torch. Elsewhere (a process that may run threads, a Python whose
 fork server this module does not know) it is multiprocessing's own: a fresh interpreter that
-imports the preload in the background. `cluster.py` starts it (if it is not running yet) and has
-Dask use it. Standard library only until `start(fork=True)` imports the preload.
+imports the preload in the background. `cluster_local.py` starts it (if it is not running yet)
+and has Dask use it. Standard library only until `start(fork=True)` imports the preload.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def _start_forked() -> bool:
         return False  # (a fork of a process with threads could copy the locks they hold)
     try:
         importlib.import_module(PRELOAD)
-    except Exception:  # noqa: BLE001 - no Dask (`cluster.py` says which extra), a broken install: as before
+    except Exception:  # noqa: BLE001 - no Dask (`cluster_local.py` says which extra), a broken install: as before
         return False
     with server._lock:
         if server._forkserver_pid is not None:

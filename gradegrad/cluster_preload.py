@@ -22,7 +22,19 @@ import gradegrad.cluster_worker  # noqa: F401
 from gradegrad.entry import warm_up
 from gradegrad.sandbox import hugepages
 
+
+def _warm_dask() -> None:
+    """What every Dask worker would otherwise do for itself as it starts: read its packages'
+    versions from their metadata for the scheduler (`distributed.versions`, cached), and import
+    numpy's random module to re-seed it (`dask.multiprocessing.default_initializer`)."""
+    import numpy.random  # noqa: F401
+    from distributed.versions import get_versions
+
+    get_versions()
+
+
 warm_up()
+_warm_dask()
 gc.freeze()  # what is imported lives as long as each worker: its collections skip it, and leave its pages shared
 gc.enable()
 hugepages.collapse()  # each worker, and each worker's fork server, is forked from this memory (`sandbox/hugepages.py`)

@@ -96,7 +96,7 @@ def grade_chunk(payloads: list[dict], data: dict) -> list[dict]:
         try:
             results.append(grade_packed(payload, data))
         except Exception as exc:  # noqa: BLE001 - a bug of this worker's: that student's error row only
-            from gradegrad.cluster import exception_line
+            from gradegrad.cluster_local import exception_line
 
             results.append({"report": None, "problem": f"on the Dask worker ({exception_line(exc)})"})
     return results

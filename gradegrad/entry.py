@@ -53,16 +53,11 @@ def _main(started_handler: bool = False) -> None:
             from gradegrad import cluster_forkserver
 
             address = _option(sys.argv[1:], "--cluster")
-            if cluster_forkserver.is_local(address):  # its workers' fork server:
-                try:
-                    cluster_forkserver.start(fork=True)  # a fork of this process, once it has imported the grader
-                except OSError:  # (no socket for it: told by the command, `cluster._local_client`)
-                    pass
-                else:
-                    gc.disable()  # (the preload turned the collector back on)
-                    from gradegrad.cluster import start_early
+            if cluster_forkserver.is_local(address):  # its workers' fork server, a fork of this process once
+                from gradegrad.cluster_local import start_early  # it has imported the grader, and the cluster,
 
-                    start_early(address)  # its workers start while the command reads its options and submissions
+                start_early(address)  # in a thread, while the command reads its options and submissions
+                gc.disable()  # (the preload turned the collector back on)
         if not cluster:  # on a cluster its workers grade: this process computes no gradient
             warm_up()
         workers = 0 if cluster else _preforks(sys.argv[1:])

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ from distributed.diagnostics.plugin import WorkerPlugin  # noqa: E402
 
 from conftest import FIXTURES  # noqa: E402
 from gradegrad.cli import app  # noqa: E402
-from gradegrad.cluster import local_workers  # noqa: E402
+from gradegrad.cluster_local import local_workers  # noqa: E402
 from gradegrad.errors import UsageError  # noqa: E402
 from gradegrad.sandbox.environment import TOKEN_VAR  # noqa: E402
 
@@ -161,20 +161,19 @@ def here(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cluster(here, tmp_path_factory):
     """(scheduler address, plan folder) of a LocalCluster of two single-threaded workers, started
-    as `--cluster local:2` starts its own (`cluster._local_client`: forks of a fork server that
+    as `--cluster local:2` starts its own (`cluster_local.local_client`: forks of a fork server that
     imported the grader once, so that a worker the saboteur kills is back in a fraction of a
     second), but used through its address, as a cluster started by hand would be."""
     import distributed
 
-    from gradegrad.cluster import _local_client
+    from gradegrad.cluster_local import local_client
 
     plan = tmp_path_factory.mktemp("plan")
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        started = _local_client(distributed, 2)
-        client = next(started)
-    client.register_plugin(Saboteur(str(plan)))
-    yield client.scheduler.address, plan
-    started.close()  # the client, the cluster, its fork server
+    with ExitStack() as stack:  # on leaving: the client, the cluster, its fork server
+        with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+            client = stack.enter_context(local_client(distributed, 2))
+        client.register_plugin(Saboteur(str(plan)))
+        yield client.scheduler.address, plan
 
 
 @contextmanager
@@ -422,13 +421,13 @@ def test_the_console_script_forks_the_local_cluster_s_fork_server_from_itself(al
 
 EARLY = """
 import os, sys
-from gradegrad import cluster
-cluster.start_early(sys.argv[1])
-early = cluster._EARLY[0] if cluster._EARLY else None
+from gradegrad import cluster, cluster_local
+cluster_local.start_early(sys.argv[1])
+early = cluster_local._EARLY[0] if cluster_local._EARLY else None
 with cluster.dask_grader(sys.argv[2]) as remote:
     taken = early is not None and remote.client is early.client
     workers = list(remote.client.run(os.getpid).values())
-    print(taken, len(workers), cluster._EARLY == [], end=" ")
+    print(taken, len(workers), cluster_local._EARLY == [], end=" ")
     if early is not None and not taken:  # closed before the one asked for started
         print(early.thread.is_alive(), early.client.status, end=" ")
 print(any(os.path.exists(f"/proc/{pid}") for pid in workers))
