@@ -24,7 +24,7 @@ Measured on this machine, in this run:
   median is the cluster's overhead (this machine's speed drifts over minutes: the best runs of
   the two modes may come from different phases, a pair's two runs from the same). The largest
   size gets pairs of its own after the repeats, up to --pairs in all (a pair's two runs can
-  differ by 10% on a noisy machine: six pairs put their median anywhere within a few points),
+  differ by 10% on a noisy machine: ten pairs put their median's 90% interval 25 points wide),
   and the median is printed with the interval that holds the true median with at least 90%
   confidence (the order statistics of the pairs: no assumption on how they are distributed);
 - the request/reply round trips one complete submission makes (`Child.round_trips`), without a
@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=2, help="runs of gradegrad and of the floor (best kept)")
     parser.add_argument("--no-cluster", action="store_true", help="skip the Dask cluster runs")
-    parser.add_argument("--pairs", type=int, default=10,
+    parser.add_argument("--pairs", type=int, default=20,
                         help="pairs of --jobs and cluster runs at the largest size (at least --repeat)")
     args = parser.parse_args()
     dask = not args.no_cluster and importlib.util.find_spec("distributed") is not None

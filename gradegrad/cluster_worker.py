@@ -107,8 +107,7 @@ def grade_packed(payload: dict, data: dict) -> dict:
     report as JSON text (one string, which Dask neither walks to size it nor pickles node by node),
     or {"report": None, "problem"} when this worker cannot give the TA's machine's verdict."""
     from gradegrad.batch import grade_timed
-    from gradegrad.portable import replace_text, unpack_submission
-    from gradegrad.report import json_text
+    from gradegrad.portable import replace_in_json, unpack_submission
 
     if data["identity"] != identity():
         return {"report": None, "problem": f"the Dask worker runs {describe(identity())}, the TA's machine "
@@ -120,7 +119,7 @@ def grade_packed(payload: dict, data: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix=scratch.prefix("submission")) as folder:
         source, code, paths = unpack_submission(payload, Path(folder))
         report, keep, seconds = grade_timed(source, rubric, catalog, options, code)
-    text = json_text(replace_text(report.to_dict(), *paths)) if paths else report.json_line
+    text = replace_in_json(report.json_line, *paths) if paths else report.json_line
     return {"report": text, "keep": keep, "seconds": seconds}
 
 

