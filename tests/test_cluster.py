@@ -627,3 +627,20 @@ def test_the_workers_are_checked_even_when_none_answers_at_first():
     with pytest.raises(UsageError, match="the Dask worker tcp://127.0.0.1:4000 runs gradegrad 0.0.9"):
         _same_grader(client, "tcp://127.0.0.1:8786")
     assert (client.asked, client.waited) == (2, 1)
+
+
+def test_the_console_script_without_dask_names_the_extra(tmp_path):
+    """As `test_without_dask_the_error_names_the_extra`, through the console script, which starts
+    a local cluster as it starts (`cluster_local.start_early`, which leaves it to the command):
+    one line saying what to install, exit code 2."""
+    import subprocess
+
+    missing = tmp_path / "site" / "distributed"
+    missing.mkdir(parents=True)
+    (missing / "__init__.py").write_text("raise ImportError('No module named distributed')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(missing.parent), *sys.path]), "NO_COLOR": "1"}
+    result = subprocess.run([sys.executable, "-m", "gradegrad", "grade", str(BATCH), "--cluster", "local:1", "--out",
+                             str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "gradegrad: error: --cluster needs Dask: pip install 'gradegrad[dask]'", \
+        result.stderr
