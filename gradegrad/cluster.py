@@ -1,9 +1,10 @@
 """`gradegrad grade --cluster`: a batch graded on a Dask cluster instead of this machine.
 
 `dask_grader(address)` starts a `LocalCluster` (`local:N`: N worker processes here,
-`cluster_local.py`) or connects to a Dask scheduler, checks that its workers run this very gradegrad and torch, installs the
-plugins of `cluster_worker.py` (a fork server prepared in each worker, a warden in each nanny),
-and yields a `batch.Remote`: `grade_folder` hands it what the cache does not have.
+`cluster_local.py`) or connects to a Dask scheduler, checks that its workers run this very
+gradegrad and torch, installs the plugins of `cluster_worker.py` (a fork server prepared in each
+worker, a warden in each nanny), and yields a `batch.Remote`: `grade_folder` hands it what the
+cache does not have.
 
 A task grades a few submissions (`DaskGrader`: up to eight, one at a time at the end of the
 batch). Each travels as data (`portable.py`: the file's bytes or the generated module's text,
