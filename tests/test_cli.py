@@ -241,3 +241,23 @@ def test_a_terminal_that_is_not_utf8_gets_question_marks_not_a_traceback(encodin
     out, err = result.stdout.decode(encoding), result.stderr.decode(encoding)
     assert result.returncode == 1 and "Traceback" not in out + err, err
     assert "? failed" in out and "sign_error" in out
+
+
+def test_text_that_looks_like_an_emoji_code_is_shown_as_written(tmp_path):
+    """A file name, a student's exception message or a command line argument with `:cat:` or
+    `:x:` in it reaches the terminal as it was written, not as an emoji (Rich's codes)."""
+    source = (EXAMPLES / "complete.py").read_text() + (
+        "\n\ndef _forward(ctx, x):\n"
+        "    raise ValueError('shape :x: expected :100:')\n\n\n"
+        "Sigmoid.forward = staticmethod(_forward)\n")
+    student = tmp_path / "stu:cat:dent.py"
+    student.write_text(source)
+    result = run("check", student, "-e", "sigmoid")
+    assert result.exit_code == 1, result.output
+    assert "shape :x: expected :100:" in result.output and "stu:cat:dent" in result.output, result.output
+    assert not {"\u274c", "\U0001f4af", "\U0001f431"} & set(result.output), result.output
+    graded = run("grade", tmp_path, "-e", "sigmoid", "--out", tmp_path / "out")
+    assert graded.exit_code == 1 and "stu:cat:dent" in graded.output, graded.output
+    assert not {"\u274c", "\U0001f4af", "\U0001f431"} & set(graded.output), graded.output
+    error = run("grade", tmp_path, "--cluster", "local:two", "--out", tmp_path / "out")
+    assert error.exit_code == 2 and "--cluster local:two: expected" in error.output, error.output

@@ -35,7 +35,8 @@ PROBLEM_VERBS = {"exception": "raised", "timeout": "took too long", "exit": "cal
 def make_console(stderr: bool = False) -> Console:
     file = sys.stderr if stderr else sys.stdout
     width = None if file.isatty() or os.environ.get("COLUMNS") else 110
-    return Console(file=file, width=width, highlight=False, soft_wrap=False)
+    # no emoji codes: a file name, an address or a student's text with `:two:` in it is shown as written
+    return Console(file=file, width=width, highlight=False, soft_wrap=False, emoji=False)
 
 
 def _points(x: float) -> str:
