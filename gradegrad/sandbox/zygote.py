@@ -25,7 +25,6 @@ import atexit
 import importlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -108,7 +107,7 @@ class Zygote:
             self.sock.close()
             self.popen.kill()
             self.popen.wait()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        scratch.remove_tree(self.scratch)  # as an evaluator's: whatever was done to it
 
 
 class Forked:
