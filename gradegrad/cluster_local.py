@@ -5,12 +5,12 @@ any cluster. Its workers are forks of multiprocessing's fork server, which holds
 imported (`cluster_forkserver.py`, `cluster_preload.py`), each prepared as it starts and each
 nanny given its warden by preloads (no plugin to install, no round trip before the batch).
 
-The console script starts it as it starts (`start_early`): it imports the grader and Dask, forks
-the workers' fork server from itself (`cluster_forkserver.start(fork=True)`: one import of torch
-for the command, the fork server and every worker), and starts the cluster in a thread while the
-command reads its options and submissions; `cluster.dask_grader` takes it (`take_early`). This
-module imports neither torch nor the grader itself: Dask, the error hierarchy and the standard
-library.
+The console script starts it as it starts (`start_early`): it forks the workers' fork server from
+itself once it has imported torch (`cluster_forkserver.start(fork=True)`: one import of torch for
+the command, the fork server and every worker), imports Dask and starts the cluster in a thread
+while the command reads its options and submissions; `cluster.dask_grader` takes it
+(`take_early`). This module imports neither torch nor the grader itself: Dask, the error hierarchy
+and the standard library.
 """
 
 from __future__ import annotations
@@ -128,23 +128,31 @@ _EARLY: list["_EarlyStart"] = []
 
 def start_early(address: str) -> None:
     """The console script, for `--cluster local:N` on its command line, before it reads anything
-    else: fork the workers' fork server from this process once it has imported the grader
-    (`cluster_forkserver.start`), and start the cluster in a thread, its workers starting on the
-    other cores while the command reads its rubric, exercises and submissions; `take_early` hands
-    it to `cluster.dask_grader`. A command that ends before (a usage error) leaves it to
-    `cluster_forkserver.stop`, which stops the workers' fork server and the workers. Where Dask is
-    missing or the address is malformed, nothing starts: the command says why once it has read
-    its options."""
+    else: fork the workers' fork server from this process once it has imported torch
+    (`cluster_forkserver.start`), then import Dask (as the fork server imports it and the grader)
+    and start the cluster in a thread, its workers starting on the other cores while the command
+    reads its rubric, exercises and submissions; `take_early` hands it to `cluster.dask_grader`. A
+    command that ends before (a usage error) leaves it to `cluster_forkserver.stop`, which stops
+    the workers' fork server and the workers. Where Dask is missing or the address is malformed,
+    nothing starts (a Dask that fails as it is imported: nothing but the fork server): the command
+    says why once it has read its options."""
+    from importlib.util import find_spec
+
     from gradegrad import cluster_forkserver
 
     try:
         count = local_workers(address)
-        distributed = dask_module()
     except UsageError:
+        return
+    if find_spec("distributed") is None:
         return
     try:
         cluster_forkserver.start(fork=True)
     except OSError:  # no socket for it: `local_client` tries again, and tells the TA why
+        return
+    try:
+        distributed = dask_module()
+    except UsageError:
         return
     _EARLY.append(_EarlyStart(distributed, address, count))
 

@@ -4,9 +4,8 @@ at its bootstrap, while it is still a single thread: become a child subreaper an
 gradegrad fork server from itself, as the console script does (`sandbox/forget.py`: what that
 fork forgets), before Dask starts the worker's threads. At that moment the worker holds its start
 arguments (the local scheduler's address, Dask's configuration) and nothing of the batch.
-Imported only in that fork server, or by the console script just before it forks that fork server
-from itself (`cluster_forkserver.start(fork=True)`), when it has read nothing but its command line
-and environment."""
+Imported only in that fork server: multiprocessing's fresh interpreter, or the fork of the console
+script (`cluster_forkserver.start(fork=True)`), which has torch imported already."""
 
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ import distributed  # noqa: F401
 
 import gradegrad.batch  # noqa: F401  (torch, the checks, the references)
 import gradegrad.cluster_worker  # noqa: F401
+from gradegrad import cluster_forkserver
 from gradegrad.entry import warm_up
 from gradegrad.sandbox import hugepages
 
@@ -37,7 +37,8 @@ warm_up()
 _warm_dask()
 gc.freeze()  # what is imported lives as long as each worker: its collections skip it, and leave its pages shared
 gc.enable()
-hugepages.collapse()  # each worker, and each worker's fork server, is forked from this memory (`sandbox/hugepages.py`)
+if not cluster_forkserver.forked:  # (a fork of the command shares its huge pages: collapsing would copy them)
+    hugepages.collapse()  # each worker, and each worker's fork server, is forked from this memory (`sandbox/hugepages.py`)
 
 
 class _AtStart:

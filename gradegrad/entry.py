@@ -54,10 +54,9 @@ def _main(started_handler: bool = False) -> None:
 
             address = _option(sys.argv[1:], "--cluster")
             if cluster_forkserver.is_local(address):  # its workers' fork server, a fork of this process once
-                from gradegrad.cluster_local import start_early  # it has imported the grader, and the cluster,
+                from gradegrad.cluster_local import start_early  # it has imported torch, and the cluster,
 
                 start_early(address)  # in a thread, while the command reads its options and submissions
-                gc.disable()  # (the preload turned the collector back on)
         if not cluster:  # on a cluster its workers grade: this process computes no gradient
             warm_up()
         workers = 0 if cluster else _preforks(sys.argv[1:])

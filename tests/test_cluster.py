@@ -392,31 +392,36 @@ with open(f"/proc/{pid}/stat") as fh:
     parent = int(fh.read().rsplit(")", 1)[1].split()[1])
 with open(f"/proc/{pid}/cmdline", "rb") as fh, open("/proc/self/cmdline", "rb") as mine:
     same = fh.read() == mine.read()  # a fork of this process, not an interpreter of its own
-worker = multiprocessing.get_context("forkserver").Process(target=time.sleep, args=(0,))
+report = sys.argv[2]  # what a worker holds: the grader and Dask, which the fork server imported itself
+worker = multiprocessing.get_context("forkserver").Process(target=exec, args=(
+    f"import sys; open({report!r}, 'w').write(str(all(m in sys.modules for m in "
+    "('gradegrad.cluster_preload', 'gradegrad.batch', 'distributed'))))",))
 worker.start()
 worker.join(60)
 served = forkserver._forkserver._forkserver_pid == pid  # not another one started since (it died)
 cluster_forkserver.stop([])
-print(parent == os.getpid(), same, worker.exitcode, served,
-      os.path.exists(f"/proc/{pid}"), "torch" in sys.modules)
+print(parent == os.getpid(), same, worker.exitcode, served, os.path.exists(f"/proc/{pid}"), "torch" in sys.modules,
+      "gradegrad.batch" in sys.modules or "distributed" in sys.modules, open(report).read())
 """
 
 
 @pytest.mark.parametrize("alone", [True, False], ids=["alone", "thread"])
-def test_the_console_script_forks_the_local_cluster_s_fork_server_from_itself(alone):
-    """`start(fork=True)` (the console script, for `--cluster local:N`): the command imports the
-    grader, then its workers' fork server is a fork of it (one import of torch for the command,
-    the fork server and every worker), whose processes run, and which is gone after `stop`. A
-    process with a thread of its own gets multiprocessing's fresh interpreter instead."""
+def test_the_console_script_forks_the_local_cluster_s_fork_server_from_itself(alone, tmp_path):
+    """`start(fork=True)` (the console script, for `--cluster local:N`): the command imports torch,
+    then its workers' fork server is a fork of it (one import of torch for the command, the fork
+    server and every worker), which imports the grader and Dask itself (the command has not yet:
+    it forks as soon as torch is there), whose processes run with them, and which is gone after
+    `stop`. A process with a thread of its own gets multiprocessing's fresh interpreter instead."""
     import subprocess
 
-    out = subprocess.run([sys.executable, "-c", FORKED_SERVER, "alone" if alone else "thread"], capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", FORKED_SERVER, "alone" if alone else "thread",
+                          str(tmp_path / "worker")], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    child, forked, exitcode, served, left, torch = out.stdout.split()
+    child, forked, exitcode, served, left, torch, grader_here, grader_there = out.stdout.split()
     assert (child, forked) == ("True", str(alone)), out.stdout
     assert (exitcode, served, left) == ("0", "True", "False"), out.stdout
     assert torch == str(alone)
+    assert (grader_here, grader_there) == ("False", "True"), out.stdout
 
 
 EARLY = """

@@ -9,10 +9,11 @@ an exit drops them, and a write in a child splits just the one it touches (copyi
 before).
 
 Called once in a process that will be forked from and still shares nothing: the console script's
-`grade` right after importing torch (before the grading workers and fork servers are forked from
-it, which then share its huge pages), and the local cluster's preload (`cluster_preload.py`, whose
-forks are the Dask workers). Never in a fork that shares its pages with its parent: collapsing
-there would copy them (the memory twice).
+`grade` right after importing torch (before the grading workers, fork servers or the local
+cluster's fork server are forked from it, which then share its huge pages), and the preload of a
+local cluster's fork server that multiprocessing started as a fresh interpreter
+(`cluster_preload.py`, whose forks are the Dask workers). Never in a fork that shares its pages
+with its parent: collapsing there would copy them (the memory twice).
 Best effort: where the kernel has no MADV_COLLAPSE or no transparent huge pages, nothing changes.
 """
 
