@@ -19,6 +19,7 @@ not know) it is multiprocessing's own: a fresh interpreter that imports the prel
 background. `cluster_local.py` starts it (if it is not running yet) and has Dask use it.
 Standard library only until `start(fork=True)` imports torch.
 """
+
 from __future__ import annotations
 
 PRELOAD = "gradegrad.cluster_preload"

@@ -30,6 +30,7 @@ from gradegrad.kinds import FUNCTION_KINDS, extras
 from gradegrad.kinds.source import REFERENCE_PRELUDE, reference
 from gradegrad.options import Options
 from gradegrad.reference import reference_output
+from gradegrad.sandbox import scratch
 
 MAX_ROUNDS = 50  # retries of one file after dropping an unknown key or a bad rubric entry
 NOT_REQUIRED = ("hand_written",)  # a reference answer uses autograd by construction
@@ -262,7 +263,7 @@ def reference_problems(exercises: list[Exercise], catalog: Mapping[str, Exercise
     from gradegrad.grading import grade
 
     items = tuple(RubricItem(ex.id, tuple((cid, 1.0) for cid in CHECK_IDS)) for ex in exercises)
-    with tempfile.TemporaryDirectory(prefix="gradegrad-validate-") as folder:
+    with tempfile.TemporaryDirectory(prefix=scratch.prefix("validate")) as folder:  # (a killed run's: swept)
         for n, group in enumerate(_batches(exercises)):
             path = Path(folder) / f"reference_{n}.py"
             path.write_text(REFERENCE_PRELUDE + "\n\n" + "\n\n".join(reference(ex) for ex in group))

@@ -1,5 +1,7 @@
 """`validate`: every problem as file:line: field: what is wrong; references pass their own checks."""
 
+import os
+
 import yaml
 
 from conftest import FIXTURES
@@ -50,6 +52,32 @@ def test_a_reference_that_fails_its_own_checks_is_a_problem():
     assert result.references == 1
     assert all(p.field == "reference" and p.line == 4 for p in result.problems)
     assert "the reference answer fails its own forward check" in result.problems[0].message
+
+
+def test_the_references_folder_is_a_scratch_folder_that_a_sweep_removes_once_its_maker_is_gone(monkeypatch):
+    """A `validate` killed while it grades its references leaves its folder of reference answers:
+    named as the grader's other scratch folders (its maker's boot, namespace, pid and start), so
+    that the next run's sweep removes it once that process is gone."""
+    import gradegrad.grading
+    from gradegrad.sandbox import scratch
+
+    folders = []
+
+    def grading(path, *args, **kwargs):
+        folders.append(path.parent)
+        raise KeyboardInterrupt  # killed here: what is left is tested below, not cleaned up
+
+    monkeypatch.setattr(gradegrad.grading, "grade", grading)
+    try:
+        validate([BROKEN / "random_reference.yaml"])
+    except KeyboardInterrupt:
+        pass
+    name = folders[0].name
+    assert name.startswith(scratch.prefix("validate")) and scratch.owner(), name
+    here = scratch._here()
+    assert not scratch.stale(name, here)  # its maker (this process) still runs
+    gone = name.replace(f".{os.getpid()}.", ".999999999.", 1)  # a maker that is gone
+    assert scratch.stale(gone, here)
 
 
 def test_a_course_folder_validates_with_its_rubric():

@@ -2,7 +2,8 @@
 
 A grading process makes folders for its fork server (`gradegrad-zygote-`), for each evaluator
 (`gradegrad-eval-`) and for a submission it writes out (`gradegrad-submission-`,
-`gradegrad-source-`), and removes each when done. A process that is killed (a Dask worker out of
+`gradegrad-source-`; `validate`'s reference answers: `gradegrad-validate-`), and removes each
+when done. A process that is killed (a Dask worker out of
 memory or stopped by its nanny, a `--jobs` worker killed, a TA's `kill -9`) removes nothing.
 So each folder's name says which process made it: the machine's boot, its PID namespace, its pid
 and start time (`owner`); the first fork server a process starts removes the folders whose maker
