@@ -3,8 +3,8 @@
 A grading process makes folders for its fork server (`gradegrad-zygote-`), for each evaluator
 (`gradegrad-eval-`) and for a submission it writes out (`gradegrad-submission-`,
 `gradegrad-source-`; `validate`'s reference answers: `gradegrad-validate-`), and removes each
-when done. A process that is killed (a Dask worker out of
-memory or stopped by its nanny, a `--jobs` worker killed, a TA's `kill -9`) removes nothing.
+when done. A process that is killed (a Dask worker out of memory or stopped by its nanny, a
+`--jobs` worker killed, a TA's `kill -9`) removes nothing.
 So each folder's name says which process made it: the machine's boot, its PID namespace, its pid
 and start time (`owner`); the first fork server a process starts removes the folders whose maker
 is gone (`sweep`): made on this machine since it booted, in this PID namespace, by a process that
