@@ -17,10 +17,19 @@ the command imported all of it before the fork (it needs the grader only later, 
 batch). Elsewhere (a process that may run threads, a Python whose fork server this module does
 not know) it is multiprocessing's own: a fresh interpreter that imports the preload in the
 background. `cluster_local.py` starts it (if it is not running yet) and has Dask use it.
-Standard library only until `start(fork=True)` imports torch.
+Standard library only (and gradegrad's own process helpers, which are) until `start(fork=True)`
+imports torch.
 """
 
 from __future__ import annotations
+
+import signal
+import time
+
+# at the top, not in `stop`: it runs on the way out of a command that Ctrl-C interrupted, where an
+# import could meet a module the interrupt left half-imported
+from gradegrad.sandbox.reaper import signal_all, stat_fields
+from gradegrad.sandbox.watchdog import tree
 
 PRELOAD = "gradegrad.cluster_preload"
 forked = False  # True in the fork server `start(fork=True)` forked (it shares the command's huge pages)
@@ -152,16 +161,17 @@ def _shared() -> None:
 
 def _serve(listener_fd: int, alive_r: int) -> None:
     """The forked fork server: keep only the descriptors multiprocessing would pass a fresh one
-    (and the standard streams), take Ctrl-C as Python does by default (the console script's handler
-    is for the command; multiprocessing's loop ignores it, and its forks get this one back), and
+    (and the standard streams), take Ctrl-C as Python does by default while it imports the preload
+    (the console script's handler is for the command; ignored where the command ignores it), and
     serve until every client has gone, once it has imported the preload (which multiprocessing's
-    loop does first). Never returns, and never runs this process's exit handlers."""
+    loop does first; from then on it ignores Ctrl-C, and so do its forks: `cluster_preload.py`).
+    Never returns, and never runs this process's exit handlers."""
     import os
-    import signal
     from multiprocessing import forkserver
 
     try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # (a command started in the background)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         # not multiprocessing.util.close_all_fds_except: on Python 3.11 its empty ranges between kept
         # descriptors (os.closerange(0, 0)) close every descriptor, these included
         keep = {0, 1, 2, listener_fd, alive_r}
@@ -187,12 +197,7 @@ def stop(workers: list[int], seconds: float = STOP_WAIT) -> None:
     is killed (its own exit would run the interpreter's slow teardown of torch), with whatever it
     still has (workers being started: a command that ended before it took the cluster it started,
     `cluster.start_early`)."""
-    import signal
-    import time
     from multiprocessing import forkserver
-
-    from gradegrad.sandbox.reaper import signal_all
-    from gradegrad.sandbox.watchdog import tree
 
     deadline = time.monotonic() + seconds
     while any(map(_alive, workers)) and time.monotonic() < deadline:
@@ -213,8 +218,6 @@ def stop(workers: list[int], seconds: float = STOP_WAIT) -> None:
 
 def _alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie, waiting for its parent to reap it, does not)."""
-    from gradegrad.sandbox.reaper import stat_fields
-
     fields = stat_fields(pid)
     return fields is not None and fields[0] != b"Z"
 

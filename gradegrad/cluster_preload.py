@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing.util
+import signal
 
 gc.disable()  # importing torch would run several full collections over its own objects (a third of a second)
 
@@ -56,3 +57,7 @@ def _fork_server(_: object) -> None:
 
 
 multiprocessing.util.register_after_fork(_AT_START, _fork_server)
+# Ctrl-C is the command's: it stops the whole cluster (`cluster_forkserver.stop`). A worker that took
+# it would print its event loop's KeyboardInterrupt on the TA's terminal, and its nanny restart it.
+# The fork server's loop gives its forks the handler in force when the preload has been imported.
+signal.signal(signal.SIGINT, signal.SIG_IGN)

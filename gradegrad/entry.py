@@ -136,17 +136,23 @@ def _preforks(args: list[str]) -> int:
 
 def _fast_exit(code: int) -> None:
     """Stop the fork server, and any grading worker or local cluster's fork server still waiting (a
-    command that ended before it graded), flush what we printed, and leave without finalising torch."""
-    zygote = sys.modules.get("gradegrad.sandbox.zygote")  # not imported: no fork server to stop
-    if zygote is not None:
-        zygote.shutdown()
-    workers = sys.modules.get("gradegrad.workers")
-    if workers is not None:
-        workers.stop_all()
-    cluster = sys.modules.get("gradegrad.cluster_forkserver")  # a local cluster's, started as the command
-    if cluster is not None:  # started; stopped already, unless the command ended before it graded
-        cluster.stop([])
-        cluster.remove_socket_folder()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    command that ended before it graded), flush what we printed, and leave without finalising torch.
+    Always with `code`: what cannot be stopped (a module an interrupt left half-imported) is left to
+    the ends of the pipes this exit closes, never a traceback and another exit code."""
+    try:
+        zygote = sys.modules.get("gradegrad.sandbox.zygote")  # not imported: no fork server to stop
+        if zygote is not None:
+            zygote.shutdown()
+        workers = sys.modules.get("gradegrad.workers")
+        if workers is not None:
+            workers.stop_all()
+        cluster = sys.modules.get("gradegrad.cluster_forkserver")  # a local cluster's, started as the command
+        if cluster is not None:  # started; stopped already, unless the command ended before it graded
+            cluster.stop([])
+            cluster.remove_socket_folder()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)

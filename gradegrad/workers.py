@@ -90,7 +90,9 @@ def _become_worker() -> None:
     zygote._START_LOCK = threading.Lock()
     reaper.LOCK, reaper.LIVE, reaper._enabled = threading.RLock(), set(), False
     reaper.enable_subreaper()  # not inherited across fork: evaluators must come back to this worker
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the parent decides what an interrupt stops
+    # the parent decides what an interrupt stops; ignored (a job started in the background) stays ignored
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     # fresh stdio objects: the parent's progress thread may have held their locks at the fork
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):

@@ -71,3 +71,56 @@ def exercise(report: Report, ex_id: str):
 
 def check(report: Report, ex_id: str, check_id: str):
     return next(c for c in exercise(report, ex_id).checks if c.id == check_id)
+
+
+def interrupted_batch(folder: Path, out: Path, *options: str, ignored: bool = False) -> tuple[int, str, list[int]]:
+    """`gradegrad grade folder` in a session of its own, SIGINT sent to its whole process group (a
+    terminal's Ctrl-C) once the first submission is reported, SIGINT ignored from the start where
+    `ignored` (a job that a script started in the background). (exit code, standard error, the
+    command's processes at the interrupt that still ran 3 s after it exited)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from gradegrad.sandbox import reaper
+
+    disposition = signal.SIG_IGN if ignored else signal.SIG_DFL
+    with reaper.LOCK:  # a child in a session of its own: not an orphan for a warden this test process runs
+        proc = subprocess.Popen([sys.executable, "-m", "gradegrad", "grade", str(folder), "--out", str(out),
+                                 "--no-cache", *options], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True, cwd=ROOT, env={**os.environ, "NO_COLOR": "1"},
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
+        reaper.LIVE.add(proc.pid)
+    try:
+        return _interrupted(proc)
+    finally:
+        reaper.LIVE.discard(proc.pid)
+
+
+def _interrupted(proc) -> tuple[int, str, list[int]]:
+    import os
+    import signal
+    import time
+
+    from gradegrad.sandbox.reaper import stat_fields
+    from gradegrad.sandbox.watchdog import tree
+
+    seen = b""
+    for line in proc.stderr:  # one progress line a submission
+        seen += line
+        if line.startswith(b"[1/"):
+            break
+    processes = tree(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 3
+    alive = processes
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [pid for pid in alive if (fields := stat_fields(pid)) is not None and fields[0] != b"Z"]
+    return proc.returncode, (seen + err).decode(errors="replace"), alive

@@ -649,3 +649,27 @@ def test_the_console_script_without_dask_names_the_extra(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == "gradegrad: error: --cluster needs Dask: pip install 'gradegrad[dask]'", \
         result.stderr
+
+
+@pytest.mark.parametrize("ignored", [False, True], ids=["ctrl-c", "background"])
+def test_ctrl_c_stops_a_local_cluster_quietly_and_a_background_batch_goes_on(tmp_path, ignored):
+    """Ctrl-C (SIGINT to the command's process group, its workers included) while a local cluster
+    grades: `gradegrad: interrupted`, exit 130, no traceback (each Dask worker's event loop printed
+    its KeyboardInterrupt), and nothing of the command's processes left. A command that ignores
+    SIGINT (started in the background by a script) grades every submission, as do its workers
+    (the workers' fork server used to take Ctrl-C back, and its workers died or hung)."""
+    from conftest import interrupted_batch
+
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for i in range(12):
+        shutil.copy(FIXTURES.parent.parent / "submissions_example" / "complete.py", folder / f"student{i:02d}.py")
+    code, err, left = interrupted_batch(folder, tmp_path / "out", "--cluster", "local:2", ignored=ignored)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    assert left == [], left
+    if not ignored:
+        assert code == 130 and err.rstrip().endswith("gradegrad: interrupted"), (code, err[-2000:])
+        return
+    assert code == 1, (code, err[-2000:])  # (complete.py does not pass the `all` rubric)
+    rows = json.loads((tmp_path / "out" / "grades.json").read_text())
+    assert len(rows) == 12 and all(row["error"] is None and row["score"] == 165 for row in rows), rows
