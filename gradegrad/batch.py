@@ -9,7 +9,6 @@ progress is reported, in this thread, through a callback (the CLI draws it).
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -151,7 +150,7 @@ def _relabel(report: Report, source: SubmissionSource, loaded: Path, label: str)
 def _grade_generated(source: SubmissionSource, rubric: Rubric, catalog: Mapping[str, Exercise],
                      options: Options, code: str | None = None) -> Report:
     code = generated_code(source) if code is None else code
-    with tempfile.TemporaryDirectory(prefix=scratch.prefix("source")) as folder:
+    with scratch.folder("source") as folder:
         loaded = Path(folder) / f"{source.name if source.name.isidentifier() else 'submission'}.py"
         loaded.write_text(code, encoding="utf-8")
         del code

@@ -28,7 +28,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -116,7 +115,7 @@ def grade_packed(payload: dict, data: dict) -> dict:
     if options.limits.isolation == "strict" and (why := _no_namespaces()):
         return {"report": None, "problem": f"--isolation strict: the Dask worker cannot give evaluators their own "
                                            f"namespaces ({why})"}
-    with tempfile.TemporaryDirectory(prefix=scratch.prefix("submission")) as folder:
+    with scratch.folder("submission") as folder:
         source, code, paths = unpack_submission(payload, Path(folder))
         report, keep, seconds = grade_timed(source, rubric, catalog, options, code)
     text = replace_in_json(report.json_line, *paths) if paths else report.json_line

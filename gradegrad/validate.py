@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import re
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -263,7 +262,7 @@ def reference_problems(exercises: list[Exercise], catalog: Mapping[str, Exercise
     from gradegrad.grading import grade
 
     items = tuple(RubricItem(ex.id, tuple((cid, 1.0) for cid in CHECK_IDS)) for ex in exercises)
-    with tempfile.TemporaryDirectory(prefix=scratch.prefix("validate")) as folder:  # (a killed run's: swept)
+    with scratch.folder("validate") as folder:  # (a killed run's: swept)
         for n, group in enumerate(_batches(exercises)):
             path = Path(folder) / f"reference_{n}.py"
             path.write_text(REFERENCE_PRELUDE + "\n\n" + "\n\n".join(reference(ex) for ex in group))

@@ -73,18 +73,25 @@ def check(report: Report, ex_id: str, check_id: str):
     return next(c for c in exercise(report, ex_id).checks if c.id == check_id)
 
 
-def interrupted_batch(folder: Path, out: Path, *options: str, ignored: bool = False) -> tuple[int, str, list[int]]:
-    """`gradegrad grade folder` in a session of its own, SIGINT sent to its whole process group (a
-    terminal's Ctrl-C) once the first submission is reported, SIGINT ignored from the start where
-    `ignored` (a job that a script started in the background). (exit code, standard error, the
-    command's processes at the interrupt that still ran 3 s after it exited)."""
+def interrupted_batch(tmp_path: Path, *options: str, ignored: bool = False) -> tuple[int, str, list[int]]:
+    """`gradegrad grade` of twelve copies of complete.py (tmp_path/subs, the gradebook in
+    tmp_path/out) in a session of its own, SIGINT sent to its whole process group (a terminal's
+    Ctrl-C) once the first submission is reported, SIGINT ignored from the start where `ignored` (a
+    job that a script started in the background). (exit code, standard error, the command's
+    processes at the interrupt that still ran 3 s after it exited)."""
     import os
+    import shutil
     import signal
     import subprocess
     import sys
 
     from gradegrad.sandbox import reaper
 
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for i in range(12):
+        shutil.copy(EXAMPLES / "complete.py", folder / f"student{i:02d}.py")
+    out = tmp_path / "out"
     disposition = signal.SIG_IGN if ignored else signal.SIG_DFL
     with reaper.LOCK:  # a child in a session of its own: not an orphan for a warden this test process runs
         proc = subprocess.Popen([sys.executable, "-m", "gradegrad", "grade", str(folder), "--out", str(out),

@@ -20,6 +20,8 @@ import re
 import shutil
 import stat
 import tempfile
+from contextlib import contextmanager
+from typing import Iterator
 
 from gradegrad.sandbox.reaper import stat_fields
 
@@ -69,6 +71,17 @@ def prefix(kind: str) -> str:
 def make(kind: str) -> str:
     """A new private scratch folder of `kind` (mode 0700)."""
     return tempfile.mkdtemp(prefix=prefix(kind))
+
+
+@contextmanager
+def folder(kind: str) -> Iterator[str]:
+    """`make(kind)` for the time of a `with` block, then removed (`remove_tree`); a process killed
+    meanwhile leaves it to the next sweep."""
+    path = make(kind)
+    try:
+        yield path
+    finally:
+        remove_tree(path)
 
 
 def stale(name: str, here: str | None) -> bool:
