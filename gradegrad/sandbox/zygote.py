@@ -32,6 +32,7 @@ import sys
 import threading
 
 from gradegrad.sandbox import reaper, scratch
+from gradegrad.sandbox.layers import cgroups
 from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
 
 MAX_REQUEST = 1 << 16
@@ -57,6 +58,7 @@ class Zygote:
         self.lock = threading.Lock()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         scratch.sweep_once()  # what killed graders left in the temporary directory
+        cgroups.sweep_once()  # and in the cgroup hierarchy
         self.scratch = scratch.make("zygote")
         env = child_env(self.scratch, self.token)
         if fork:

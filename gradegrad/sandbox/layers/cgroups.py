@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 ROOT = "/sys/fs/cgroup"
+STALE = 60.0  # seconds an empty cgroup of gradegrad's stays untouched before `sweep` takes it for a leftover
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,44 @@ def _own() -> dict[str, str]:
     except (OSError, ValueError):
         pass
     return found
+
+
+_SWEPT: list[bool] = []
+
+
+def sweep_once() -> None:
+    """`sweep`, once in this process and the processes forked from it after."""
+    if not _SWEPT:
+        _SWEPT.append(True)
+        sweep()
+
+
+def sweep(age: float = STALE, prefix: str = "gradegrad-") -> int:
+    """Remove what killed graders left (a grader removes its evaluators' cgroups once it has reaped
+    them): cgroups named by gradegrad (`prefix`: those one process made) beside this process's own,
+    that hold no process and have not changed for `age` seconds (a fresh empty one may be an
+    intermediate's about to enter it). How many."""
+    own, removed = _own(), 0
+    if os.path.exists(f"{ROOT}/cgroup.controllers"):
+        parents = [f"{ROOT}{own.get('', '/')}".rstrip("/")]
+    else:
+        parents = [f"{ROOT}/{c}{own[c]}".rstrip("/") for c in ("memory", "pids") if c in own]
+    now = time.time()
+    for parent in parents:
+        try:
+            names = [name for name in os.listdir(parent) if name.startswith(prefix)]
+        except OSError:
+            continue
+        for name in names:
+            path = f"{parent}/{name}"
+            try:
+                if now - os.stat(path).st_mtime < age or open(f"{path}/cgroup.procs").read().strip():
+                    continue
+                os.rmdir(path)
+                removed += 1
+            except OSError:
+                continue
+    return removed
 
 
 def _name() -> str:
