@@ -29,6 +29,8 @@ CODES = {
     "placeholder": "the result is a placeholder (all ones or all zeros)",
     "sign_error": "the result has the wrong sign",
     "scale_error": "the result is off by a constant factor",
+    "wrong_branch": "one branch of a piecewise formula is off by a constant factor (right elsewhere)",
+    "swapped_branches": "the two branches of a piecewise formula are swapped",
     "wrong_values": "the values differ from the reference",
     "rejected": "autograd rejected what backward returned",
     "detached": "forward's output is not connected to its inputs (no grad_fn)",
@@ -148,6 +150,50 @@ def _zeros_hint(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> st
     return ""
 
 
+BRANCH_SPREAD = 1e-4  # relative difference between two ratios of one branch (float32's rounding, not a formula's)
+
+
+def _branches(what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance, worst: Worst) -> Finding | None:
+    """A piecewise formula with a branch off: got / expected is one constant on a set of elements and
+    another on the rest (at least two elements each; zeros in the same places), e.g. a leaky ReLU's
+    backward with the wrong slope for x < 0 (1 and 10), or its two slopes swapped (0.01 and 100)."""
+    g, e = got.double().reshape(-1), expected.double().reshape(-1)
+    if g.shape != e.shape or not (torch.isfinite(g).all() and torch.isfinite(e).all()):
+        return None
+    zeros = e.abs() <= tol.atol
+    if bool((zeros != (g.abs() <= tol.atol)).any()):  # (zeros in one only: `_zeros_hint` says where)
+        return None
+    ratios = g[~zeros] / e[~zeros]
+    if ratios.numel() < 4:
+        return None
+    ordered = ratios.sort().values
+    steps = (ordered[1:] - ordered[:-1]).abs() > BRANCH_SPREAD * torch.maximum(ordered[1:].abs(), ordered[:-1].abs())
+    if int(steps.sum()) != 1:
+        return None
+    cut = int(steps.nonzero()[0]) + 1
+    if cut < 2 or ordered.numel() - cut < 2:
+        return None
+    low, high = float(ordered[:cut].median()), float(ordered[cut:].median())
+    factors = torch.ones_like(e)
+    factors[~zeros] = torch.where((ratios - low).abs() < (ratios - high).abs(), low, high).to(e.dtype)
+    if not close(got, (e * factors).reshape(expected.shape).to(expected.dtype), tol):
+        return None
+    one = [f for f in (low, high) if _near(f, 1.0)]
+    counts = {low: cut, high: ordered.numel() - cut}
+    if one:
+        off = high if one[0] == low else low
+        return Finding("wrong_branch", f"{what} is right at {counts[one[0]]} of {got.numel()} elements and {off:.4g} "
+                       f"times the expected value at the other {counts[off]}: one branch of the formula is off by that "
+                       "factor (check each case of the piecewise derivative)", worst)
+    if _near(low * high, 1.0):
+        return Finding("swapped_branches", f"{what} is {low:.4g} times the expected value at {counts[low]} elements "
+                       f"and {high:.4g} times at the other {counts[high]}: each branch has the other's formula (swap "
+                       "them, e.g. the slopes for x > 0 and for x < 0)", worst)
+    return Finding("wrong_branch", f"{what} is {low:.4g} times the expected value at {counts[low]} elements and "
+                   f"{high:.4g} times at the other {counts[high]}: each branch of the formula is off by its own "
+                   "factor (check each case of the piecewise derivative)", worst)
+
+
 def _near(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-4 * max(abs(a), abs(b))
 
@@ -190,7 +236,7 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
     if factor is not None:
         return Finding("scale_error", f"{what} is {factor:.4g} times the expected value: "
                        "a constant factor is missing or extra", worst, factor, wrong_values(what, worst), what)
-    return wrong_values(what, worst, _zeros_hint(got, expected, tol))
+    return _branches(what, got, expected, tol, worst) or wrong_values(what, worst, _zeros_hint(got, expected, tol))
 
 
 def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance, type_name: str | None = None) -> Finding | None:

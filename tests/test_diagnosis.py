@@ -136,7 +136,7 @@ def test_autograd_rejections_are_explained():
 
 def test_every_code_is_documented():
     for code in ("sign_error", "scale_error", "ignores_grad_output", "placeholder", "swapped_gradients",
-                 "wrong_shape", "wrong_count", "not_finite"):
+                 "wrong_shape", "wrong_count", "not_finite", "wrong_branch", "swapped_branches"):
         assert code in CODES
 
 
@@ -190,3 +190,37 @@ def test_torch_refusing_an_overwritten_saved_tensor_is_mutates_saved():
     assert diagnose_fault("exception", "ValueError: oops") is None
     assert diagnose_fault("rejected", "function F returned an incorrect number of gradients (expected 2, got 1)").code \
         == "wrong_count"
+
+
+XL = torch.tensor([1.3, -0.7, 0.4, -2.1, 0.9, -0.2], dtype=torch.float64)  # both branches of a leaky ReLU
+UL = torch.tensor([0.31, -1.2, 0.77, 0.45, -0.66, 1.9], dtype=torch.float64)
+
+
+def leaky(positive, negative):
+    """A leaky ReLU's gradient with these two slopes (the reference's: 1 and 0.01)."""
+    return [UL * torch.where(XL > 0, positive, negative)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_one_branch_off_by_a_factor_is_named_with_the_factor_and_where(dtype):
+    ref = [leaky(1.0, 0.01)[0].to(dtype)]
+    f = diag([leaky(1.0, 0.1)[0].to(dtype)], ref, [torch.where(XL > 0, 1.0, 0.01).to(dtype)])
+    assert f.code == "wrong_branch" and "right at 3 of 6 elements and 10 times" in f.message, f.message
+    assert "`x`" in f.message
+
+
+def test_two_swapped_branches_are_named():
+    f = diag(leaky(0.01, 1.0), leaky(1.0, 0.01), [torch.where(XL > 0, 1.0, 0.01)])
+    assert f.code == "swapped_branches" and "0.01 times" in f.message and "100 times" in f.message, f.message
+    out = diagnose_output(torch.where(XL > 0, 0.01 * XL, XL), torch.where(XL > 0, XL, 0.01 * XL), TOL)
+    assert out.code == "swapped_branches" and "the output" in out.message
+
+
+def test_a_formula_wrong_everywhere_or_at_one_element_is_no_branch():
+    y = torch.sigmoid(XL)
+    assert diag([UL * y * (1 + y)], [UL * y * (1 - y)], [y * (1 - y)]).code == "wrong_values"
+    one = leaky(1.0, 0.01)[0].clone()
+    one[1] *= 10
+    assert diag([one], leaky(1.0, 0.01), [torch.where(XL > 0, 1.0, 0.01)]).code == "wrong_values"
+    relu = diag(leaky(1.0, 0.0), leaky(1.0, 0.01), [torch.where(XL > 0, 1.0, 0.01)])  # zeros: the mask hint
+    assert relu.code == "wrong_values" and "does a branch drop what it should scale?" in relu.message

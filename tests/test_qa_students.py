@@ -32,7 +32,7 @@ MISTAKES = {
         ("matvec", "backward", "wrong_shape", "transpose"),  # outer(x, g) for A
         ("softmax", "backward", "wrong_values", "differs"),  # sigmoid's derivative y(1 - y)
         ("dropout", "backward", "wrong_values", "mask or a condition missing"),  # the mask is not applied
-        ("leaky_relu", "backward", "wrong_values", "differs"),  # the slope on the wrong side
+        ("leaky_relu", "backward", "swapped_branches", "each branch has the other's formula"),  # the slope on the wrong side
         ("param_relu", "backward", "non_tensor_gradient", "not a tensor"),  # a gradient for alpha
         ("conv1d", "backward", "wrong_values", "differs"),  # range(n - k): the last window is missing
         ("linear", "backward", "wrong_values", "changes with the input's size"),  # bias gradient averaged
@@ -65,7 +65,7 @@ MISTAKES = {
         ("matvec", "backward", "ignores_grad_output", "grad_output = 1"),  # only for A
         ("softmax", "stability", "not_finite", "nan/inf"),  # subtracts the mean
         ("dropout", "backward", "wrong_values", "differs"),  # x where the mask belongs
-        ("leaky_relu", "forward", "wrong_values", "differs"),  # slope 0.1
+        ("leaky_relu", "forward", "wrong_branch", "10 times the expected value"),  # slope 0.1
         ("param_relu", "backward", "wrong_values", "drop what it should scale"),  # ReLU's derivative
         ("conv1d", "backward", "wrong_values", "differs"),  # the kernel gradient is a full correlation
         ("linear", "backward", "missing_gradient", "None for `b`"),
