@@ -32,8 +32,8 @@ import sys
 import threading
 
 from gradegrad.sandbox import reaper, scratch
-from gradegrad.sandbox.layers import cgroups
 from gradegrad.sandbox.environment import PACKAGE_ROOT, child_env
+from gradegrad.sandbox.layers import cgroups
 
 MAX_REQUEST = 1 << 16
 STARTUP_TIMEOUT = 120.0
