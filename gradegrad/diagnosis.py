@@ -174,24 +174,23 @@ def _branches(what: str, got: torch.Tensor, expected: torch.Tensor, tol: Toleran
     if cut < 2 or ordered.numel() - cut < 2:
         return None
     low, high = float(ordered[:cut].median()), float(ordered[cut:].median())
+    n_low, n_high = cut, ordered.numel() - cut
     factors = torch.ones_like(e)
-    factors[~zeros] = torch.where((ratios - low).abs() < (ratios - high).abs(), low, high).to(e.dtype)
+    factors[~zeros] = torch.where(ratios < ordered[cut], low, high).to(e.dtype)
     if not close(got, (e * factors).reshape(expected.shape).to(expected.dtype), tol):
         return None
-    one = [f for f in (low, high) if _near(f, 1.0)]
-    counts = {low: cut, high: ordered.numel() - cut}
-    if one:
-        off = high if one[0] == low else low
-        return Finding("wrong_branch", f"{what} is right at {counts[one[0]]} of {got.numel()} elements and {off:.4g} "
-                       f"times the expected value at the other {counts[off]}: one branch of the formula is off by that "
-                       "factor (check each case of the piecewise derivative)", worst)
+    if _near(low, 1.0) or _near(high, 1.0):
+        right, off, n_off = (n_low, high, n_high) if _near(low, 1.0) else (n_high, low, n_low)
+        return Finding("wrong_branch", f"{what} is right at {right} of {got.numel()} elements and {off:.4g} times the "
+                       f"expected value at the other {n_off}: one branch of the formula is off by that factor (check "
+                       "each case of the piecewise derivative)", worst)
     if _near(low * high, 1.0):
-        return Finding("swapped_branches", f"{what} is {low:.4g} times the expected value at {counts[low]} elements "
-                       f"and {high:.4g} times at the other {counts[high]}: each branch has the other's formula (swap "
-                       "them, e.g. the slopes for x > 0 and for x < 0)", worst)
-    return Finding("wrong_branch", f"{what} is {low:.4g} times the expected value at {counts[low]} elements and "
-                   f"{high:.4g} times at the other {counts[high]}: each branch of the formula is off by its own "
-                   "factor (check each case of the piecewise derivative)", worst)
+        return Finding("swapped_branches", f"{what} is {low:.4g} times the expected value at {n_low} elements and "
+                       f"{high:.4g} times at the other {n_high}: each branch has the other's formula (swap them, e.g. "
+                       "the slopes for x > 0 and for x < 0)", worst)
+    return Finding("wrong_branch", f"{what} is {low:.4g} times the expected value at {n_low} elements and {high:.4g} "
+                   f"times at the other {n_high}: each branch of the formula is off by its own factor (check each "
+                   "case of the piecewise derivative)", worst)
 
 
 def _near(a: float, b: float) -> bool:

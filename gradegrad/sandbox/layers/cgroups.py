@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 ROOT = "/sys/fs/cgroup"
+PREFIX = "gradegrad-"  # every cgroup gradegrad makes: gradegrad-<pid of its maker>-<random>
 STALE = 60.0  # seconds an empty cgroup of gradegrad's stays untouched before `sweep` takes it for a leftover
 
 
@@ -148,18 +149,13 @@ def sweep_once() -> None:
         sweep()
 
 
-def sweep(age: float = STALE, prefix: str = "gradegrad-") -> int:
+def sweep(age: float = STALE, prefix: str = PREFIX) -> int:
     """Remove what killed graders left (a grader removes its evaluators' cgroups once it has reaped
     them): cgroups named by gradegrad (`prefix`: those one process made) beside this process's own,
     that hold no process and have not changed for `age` seconds (a fresh empty one may be an
     intermediate's about to enter it). How many."""
-    own, removed = _own(), 0
-    if os.path.exists(f"{ROOT}/cgroup.controllers"):
-        parents = [f"{ROOT}{own.get('', '/')}".rstrip("/")]
-    else:
-        parents = [f"{ROOT}/{c}{own[c]}".rstrip("/") for c in ("memory", "pids") if c in own]
-    now = time.time()
-    for parent in parents:
+    removed, now = 0, time.time()
+    for parent in _parents(_own()):
         try:
             names = [name for name in os.listdir(parent) if name.startswith(prefix)]
         except OSError:
@@ -177,24 +173,32 @@ def sweep(age: float = STALE, prefix: str = "gradegrad-") -> int:
 
 
 def _name() -> str:
-    return f"gradegrad-{os.getpid()}-{secrets.token_hex(3)}"
+    return f"{PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _parents(own: dict[str, str]) -> list[str]:
+    """The folders this process's evaluators' cgroups are made in (`_own()`): v2, its own cgroup's;
+    v1, its memory and its pids cgroups' (in that order)."""
+    if os.path.exists(f"{ROOT}/cgroup.controllers"):
+        return [f"{ROOT}{own.get('', '/')}".rstrip("/")]
+    return [f"{ROOT}/{c}{own[c]}".rstrip("/") for c in ("memory", "pids") if c in own]
 
 
 def create(memory: int | None, pids: int) -> Group:
     """A new cgroup for one evaluator's tree, under this process's own; OSError says why not."""
     own = _own()
     if os.path.exists(f"{ROOT}/cgroup.controllers"):
-        return _create_v2(f"{ROOT}{own.get('', '/')}".rstrip("/"), memory, pids)
+        return _create_v2(_parents(own)[0], memory, pids)
     if os.path.isdir(f"{ROOT}/memory") and os.path.isdir(f"{ROOT}/pids") and "memory" in own and "pids" in own:
-        return _create_v1(own, memory, pids)
+        return _create_v1(_parents(own), memory, pids)
     raise OSError(95, "no cgroup memory and pids controllers here")
 
 
-def _create_v1(own: dict[str, str], memory: int | None, pids: int) -> Group:
+def _create_v1(parents: list[str], memory: int | None, pids: int) -> Group:
     name, made = _name(), []
     try:
-        for controller in ("memory", "pids"):
-            path = f"{ROOT}/{controller}{own[controller]}".rstrip("/") + "/" + name
+        for parent in parents:  # (memory's, then pids')
+            path = f"{parent}/{name}"
             os.mkdir(path)
             made.append(path)
         memory_path, pids_path = made
