@@ -169,6 +169,17 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class Mistake:
+    """A mistake students commonly make, as the numbers it gives: what forward returns with it
+    (`output`), or the gradient of an input (`gradients`, by input name). Expressions over the input
+    names, `out` (the reference's output) and `grad_output`, evaluated by the grader like `reference`."""
+
+    says: str  # what is wrong, in the student's terms
+    output: str | None = None
+    gradients: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Exercise:
     id: str
     class_name: str
@@ -185,6 +196,7 @@ class Exercise:
     kind: str = "function"  # one of KINDS
     spec: KindSpec = KindSpec()  # the kind's own fields
     variants: tuple[Variant, ...] = ()  # per-student alternatives, used by a rubric with `variants: true`
+    mistakes: tuple[Mistake, ...] = ()  # common mistakes the diagnosis names when a student's numbers match
 
     __hash__ = _hash_once
 
@@ -429,22 +441,59 @@ def _case(path: Path, where: str, data: Any, base: tuple[InputSpec, ...]) -> Cas
     return Case(f.text("name"), inputs, f.get("stability", bool, False, "true or false"))
 
 
-def _reference(path: Path, expr: str, names: Iterable[str]) -> str:
+def _reference(path: Path, expr: str, names: Iterable[str], field: str = "reference",
+               words: str = "the input names, torch, F or math") -> str:
     try:
         tree = ast.parse(expr, mode="eval")
     except SyntaxError as exc:
-        raise ManifestError(path, "reference", f"not a valid Python expression ({exc.msg})") from None
+        raise ManifestError(path, field, f"not a valid Python expression ({exc.msg})") from None
     known = set(names) | set(REFERENCE_SCOPE)
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id not in known:
-            raise ManifestError(path, "reference", f"unknown name {node.id!r} (use the input names, torch, F or math)")
+            raise ManifestError(path, field, f"unknown name {node.id!r} (use {words})")
         if not isinstance(node, REFERENCE_NODES):
-            raise ManifestError(path, "reference", f"{type(node).__name__} is not allowed: a reference is arithmetic, "
+            raise ManifestError(path, field, f"{type(node).__name__} is not allowed: a reference is arithmetic, "
                                 "indexing and calls of torch, F, math or the inputs' methods")
         if isinstance(node, ast.Attribute) and (node.attr.startswith("_") or node.attr in REFERENCE_DENIED):
-            raise ManifestError(path, "reference", f"attribute {node.attr!r} is not allowed (it reads or writes "
+            raise ManifestError(path, field, f"attribute {node.attr!r} is not allowed (it reads or writes "
                                 "files, loads code or reaches Python's internals)")
     return expr
+
+
+MISTAKE_NAMES = ("out", "grad_output")  # what a mistake's expressions may use besides the inputs
+
+
+def _mistakes(path: Path, data: Any, base: tuple[InputSpec, ...]) -> tuple[Mistake, ...]:
+    if not isinstance(data, list):
+        raise ManifestError(path, "mistakes", f"expected a list of mistakes, e.g. [{{says: ..., gradient: "
+                            f"{{x: 'grad_output * out * (1 + out)'}}}}], got {_kind(data)}")
+    names = [s.name for s in base]
+    clash = [n for n in names if n in MISTAKE_NAMES]
+    if clash:
+        raise ManifestError(path, "mistakes", f"an input is named {clash[0]!r}, a name that mistakes give the "
+                            "reference's output or the upstream gradient: rename the input")
+    words = f"the input names ({', '.join(names)}), out, grad_output, torch, F or math"
+    differentiable = [s.name for s in base if s.differentiable]
+    found = []
+    for i, item in enumerate(data):
+        f = _Fields(path, f"mistakes[{i}]", item, ("says", "output", "gradient"))
+        says = f.text("says")
+        output = f.get("output", str, None, "an expression for the wrong output")
+        if output is not None:  # forward has no upstream gradient
+            output = _reference(path, output, [*names, "out"], f.where + ".output",
+                                words.replace(", grad_output", ""))
+        grads = f.get("gradient", dict, {}, "a mapping from input name to an expression for its wrong gradient")
+        for name, expr in grads.items():
+            if name not in differentiable:
+                raise f.error(f"gradient.{name}", f"no input with a gradient is named so (they are: "
+                              f"{', '.join(differentiable)})")
+            if not isinstance(expr, str) or not expr.strip():
+                raise f.error(f"gradient.{name}", f"expected an expression, got {expr!r}")
+            _reference(path, expr, [*names, *MISTAKE_NAMES], f"{f.where}.gradient.{name}", words)
+        if output is None and not grads:
+            raise f.error("says", "a mistake needs an `output` or a `gradient` (what its numbers are)")
+        found.append(Mistake(says.strip(), output, tuple((str(k), v) for k, v in grads.items())))
+    return tuple(found)
 
 
 def _tolerance(path: Path, data: Any) -> tuple[Tolerance, Tolerance]:
@@ -458,7 +507,7 @@ def _tolerance(path: Path, data: Any) -> tuple[Tolerance, Tolerance]:
 
 
 _EXERCISE_FIELDS = ("id", "class", "aliases", "teaches", "formula", "reference", "inputs", "cases",
-                    "tolerance", "forbidden", "efficiency", "extra")
+                    "tolerance", "forbidden", "efficiency", "extra", "mistakes")
 
 
 def _efficiency(path: Path, data: Any, base: tuple[InputSpec, ...]) -> Efficiency:
@@ -518,9 +567,10 @@ def exercise_from_data(path: Path, data: Any) -> Exercise:
     forbidden = tuple(op if op.startswith("aten::") else f"aten::{op}" for op in forbidden)
     efficiency = _efficiency(path, f.data["efficiency"], base) if f.data.get("efficiency") is not None else None
     free = ("t",) if kind == "ode_field" else ()  # the field's time
+    mistakes = _mistakes(path, f.data["mistakes"], base) if f.data.get("mistakes") is not None else ()
     ex = Exercise(ex_id, class_name, tuple(aliases), f.text("teaches"), f.text("formula", ""),
                  _reference(path, f.text("reference"), [*names, *free]), cases, tol64, tol32, str(path), forbidden,
-                 efficiency)
+                 efficiency, mistakes=mistakes)
     return _with_kind(path, f, kind, base, raw_cases, ex)
 
 
@@ -528,7 +578,7 @@ def exercise_from_data(path: Path, data: Any) -> Exercise:
 
 _KIND_FIELDS = ("kind", "init", "wraps", "compose", "upstream", "variants", "steps", "lr", "variables", "memory", "orientation",
                 "loop", "epochs", "times")
-_OWN_FIELDS = {"function": ("compose",), "module": ("init", "wraps"), "vjp": ("upstream",), "chain": ("steps", "lr"),
+_OWN_FIELDS = {"function": ("compose", "mistakes"), "module": ("init", "wraps"), "vjp": ("upstream",), "chain": ("steps", "lr"),
                "formula": ("variables", "tolerance"), "jax_vjp": ("upstream",), "ode": ("memory",),
                "jacobian": ("orientation",), "training": ("loop", "epochs", "lr"),
                "ode_field": ("times",)}  # fields only these kinds take

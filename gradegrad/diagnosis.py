@@ -31,6 +31,7 @@ CODES = {
     "scale_error": "the result is off by a constant factor",
     "wrong_branch": "one branch of a piecewise formula is off by a constant factor (right elsewhere)",
     "swapped_branches": "the two branches of a piecewise formula are swapped",
+    "known_mistake": "the result is what a common mistake the exercise names gives (the message says which)",
     "wrong_values": "the values differ from the reference",
     "rejected": "autograd rejected what backward returned",
     "detached": "forward's output is not connected to its inputs (no grad_fn)",
@@ -199,15 +200,17 @@ def _near(a: float, b: float) -> bool:
 
 def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance,
                    ones_expected: torch.Tensor | None = None, twice_expected: torch.Tensor | None = None,
-                   upstream: float | None = None) -> Finding | None:
+                   upstream: float | None = None, known: Sequence[tuple[torch.Tensor, str]] = ()) -> Finding | None:
     """Compare two tensors of the same shape; name the mistake when they differ.
 
     `name` is the input (or "output") the tensor belongs to, `what` how a message refers to it.
     For a gradient, `ones_expected` and `twice_expected` are the reference's gradients for an
     upstream gradient of ones and of grad_output squared, and `upstream` the upstream gradient g of
     a scalar output (a loss): a factor 1/g means grad_output was ignored, a factor g that it was
-    applied twice, whatever g the seed drew. Any other constant factor is a `scale_error` (with its
-    `factor`; the checks keep that code only when every case shows the same factor).
+    applied twice, whatever g the seed drew. `known` holds what the exercise's own common mistakes
+    give here, each with its sentence: a match is named before a sign, a factor or a branch (the
+    instructor's words say more). Any other constant factor is a `scale_error` (with its `factor`;
+    the checks keep that code only when every case shows the same factor).
     """
     if close(got, expected, tol):
         return None
@@ -224,6 +227,9 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
         if got.numel() and bool((got == fill).all()) and not close(expected, torch.full_like(expected, fill), tol):
             return Finding("placeholder", f"{what} is all {'ones' if fill else 'zeros'}: a placeholder, "
                            "not the derivative", worst)
+    for value, says in known:
+        if close(got, value, tol) and not close(value, expected, tol):
+            return Finding("known_mistake", f"{what} is what a common mistake gives: {says}", worst)
     if close(got, -expected, tol):
         return Finding("sign_error", f"{what} has the wrong sign: it equals minus the expected value", worst)
     factor = _constant_factor(got, expected, tol)
@@ -238,10 +244,12 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
     return _branches(what, got, expected, tol, worst) or wrong_values(what, worst, _zeros_hint(got, expected, tol))
 
 
-def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance, type_name: str | None = None) -> Finding | None:
+def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance, type_name: str | None = None,
+                    known: Sequence[tuple[torch.Tensor, str]] = ()) -> Finding | None:
     """Check forward's output: a tensor of the reference's shape, dtype and values.
 
-    `type_name` is what the child saw forward return (a tuple arrives here as a list)."""
+    `type_name` is what the child saw forward return (a tuple arrives here as a list); `known` as
+    for `compare_values`."""
     if not isinstance(got, torch.Tensor):
         kind = type_name or _type_name(got)
         if isinstance(got, list) and len(got) == 1 and isinstance(got[0], torch.Tensor):
@@ -253,7 +261,7 @@ def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance, type_name:
     if got.dtype != expected.dtype:
         return Finding("wrong_dtype", f"the output is {str(got.dtype)[6:]}, expected {str(expected.dtype)[6:]} "
                        "like the inputs (create new tensors with the input's dtype, e.g. torch.zeros_like)")
-    return compare_values("output", "the output", got, expected, tol)
+    return compare_values("output", "the output", got, expected, tol, known=known)
 
 
 def _count(got: Sequence[Any], names: Sequence[str]) -> Finding | None:
@@ -280,7 +288,7 @@ def _swapped(got: Sequence[Any], expected: Sequence[torch.Tensor | None], names:
 
 def _one_gradient(i: int, got: Any, expected: torch.Tensor, ones: torch.Tensor | None,
                   names: Sequence[str], tol: Tolerance, twice: torch.Tensor | None = None,
-                  upstream: float | None = None) -> Finding | None:
+                  upstream: float | None = None, known: Sequence[tuple[torch.Tensor, str]] = ()) -> Finding | None:
     what = f"the gradient of `{names[i]}`"
     if got is None:
         return Finding("missing_gradient", f"backward returned None for `{names[i]}`, which requires grad")
@@ -295,15 +303,17 @@ def _one_gradient(i: int, got: Any, expected: torch.Tensor, ones: torch.Tensor |
                     f"e.g. grad_output.expand_as({names[i]}))")
         return Finding("wrong_shape", f"{what} has shape {_shape(got)}, but `{names[i]}` has shape "
                        f"{_shape(expected)}{hint}")
-    return compare_values(names[i], what, got, expected, tol, ones, twice, upstream)
+    return compare_values(names[i], what, got, expected, tol, ones, twice, upstream, known)
 
 
 def diagnose_gradients(got: Sequence[Any], expected: Sequence[torch.Tensor | None],
                        ones_expected: Sequence[torch.Tensor | None], names: Sequence[str],
                        is_tensor: Sequence[bool], tol: Tolerance,
                        twice_expected: Sequence[torch.Tensor | None] | None = None,
-                       upstream: float | None = None) -> Finding | None:
-    """Compare what backward returned with the reference gradients (None: no gradient expected)."""
+                       upstream: float | None = None,
+                       known: Sequence[Sequence[tuple[torch.Tensor, str]]] | None = None) -> Finding | None:
+    """Compare what backward returned with the reference gradients (None: no gradient expected);
+    `known[i]`: what common mistakes give for the i-th input (see `compare_values`)."""
     found = _count(got, names)
     if found:
         return found
@@ -315,9 +325,10 @@ def diagnose_gradients(got: Sequence[Any], expected: Sequence[torch.Tensor | Non
     if found:
         return found
     twice_expected = twice_expected or [None] * len(expected)
+    known = known or [()] * len(expected)
     for i, e in enumerate(expected):
         if e is not None:
-            found = _one_gradient(i, got[i], e, ones_expected[i], names, tol, twice_expected[i], upstream)
+            found = _one_gradient(i, got[i], e, ones_expected[i], names, tol, twice_expected[i], upstream, known[i])
             if found:
                 return found
     return None

@@ -29,7 +29,7 @@ def _chain(node: ast.AST) -> list[str]:
     return [node.id, *reversed(names)] if isinstance(node, ast.Name) else []
 
 
-def _reach_only_math(expr: str, path: str) -> None:
+def _reach_only_math(expr: str, path: str, field: str = "reference") -> None:
     """Refuse an attribute chain from torch, F, math or solvers that passes through any other module
     (`torch.os.system`): the grader evaluates the reference with its own rights."""
     from gradegrad.kinds import solvers
@@ -43,14 +43,14 @@ def _reach_only_math(expr: str, path: str) -> None:
         for i, name in enumerate(names[1:], start=1):
             value = getattr(value, name, None)
             if isinstance(value, ModuleType) and value.__name__ not in ALLOWED_MODULES:
-                raise ManifestError(path, "reference", f"{'.'.join(names[:i + 1])} is the module {value.__name__}, "
+                raise ManifestError(path, field, f"{'.'.join(names[:i + 1])} is the module {value.__name__}, "
                                     f"which a reference may not use (only {', '.join(ALLOWED_MODULES)})")
 
 
 @lru_cache(maxsize=None)
-def _compiled(expr: str, path: str) -> CodeType:
-    _reach_only_math(expr, path)
-    return compile(expr, f"{path}:reference", "eval")
+def _compiled(expr: str, path: str, field: str = "reference") -> CodeType:
+    _reach_only_math(expr, path, field)
+    return compile(expr, f"{path}:{field}", "eval")
 
 
 _MEMO: dict[tuple, Any] = {}
@@ -69,21 +69,46 @@ def memo(key: tuple, compute: Callable[[], Any]) -> Any:
     return hit
 
 
-def reference_output(ex: Exercise, args: Sequence[Any]) -> torch.Tensor:
+def _evaluate(ex: Exercise, expr: str, field: str, names: dict[str, Any]) -> torch.Tensor:
     # names were validated at load (inputs, torch, F, math, solvers); torch may import through the frame's
     # builtins (e.g. inside a dispatch mode), so __import__ is the one builtin given
     from gradegrad.kinds import solvers
 
     scope = {"torch": torch, "F": F, "math": math, "solvers": solvers, "__builtins__": {"__import__": __import__}}
-    scope.update({spec.name: a for spec, a in zip(ex.inputs, args)})
-    code = _compiled(ex.reference, ex.path)  # a ManifestError of its own when it reaches past torch's math
+    scope.update(names)
+    code = _compiled(expr, ex.path, field)  # a ManifestError of its own when it reaches past torch's math
     try:
         out = eval(code, scope)  # instructor's manifest, never student data
     except Exception as exc:
-        raise ManifestError(ex.path, "reference", f"evaluating {ex.reference!r} failed: {exc}") from None
+        raise ManifestError(ex.path, field, f"evaluating {expr!r} failed: {exc}") from None
     if not isinstance(out, torch.Tensor):
-        raise ManifestError(ex.path, "reference", f"must evaluate to a tensor, got {type(out).__name__}")
+        raise ManifestError(ex.path, field, f"must evaluate to a tensor, got {type(out).__name__}")
     return out
+
+
+def reference_output(ex: Exercise, args: Sequence[Any]) -> torch.Tensor:
+    return _evaluate(ex, ex.reference, "reference", {spec.name: a for spec, a in zip(ex.inputs, args)})
+
+
+def mistaken(ex: Exercise, args: Sequence[Any], out: torch.Tensor, grad_output: torch.Tensor | None,
+             name: str | None = None) -> list[tuple[torch.Tensor, str]]:
+    """The numbers each of the exercise's `mistakes` gives, with what it says: for forward's output
+    (`name` None) or for the gradient of the input `name`. One not of the shape of `out` or of that
+    input is left out (`gradegrad validate` names it)."""
+    names = {spec.name: a for spec, a in zip(ex.inputs, args)}
+    like = out if name is None else names[name]
+    scope = {**names, "out": out.detach(), "grad_output": grad_output}
+    found = []
+    for i, m in enumerate(ex.mistakes):
+        expr = m.output if name is None else dict(m.gradients).get(name)
+        if expr is None:
+            continue
+        field = f"mistakes[{i}]." + ("output" if name is None else f"gradient.{name}")
+        with torch.no_grad():
+            value = _evaluate(ex, expr, field, scope)
+        if value.shape == like.shape:
+            found.append((value, m.says))
+    return found
 
 
 def reference_gradients(ex: Exercise, args: Sequence[Any], mask: Sequence[bool],

@@ -15,10 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import torch
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from gradegrad.cases import make_inputs
+from gradegrad.cases import make_grad_output, make_inputs
 from gradegrad.catalog import (CHECK_IDS, DATA_KINDS, Exercise, Rubric, RubricItem, exercise_dirs,
                                exercise_from_data, rubric_dirs, rubric_from_data)
 from gradegrad.registry import applies
@@ -28,7 +29,7 @@ from gradegrad.errors import ManifestError, UsageError
 from gradegrad.kinds import FUNCTION_KINDS, extras
 from gradegrad.kinds.source import REFERENCE_PRELUDE, reference
 from gradegrad.options import Options
-from gradegrad.reference import reference_output
+from gradegrad.reference import mistaken, reference_gradients, reference_output
 from gradegrad.sandbox import scratch
 
 MAX_ROUNDS = 50  # retries of one file after dropping an unknown key or a bad rubric entry
@@ -225,6 +226,44 @@ def case_problems(load: _Load, ex: Exercise) -> None:
             except ManifestError as exc:
                 load.problem(where, f"case '{case.name}': {exc.problem}")
                 return
+    if ex.mistakes:
+        mistake_problems(load, ex)
+
+
+def mistake_problems(load: _Load, ex: Exercise) -> None:
+    """Each common mistake evaluates on every ordinary case, has the shape of what it stands for,
+    and differs from the reference somewhere (else it could never be named)."""
+    differs, broken = [False] * len(ex.mistakes), set()
+    inputs = [spec.name for spec in ex.inputs]
+    for case in (c for c in ex.cases if not c.stability):
+        args = make_inputs(ex, case, 0)
+        out = reference_output(ex, args)
+        g = make_grad_output(out, 0, "validate", case.name)
+        _, grads = reference_gradients(ex, args, [i in ex.differentiable for i in range(len(args))], g)
+        for i, m in enumerate(ex.mistakes):
+            wanted = [(None, out)] if m.output else []
+            wanted += [(name, grads[inputs.index(name)]) for name, _ in m.gradients]
+            for name, right in wanted:
+                if i in broken:
+                    break
+                field = f"mistakes[{i}]." + ("output" if name is None else f"gradient.{name}")
+                try:
+                    values = mistaken(replace(ex, mistakes=(m,)), args, out, g, name)
+                except ManifestError as exc:
+                    load.problem(field, f"case '{case.name}': {exc.problem}")
+                    broken.add(i)
+                    break
+                if not values:
+                    like = out if name is None else args[inputs.index(name)]
+                    load.problem(field, f"case '{case.name}': the expression's shape is not that of "
+                                 f"{'the output' if name is None else name}, {tuple(like.shape)}")
+                    broken.add(i)
+                    break
+                differs[i] |= not torch.allclose(values[0][0].double(), right.double(), rtol=1e-7, atol=1e-7)
+    for i, d in enumerate(differs):
+        if not d and i not in broken:
+            load.problem(f"mistakes[{i}]", "gives the reference's own numbers on every case: "
+                         "it would never be named (is the expression the right one?)")
 
 
 def formula_problems(load: _Load, ex: Exercise) -> None:

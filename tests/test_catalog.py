@@ -67,6 +67,21 @@ def test_a_new_exercise_is_one_yaml_file(tmp_path):
      "shape [2] holds 2"),
     (("    shape: [4]", "    shape: [4]\ncases:\n  - name: default\n  - {name: big, inputs: {x: {include: [1, 2, 3, 4, 5]}}}"),
      "cases[1].inputs.x", "5 values to include"),
+    # common mistakes (`mistakes`): expressions like the reference's, over the inputs, out and grad_output
+    (("    shape: [4]", "    shape: [4]\nmistakes: {says: x}"), "mistakes", "expected a list of mistakes"),
+    (("    shape: [4]", "    shape: [4]\nmistakes: [{gradient: {x: grad_output}}]"), "mistakes[0].says",
+     "required field is missing"),
+    (("    shape: [4]", "    shape: [4]\nmistakes: [{says: oops}]"), "mistakes[0].says", "needs an `output` or a `gradient`"),
+    (("    shape: [4]", "    shape: [4]\nmistakes: [{says: oops, gradient: {y: grad_output}}]"),
+     "mistakes[0].gradient.y", "no input with a gradient is named so (they are: x)"),
+    (("    shape: [4]", "    shape: [4]\nmistakes: [{says: oops, gradient: {x: grad_output * z}}]"),
+     "mistakes[0].gradient.x", "unknown name 'z' (use the input names (x), out, grad_output"),
+    (("    shape: [4]", "    shape: [4]\nmistakes: [{says: oops, gradient: {x: grad_output.__class__}}]"),
+     "mistakes[0].gradient.x", "attribute '__class__' is not allowed"),
+    (("    shape: [4]", "    shape: [4]\nmistakes: [{says: oops, output: grad_output * x}]"),
+     "mistakes[0].output", "unknown name 'grad_output' (use the input names (x), out, torch"),
+    (("    shape: [4]", "    shape: [4]\nmistakes: [{says: oops, output: x, forward: x}]"), "mistakes[0].forward",
+     "unknown field"),
 ])
 def test_manifest_mistakes_name_file_and_field(tmp_path, change, field, words):
     path = write(tmp_path, GOOD.replace(*change))
@@ -74,6 +89,19 @@ def test_manifest_mistakes_name_file_and_field(tmp_path, change, field, words):
         load_exercise(path)
     assert err.value.field == field and words in err.value.problem
     assert str(path) in str(err.value)
+
+
+def test_common_mistakes_load_as_expressions_with_their_sentences(tmp_path):
+    ex = load_exercise(write(tmp_path, GOOD + "mistakes:\n  - says: 1 + y^2, not 1 - y^2\n"
+                                              "    gradient: {x: grad_output * (1 + out ** 2)}\n"
+                                              "  - {says: the sine, output: torch.sin(x)}\n"))
+    assert [(m.says, m.output, m.gradients) for m in ex.mistakes] == [
+        ("1 + y^2, not 1 - y^2", None, (("x", "grad_output * (1 + out ** 2)"),)), ("the sine", "torch.sin(x)", ())]
+    clash = GOOD.replace("name: x", "name: out").replace("tanh(x)", "tanh(out)")
+    with pytest.raises(ManifestError, match="an input is named 'out'"):
+        load_exercise(write(tmp_path, clash + "mistakes: [{says: s, output: out}]\n"))
+    with pytest.raises(ManifestError, match="not used by kind: module"):
+        load_exercise(write(tmp_path, GOOD + "kind: module\nmistakes: [{says: s, output: x}]\n"))
 
 
 def test_invalid_yaml_gives_a_line(tmp_path):

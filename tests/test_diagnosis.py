@@ -33,6 +33,24 @@ def test_sign_error():
     assert f.code == "sign_error" and "wrong sign" in f.message and "`x`" in f.message
 
 
+def test_a_known_mistake_is_named_in_the_exercises_words_before_a_generic_factor():
+    ref, ones = sigmoid_case()
+    y = torch.sigmoid(X)
+    one_plus = U * y * (1 + y)
+    halved = 0.5 * ref[0]  # also a constant factor: the instructor's sentence says more
+    known = [[(one_plus, "y (1 + y) for y (1 - y)"), (halved, "half of it")]]
+    found = diagnose_gradients([one_plus], ref, ones, ["x"], [True], TOL, known=known)
+    assert (found.code, found.message) == ("known_mistake", "the gradient of `x` is what a common mistake gives: "
+                                                            "y (1 + y) for y (1 - y)")
+    assert diagnose_gradients([halved], ref, ones, ["x"], [True], TOL, known=known).code == "known_mistake"
+    assert diagnose_gradients([ref[0]], ref, ones, ["x"], [True], TOL, known=known) is None
+    # a generic mistake that is not the known one keeps its own code
+    assert diagnose_gradients([U * y], ref, ones, ["x"], [True], TOL, known=known).code != "known_mistake"
+    assert diagnose_gradients([y * (1 - y)], ref, ones, ["x"], [True], TOL, known=known).code == "ignores_grad_output"
+    # a "mistake" that equals the reference here is never named
+    assert diagnose_gradients([-ref[0]], ref, ones, ["x"], [True], TOL, known=[[(ref[0], "same")]]).code == "sign_error"
+
+
 def test_scale_error_names_the_factor():
     ref, ones = sigmoid_case()
     f = diag([0.9 * ref[0]], ref, ones)

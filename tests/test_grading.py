@@ -241,3 +241,23 @@ def test_a_stub_is_a_stub_even_when_one_check_ran_out_of_time():
     stub = _unfinished({"found": Verdict.passed(), "forward": raised, "backward": raised, "gradcheck": late})
     assert stub["found"].status == "failed" and stub["found"].diagnosis == "not_implemented"
     assert _unfinished({"found": Verdict.passed(), "forward": late})["found"].status == "passed"
+
+
+def test_without_its_known_mistakes_a_factor_that_changes_with_the_size_is_still_explained(catalog):
+    """The manifests name an averaged bias gradient and a cross-entropy without 1/N (`mistakes`);
+    an exercise that does not name them still says why no one factor fits (as it did before)."""
+    from dataclasses import replace
+
+    from conftest import FIXTURES
+    from gradegrad.catalog import resolve_rubric, select_exercises
+    from gradegrad.grading import grade
+    from gradegrad.options import Options
+    from gradegrad.sandbox.process import Limits
+
+    bare = {ex_id: replace(ex, mistakes=()) for ex_id, ex in catalog.items()}
+    for name, ex_id in (("mistakes_a", "linear"), ("mistakes_b", "cross_entropy")):
+        chosen = select_exercises(resolve_rubric(None, bare), (ex_id,), bare)
+        report = grade(FIXTURES / "qa" / f"{name}.py", chosen, bare, Options(0, "cpu", Limits(30)))
+        found = check(report, ex_id, "backward")
+        assert found.diagnosis == "wrong_values" and "changes with the input's size" in found.message, found
+

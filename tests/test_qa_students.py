@@ -30,13 +30,13 @@ MISTAKES = {
         ("sigmoid", "backward", "grad_output_twice", "twice"),
         ("dot", "backward", "swapped_gradients", "swapped"),
         ("matvec", "backward", "wrong_shape", "transpose"),  # outer(x, g) for A
-        ("softmax", "backward", "wrong_values", "differs"),  # sigmoid's derivative y(1 - y)
+        ("softmax", "backward", "known_mistake", "the diagonal of the Jacobian alone"),  # sigmoid's y(1 - y)
         ("dropout", "backward", "wrong_values", "mask or a condition missing"),  # the mask is not applied
         ("leaky_relu", "backward", "swapped_branches", "each branch has the other's formula"),  # the slope on the wrong side
         ("param_relu", "backward", "non_tensor_gradient", "not a tensor"),  # a gradient for alpha
         ("conv1d", "backward", "wrong_values", "differs"),  # range(n - k): the last window is missing
-        ("linear", "backward", "wrong_values", "changes with the input's size"),  # bias gradient averaged
-        ("mse_loss", "backward", "scale_error", "12 times"),  # no 1/N
+        ("linear", "backward", "known_mistake", "its gradient is the sum"),  # bias gradient averaged
+        ("mse_loss", "backward", "known_mistake", "not divided by the number of elements"),  # no 1/N
         ("cross_entropy", "stability", "not_finite", "nan/inf"),  # log(sum(exp)) without the maximum
     ],
     "mistakes_b": [
@@ -50,10 +50,10 @@ MISTAKES = {
         ("dropout", "backward", "scale_error", "0.81 times"),  # * (1 - p) for / (1 - p)
         ("leaky_relu", "inputs_unchanged", "mutates_grad_output", "grad_output in place"),
         ("param_relu", "backward", "wrong_count", "1 value(s) for the 2 arguments"),  # no None for alpha
-        ("conv1d", "backward", "wrong_values", "differs"),  # the kernel is not flipped
+        ("conv1d", "backward", "known_mistake", "with w reversed"),  # the kernel is not flipped
         ("linear", "backward", "wrong_shape", "transpose"),  # x.T @ g for W
-        ("mse_loss", "forward", "scale_error", "12 times"),  # a sum for the mean
-        ("cross_entropy", "backward", "wrong_values", "changes with the input's size"),  # no 1/N
+        ("mse_loss", "forward", "known_mistake", "the loss is their mean"),  # a sum for the mean
+        ("cross_entropy", "backward", "known_mistake", "not divided by the batch size N"),  # no 1/N
     ],
     "mistakes_c": [
         ("add", "backward", "wrong_count", "3 value(s) for the 2 arguments"),

@@ -115,3 +115,22 @@ def test_include_mistakes_name_file_line_and_field(tmp_path):
     result = validate([path], run=False)
     assert [str(p).replace(str(tmp_path) + "/", "") for p in result.problems] == [
         "sig.yaml:12: cases[1].inputs.x: 4 values to include, but shape [3] holds 3"]
+
+
+def test_a_common_mistake_must_fit_and_differ_from_the_reference(tmp_path):
+    path = tmp_path / "sig.yaml"
+    path.write_text("id: sig\nclass: Sig\nteaches: t\nreference: torch.sigmoid(x)\ninputs:\n  - name: x\n    shape: [3]\n"
+                    "mistakes:\n"
+                    "  - {says: fine, gradient: {x: grad_output * out * (1 + out)}}\n"
+                    "  - {says: the right one, gradient: {x: grad_output * out * (1 - out)}}\n"
+                    "  - {says: a sum, gradient: {x: grad_output.sum()}}\n"
+                    "  - {says: fails, output: 'torch.mv(x, x)'}\n")
+    result = validate([path], run=False)
+    shown = [str(p).replace(str(tmp_path) + "/", "") for p in result.problems]
+    assert shown[:2] == [
+        "sig.yaml:10: mistakes[1]: gives the reference's own numbers on every case: it would never be named "
+        "(is the expression the right one?)",
+        "sig.yaml:11: mistakes[2].gradient.x: case 'default': the expression's shape is not that of x, (3,)"]
+    assert len(shown) == 3 and shown[2].startswith("sig.yaml:12: mistakes[3].output: case 'default': evaluating "
+                                                   "'torch.mv(x, x)' failed: ")  # torch's own words follow
+

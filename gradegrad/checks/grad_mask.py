@@ -8,7 +8,7 @@ from gradegrad.catalog import Exercise
 from gradegrad.checks.values import ordinary, reference_args, ordinary_cases
 from gradegrad.evaluation import Read
 from gradegrad.diagnosis import diagnose_gradients
-from gradegrad.reference import reference_gradients
+from gradegrad.reference import mistaken, reference_gradients
 
 
 def _reads(ex: Exercise, device: str) -> list[Read]:
@@ -31,10 +31,12 @@ def needs_input_grad(ctx: CheckContext) -> Verdict:
             return Verdict.fault(ev.fault, prefix)
         if ev.grads is None:
             return Verdict("failed", prefix + "forward's output has no grad_fn", "detached")
-        _, expected = reference_gradients(ex, reference_args(ev), ev.mask, ev.grad_output.double())
-        _, ones = reference_gradients(ex, reference_args(ev), ev.mask, ev.grad_output.double() * 0 + 1)
+        args, g = reference_args(ev), ev.grad_output.double()
+        out, expected = reference_gradients(ex, args, ev.mask, g)
+        _, ones = reference_gradients(ex, args, ev.mask, g * 0 + 1)
+        known = [mistaken(ex, args, out, g, name) if j == i else () for j in range(len(ex.inputs))]
         finding = diagnose_gradients(ev.grads, expected, ones, ctx.names, [s.is_tensor for s in ex.inputs],
-                                     ex.tolerance64)
+                                     ex.tolerance64, known=known)
         if finding:
             return Verdict.failed(finding, prefix)
     return Verdict.passed()

@@ -11,7 +11,7 @@ from gradegrad.registry import register
 from gradegrad.verdict import CheckContext, Verdict
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output, dtype_finding
 from gradegrad.evaluation import Evaluation, Read
-from gradegrad.reference import memo, reference_gradients, reference_output
+from gradegrad.reference import memo, mistaken, reference_gradients, reference_output
 
 
 def ordinary(ex: Exercise) -> list[Case]:
@@ -42,7 +42,18 @@ def output_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     expected = _reference(ctx, ev)[0]
     dtype = torch.float32 if ev.dtype == "float32" else torch.float64
     kind = ev.meta.get("type") if isinstance(ev.meta.get("type"), str) else None
-    return diagnose_output(ev.output, expected.to(dtype), tol, kind)
+    finding = diagnose_output(ev.output, expected.to(dtype), tol, kind)
+    if finding is not None and any(m.output for m in ctx.exercise.mistakes):
+        finding = diagnose_output(ev.output, expected.to(dtype), tol, kind, _known(ctx, ev, None))
+    return finding
+
+
+def _known(ctx: CheckContext, ev: Evaluation, name: str | None) -> list:
+    """What the exercise's common mistakes give for `ev`'s output (`name` None) or the gradient of
+    the input `name`, with their sentences (computed only for a result already found wrong)."""
+    key = ("mistakes", ctx.exercise, ev.case.name, ev.dtype, tuple(ev.mask), ctx.runner.seed, name)
+    g = ev.grad_output.double() if ev.grad_output is not None else None
+    return memo(key, lambda: mistaken(ctx.exercise, reference_args(ev), _reference(ctx, ev)[0], g, name))
 
 
 def _reference(ctx: CheckContext, ev: Evaluation, upstream: str = "g"):
@@ -93,7 +104,8 @@ def gradient_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
         _, ones = _reference(ctx, ev, "ones")
         _, twice = _reference(ctx, ev, "squared")
         scalar = float(ev.grad_output) if ev.grad_output.numel() == 1 else None
-        finding = diagnose_gradients(got, expected, ones, names, tensors, tol, twice, scalar)
+        known = [_known(ctx, ev, n) if e is not None and ctx.exercise.mistakes else () for n, e in zip(names, expected)]
+        finding = diagnose_gradients(got, expected, ones, names, tensors, tol, twice, scalar, known)
     return finding or lost or (dtypes[0] if dtypes else None)
 
 
