@@ -75,6 +75,14 @@ CODES.update({  # the newer exercise kinds' own codes (gradegrad.kinds) and know
 })
 
 
+KNOWN = "is what a common mistake gives:"  # then the manifest's words for it
+
+
+def known_words(message: str) -> str:
+    """The manifest's words for the common mistake a `known_mistake` message names ("" if none)."""
+    return message.partition(KNOWN)[2].strip()
+
+
 @dataclass(frozen=True)
 class Finding:
     code: str
@@ -229,7 +237,7 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
                            "not the derivative", worst)
     for value, says in known:
         if close(got, value, tol) and not close(value, expected, tol):
-            return Finding("known_mistake", f"{what} is what a common mistake gives: {says}", worst)
+            return Finding("known_mistake", f"{what} {KNOWN} {says}", worst)
     if close(got, -expected, tol):
         return Finding("sign_error", f"{what} has the wrong sign: it equals minus the expected value", worst)
     factor = _constant_factor(got, expected, tol)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from gradegrad.batch import BatchResult, Graded
 from gradegrad.catalog import CHECK_IDS
+from gradegrad.diagnosis import known_words
 
 BINS = 10  # histogram bars, by percentage of the maximum
 
@@ -37,6 +38,7 @@ class Mistake:
     check: str
     diagnosis: str
     students: tuple[str, ...]
+    says: str = ""  # a known_mistake's own words (each common mistake of a manifest counts apart)
 
 
 @dataclass(frozen=True)
@@ -108,14 +110,15 @@ def check_rates(rates: tuple[ExerciseRates, ...]) -> tuple[tuple[str, Rate], ...
 
 def common_mistakes(result: BatchResult, limit: int = 10) -> tuple[Mistake, ...]:
     """The diagnoses of the first failing check of each exercise, by how many students made them."""
-    who: dict[tuple[str, str, str], list[str]] = {}
+    who: dict[tuple[str, str, str, str], list[str]] = {}
     for g in result.graded:
         for e in g.report.exercises:
             problem = e.first_problem
             if problem is not None and problem.diagnosis:
-                who.setdefault((e.id, problem.id, problem.diagnosis), []).append(g.name)
+                says = known_words(problem.message) if problem.diagnosis == "known_mistake" else ""
+                who.setdefault((e.id, problem.id, problem.diagnosis, says), []).append(g.name)
     ranked = sorted(who.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    return tuple(Mistake(ex, check, code, tuple(names)) for (ex, check, code), names in ranked[:limit])
+    return tuple(Mistake(ex, check, code, tuple(names), says) for (ex, check, code, says), names in ranked[:limit])
 
 
 def _reason(g: Graded) -> str:

@@ -46,6 +46,26 @@ def test_rendered_summary_reads_well():
     assert "Wrote grades/grades.csv" in text and "1 of 4 student(s) passed every check" in text
 
 
+def test_each_common_mistake_a_manifest_names_counts_apart_in_its_own_words():
+    from dataclasses import replace
+    from render_samples import graded
+    from gradegrad.report import CheckResult, ExerciseResult, Report
+
+    def report(says: str) -> Report:
+        backward = CheckResult("backward", "failed", 0, 4, f"the gradient of `x` is what a common mistake gives: {says}",
+                               "known_mistake")
+        ex = ExerciseResult("sigmoid", "Sigmoid", "failed", 1, 5, (CheckResult("found", "passed", 1, 1), backward), "")
+        return Report("subs/s.py", "cpu", 0, "lab1", 1, 5, (ex,), gradegrad_version="0.1.0")
+
+    one_plus, of_x = "y (1 + y) in place of y (1 - y)", "x (1 - x): of the output y, not the input x"
+    result = replace(sample_batch(), graded=(graded("eve", report(one_plus)), graded("fay", report(of_x)),
+                                             graded("gus", report(one_plus))))
+    assert [(m.exercise, m.diagnosis, m.says, m.students) for m in summarize(result).mistakes] == [
+        ("sigmoid", "known_mistake", one_plus, ("eve", "gus")), ("sigmoid", "known_mistake", of_x, ("fay",))]
+    text = render(result)
+    assert f"known_mistake: {one_plus}" in text and "known_mistake: x (1 - x)" in text
+
+
 def test_skipped_entries_and_identical_submissions_are_listed():
     from dataclasses import replace
     result = replace(sample_batch(), skipped=(Skipped(Path("subs/notes.txt"), "stray file"),),

@@ -252,7 +252,7 @@ def _mistakes(summary: Summary, anchors: dict[str, str]) -> list[str]:
         who = ", ".join(f'<a href="#{anchors[n]}">{_e(n)}</a>' if n in anchors else _e(n) for n in m.students)
         out.append(f'<tr><td class="num">{len(m.students)}</td><td><code>{_e(m.exercise)}</code></td>'
                    f"<td><code>{_e(m.check)}</code></td><td><span class=\"code code-chip\">{_e(m.diagnosis)}</span> "
-                   f"{_e(CODES.get(m.diagnosis, ''))}</td><td>{who}</td></tr>")
+                   f"{_e(m.says or CODES.get(m.diagnosis, ''))}</td><td>{who}</td></tr>")
     return out + ["</tbody></table>"]
 
 

@@ -82,7 +82,8 @@ def _mistakes(summary: Summary) -> list[Text | Table]:
     for m in summary.mistakes:
         names = ", ".join(m.students[:5]) + (f", … (+{len(m.students) - 5})" if len(m.students) > 5 else "")
         table.add_row(f"  {len(m.students):>3} ×", Text(f"{m.exercise} {m.check}", "bold"),
-                      Text.assemble((m.diagnosis, "cyan"), f": {CODES.get(m.diagnosis, '')}", (f"  ({names})", "dim")))
+                      Text.assemble((m.diagnosis, "cyan"), f": {m.says or CODES.get(m.diagnosis, '')}",
+                                    (f"  ({names})", "dim")))
     return [Text("Most common mistakes", "bold"), table]
 
 
