@@ -432,12 +432,12 @@ MISTAKES: dict[str, tuple[Mistake, ...]] = {
                                                 "(mask,) = ctx.saved_tensors", x="grad_output * mask * (1 - ctx.p)",
                                                 mask="None", p="None"), code="scale_error"),),
     "mse_loss": (_m("forgets_the_2", _b(MSE, "(diff,) = ctx.saved_tensors", pred="grad_output * diff / diff.numel()",
-                                        target="None"), code="known_mistake"),
+                                        target="None"), code="scale_error"),
                  _m("sum_not_mean", _b("diff = pred - target\nctx.save_for_backward(diff)\nreturn (diff * diff).sum()",
                                        "(diff,) = ctx.saved_tensors", pred="grad_output * 2 * diff / diff.numel()",
-                                       target="None"), check="forward", code="known_mistake"),
+                                       target="None"), check="forward", code="scale_error"),
                  _m("not_divided", _b(MSE, "(diff,) = ctx.saved_tensors", pred="grad_output * 2 * diff",
-                                      target="None"), code="known_mistake")),
+                                      target="None"), code="scale_error")),
     "sum": (_m("not_expanded", _b("ctx.shape = x.shape\nreturn x.sum()", "", x="grad_output"), code="wrong_shape"),),
 }
 

@@ -75,7 +75,7 @@ CODES.update({  # the newer exercise kinds' own codes (gradegrad.kinds) and know
 })
 
 
-KNOWN = "is what a common mistake gives:"  # then the manifest's words for it
+KNOWN = "what a common mistake gives:"  # then the manifest's words for it
 
 
 def known_words(message: str) -> str:
@@ -89,7 +89,7 @@ class Finding:
     message: str
     worst: Worst | None = None
     factor: float | None = None  # of a scale_error: got ≈ factor · expected
-    otherwise: "Finding | None" = None  # a scale_error's wrong_values, if the factor differs between cases
+    otherwise: "Finding | None" = None  # a scale_error's wrong_values (or known_mistake), if the factor differs between cases
     subject: str = ""  # how the message names the tensor (e.g. "the gradient of `x`")
     note: bool = False  # worth mentioning, costs nothing (e.g. a gradient upcast that autograd casts back)
 
@@ -215,10 +215,11 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
     For a gradient, `ones_expected` and `twice_expected` are the reference's gradients for an
     upstream gradient of ones and of grad_output squared, and `upstream` the upstream gradient g of
     a scalar output (a loss): a factor 1/g means grad_output was ignored, a factor g that it was
-    applied twice, whatever g the seed drew. `known` holds what the exercise's own common mistakes
-    give here, each with its sentence: a match is named before a sign, a factor or a branch (the
-    instructor's words say more). Any other constant factor is a `scale_error` (with its `factor`;
-    the checks keep that code only when every case shows the same factor).
+    applied twice, whatever g the seed drew. Any other constant factor is a `scale_error` (with its
+    `factor`; the checks keep that code only when every case shows the same factor). `known` holds
+    what the exercise's own common mistakes give here, each with its sentence: a match that is not
+    a sign or a constant factor is a `known_mistake` (before a branch: the instructor's words say
+    more), and a factor's message, or a factor that changes between cases, takes its words.
     """
     if close(got, expected, tol):
         return None
@@ -235,9 +236,8 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
         if got.numel() and bool((got == fill).all()) and not close(expected, torch.full_like(expected, fill), tol):
             return Finding("placeholder", f"{what} is all {'ones' if fill else 'zeros'}: a placeholder, "
                            "not the derivative", worst)
-    for value, says in known:
-        if close(got, value, tol) and not close(value, expected, tol):
-            return Finding("known_mistake", f"{what} {KNOWN} {says}", worst)
+    says = next((says for value, says in known if close(got, value, tol) and not close(value, expected, tol)), None)
+    named = Finding("known_mistake", f"{what} is {KNOWN} {says}", worst) if says else None
     if close(got, -expected, tol):
         return Finding("sign_error", f"{what} has the wrong sign: it equals minus the expected value", worst)
     factor = _constant_factor(got, expected, tol)
@@ -247,9 +247,11 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
         if _near(factor, upstream):
             return _twice(what, worst)
     if factor is not None:
-        return Finding("scale_error", f"{what} is {factor:.4g} times the expected value: "
-                       "a constant factor is missing or extra", worst, factor, wrong_values(what, worst), what)
-    return _branches(what, got, expected, tol, worst) or wrong_values(what, worst, _zeros_hint(got, expected, tol))
+        why = f", {KNOWN} {says}" if says else ": a constant factor is missing or extra"
+        return Finding("scale_error", f"{what} is {factor:.4g} times the expected value{why}", worst, factor,
+                       named or wrong_values(what, worst), what)
+    return named or _branches(what, got, expected, tol, worst) or wrong_values(what, worst,
+                                                                               _zeros_hint(got, expected, tol))
 
 
 def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance, type_name: str | None = None,

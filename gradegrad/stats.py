@@ -115,7 +115,7 @@ def common_mistakes(result: BatchResult, limit: int = 10) -> tuple[Mistake, ...]
         for e in g.report.exercises:
             problem = e.first_problem
             if problem is not None and problem.diagnosis:
-                says = known_words(problem.message) if problem.diagnosis == "known_mistake" else ""
+                says = known_words(problem.message) if problem.diagnosis in ("known_mistake", "scale_error") else ""
                 who.setdefault((e.id, problem.id, problem.diagnosis, says), []).append(g.name)
     ranked = sorted(who.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     return tuple(Mistake(ex, check, code, tuple(names), says) for (ex, check, code, says), names in ranked[:limit])

@@ -33,7 +33,7 @@ def test_sign_error():
     assert f.code == "sign_error" and "wrong sign" in f.message and "`x`" in f.message
 
 
-def test_a_known_mistake_is_named_in_the_exercises_words_before_a_generic_factor():
+def test_a_known_mistake_is_named_in_the_exercises_words():
     ref, ones = sigmoid_case()
     y = torch.sigmoid(X)
     one_plus = U * y * (1 + y)
@@ -42,7 +42,12 @@ def test_a_known_mistake_is_named_in_the_exercises_words_before_a_generic_factor
     found = diagnose_gradients([one_plus], ref, ones, ["x"], [True], TOL, known=known)
     assert (found.code, found.message) == ("known_mistake", "the gradient of `x` is what a common mistake gives: "
                                                             "y (1 + y) for y (1 - y)")
-    assert diagnose_gradients([halved], ref, ones, ["x"], [True], TOL, known=known).code == "known_mistake"
+    # a constant factor keeps its code (the same factor on every case), with the manifest's words
+    scaled = diagnose_gradients([halved], ref, ones, ["x"], [True], TOL, known=known)
+    assert (scaled.code, scaled.message, scaled.factor) == (
+        "scale_error", "the gradient of `x` is 0.5 times the expected value, what a common mistake gives: half of it",
+        0.5)
+    assert scaled.otherwise.code == "known_mistake"  # if the factor changes from case to case
     assert diagnose_gradients([ref[0]], ref, ones, ["x"], [True], TOL, known=known) is None
     # a generic mistake that is not the known one keeps its own code
     assert diagnose_gradients([U * y], ref, ones, ["x"], [True], TOL, known=known).code != "known_mistake"

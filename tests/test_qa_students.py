@@ -36,7 +36,7 @@ MISTAKES = {
         ("param_relu", "backward", "non_tensor_gradient", "not a tensor"),  # a gradient for alpha
         ("conv1d", "backward", "wrong_values", "differs"),  # range(n - k): the last window is missing
         ("linear", "backward", "known_mistake", "its gradient is the sum"),  # bias gradient averaged
-        ("mse_loss", "backward", "known_mistake", "not divided by the number of elements"),  # no 1/N
+        ("mse_loss", "backward", "scale_error", "12 times the expected value, what a common mistake gives: 2 (pred - target), not divided"),  # no 1/N
         ("cross_entropy", "stability", "not_finite", "nan/inf"),  # log(sum(exp)) without the maximum
     ],
     "mistakes_b": [
@@ -52,7 +52,7 @@ MISTAKES = {
         ("param_relu", "backward", "wrong_count", "1 value(s) for the 2 arguments"),  # no None for alpha
         ("conv1d", "backward", "known_mistake", "with w reversed"),  # the kernel is not flipped
         ("linear", "backward", "wrong_shape", "transpose"),  # x.T @ g for W
-        ("mse_loss", "forward", "known_mistake", "the loss is their mean"),  # a sum for the mean
+        ("mse_loss", "forward", "scale_error", "12 times the expected value, what a common mistake gives: the sum"),  # a sum for the mean
         ("cross_entropy", "backward", "known_mistake", "not divided by the batch size N"),  # no 1/N
     ],
     "mistakes_c": [

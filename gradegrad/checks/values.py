@@ -153,8 +153,9 @@ def same_factor(ctx: CheckContext, finding: Finding, case: Case, judge, evaluate
                 fault_of=lambda ev: ev.fault) -> Finding:
     """A `scale_error` only when every ordinary case shows the same factor: a loss's single number
     is always "some factor" of the expected one, so one case alone does not make it a scale error.
-    Otherwise the finding's `wrong_values`. `evaluate(case)` gives another case's evaluation, and
-    `fault_of(evaluation)` what stopped it (an exercise kind's evaluations may say it otherwise)."""
+    Otherwise the finding's `wrong_values` (or the common mistake whose numbers it matches).
+    `evaluate(case)` gives another case's evaluation, and `fault_of(evaluation)` what stopped it (an
+    exercise kind's evaluations may say it otherwise)."""
     if finding.code != "scale_error" or finding.factor is None or finding.otherwise is None:
         return finding
     others = [c for c in ordinary_cases(ctx) if c.name != case.name]
@@ -167,7 +168,7 @@ def same_factor(ctx: CheckContext, finding: Finding, case: Case, judge, evaluate
         if found is None or found.code != "scale_error" or found.factor is None:
             return finding.otherwise
         if abs(found.factor - finding.factor) > 1e-3 * abs(finding.factor):
-            if scalar:  # one number per case: any two numbers have "a factor"
+            if scalar or finding.otherwise.code == "known_mistake":  # scalar: any two numbers have "a factor"
                 return finding.otherwise
             return Finding("wrong_values", f"{finding.subject} is {finding.factor:.4g} times the expected value "
                            f"in case '{case.name}' but {found.factor:.4g} times in case '{other.name}': a factor "
