@@ -159,6 +159,12 @@ def _show_code(ex: Exercise, variant: str) -> None:
             typer.echo(f"  {i + 1}. {v.label}")
     if ex.forbidden:
         typer.echo(f"forbidden  {', '.join(ex.forbidden)}")
+    if ex.mistakes:
+        typer.echo("mistakes   named when a student's numbers match:")
+        for m in ex.mistakes:
+            typer.echo(f"  {m.says}")
+            for line in ([f"output = {m.output}"] if m.output else []) + [f"grad {n} = {e}" for n, e in m.gradients]:
+                typer.echo(f"      {line}")
     t64, t32 = ex.tolerance64, ex.tolerance32
     typer.echo(f"tolerance  float64 rtol {t64.rtol:g} atol {t64.atol:g}; float32 rtol {t32.rtol:g} atol {t32.atol:g}")
 

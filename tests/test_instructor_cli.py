@@ -45,7 +45,8 @@ def test_show_prints_statement_formula_inputs_cases_and_checks():
     for words in ("sigmoid  (function; class Sigmoid)", "formula    y = 1 / (1 + exp(-x))",
                   "reference  torch.sigmoid(x)", "x: float tensor of shape (6,)", "large (stability): x.shape=[10], x.domain=uniform",
                   "checks     (rubric lab1; 11 points on cpu)", "backward            4  each gradient matches",
-                  "forbidden  aten::sigmoid_backward"):
+                  "forbidden  aten::sigmoid_backward", "mistakes   named when a student's numbers match:",
+                  "  y (1 + y) in place of y (1 - y), the derivative of the sigmoid\n      grad x = grad_output * out * (1 + out)"):
         assert words in out, words
 
 
