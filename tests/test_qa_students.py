@@ -31,7 +31,7 @@ MISTAKES = {
         ("dot", "backward", "swapped_gradients", "swapped"),
         ("matvec", "backward", "wrong_shape", "transpose"),  # outer(x, g) for A
         ("softmax", "backward", "known_mistake", "the diagonal of the Jacobian alone"),  # sigmoid's y(1 - y)
-        ("dropout", "backward", "wrong_values", "mask or a condition missing"),  # the mask is not applied
+        ("dropout", "backward", "known_mistake", "without the mask"),  # the mask is not applied
         ("leaky_relu", "backward", "swapped_branches", "each branch has the other's formula"),  # the slope on the wrong side
         ("param_relu", "backward", "non_tensor_gradient", "not a tensor"),  # a gradient for alpha
         ("conv1d", "backward", "wrong_values", "differs"),  # range(n - k): the last window is missing
@@ -66,7 +66,7 @@ MISTAKES = {
         ("softmax", "stability", "not_finite", "nan/inf"),  # subtracts the mean
         ("dropout", "backward", "wrong_values", "differs"),  # x where the mask belongs
         ("leaky_relu", "forward", "wrong_branch", "10 times the expected value"),  # slope 0.1
-        ("param_relu", "backward", "wrong_values", "drop what it should scale"),  # ReLU's derivative
+        ("param_relu", "backward", "known_mistake", "ReLU's derivative, 0 where x < 0"),  # ReLU's derivative
         ("conv1d", "backward", "wrong_values", "differs"),  # the kernel gradient is a full correlation
         ("linear", "backward", "missing_gradient", "None for `b`"),
         ("mse_loss", "backward", "sign_error", "wrong sign"),
@@ -112,7 +112,7 @@ def test_a_real_looking_notebook_loses_only_its_broken_cells(catalog):
     report = grade_source(source_for(QA / "lab_notebook.ipynb"), rubric, catalog, Options())
     assert {e.id: e.status for e in report.exercises} == {"softmax": "passed", "leaky_relu": "passed",
                                                          "dropout": "failed"}
-    assert "mask or a condition missing" in check(report, "dropout", "backward").message
+    assert "without the mask" in check(report, "dropout", "backward").message
     assert [(p.cell, p.message.split(":")[0]) for p in report.load_problems] == [
         (8, "EOFError"), (10, "NameError"), (11, "SyntaxError")]
     assert "5 shell/magic line(s) of the notebook not run" in report.notes
