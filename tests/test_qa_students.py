@@ -67,7 +67,7 @@ MISTAKES = {
         ("dropout", "backward", "wrong_values", "differs"),  # x where the mask belongs
         ("leaky_relu", "forward", "wrong_branch", "10 times the expected value"),  # slope 0.1
         ("param_relu", "backward", "known_mistake", "ReLU's derivative, 0 where x < 0"),  # ReLU's derivative
-        ("conv1d", "backward", "wrong_values", "differs"),  # the kernel gradient is a full correlation
+        ("conv1d", "backward", "known_mistake", "as for the input"),  # the kernel gradient is a full correlation
         ("linear", "backward", "missing_gradient", "None for `b`"),
         ("mse_loss", "backward", "sign_error", "wrong sign"),
         ("cross_entropy", "backward", "ignores_grad_output", "grad_output = 1"),
