@@ -133,3 +133,55 @@ def test_float32_precision_values_cost_what_the_dtype_policy_says(graded):
     report = graded(QA / "precision.py")
     assert exercise(report, "sigmoid").status == "passed"
     assert [c.id for c in exercise(report, "exp").checks if c.status == "failed"] == ["gradcheck"]
+
+
+def _making(ex, mistake) -> str:
+    """A Function that makes `mistake`: forward computes the reference (or the mistake's output),
+    backward gets the right gradients from autograd and replaces the mistaken ones."""
+    names = [s.name for s in ex.inputs]
+    tensors = [s.name for s in ex.inputs if s.is_tensor]
+    scalars = [s.name for s in ex.inputs if not s.is_tensor]
+    wanted = [s.name for s in ex.inputs if s.differentiable]
+    returned = mistake.output or ex.reference
+    wrong = "".join(f"        g[{n!r}] = {e}\n" for n, e in mistake.gradients)
+    return (f"class {ex.class_name}(Function):\n"
+            f"    @staticmethod\n    def forward(ctx, {', '.join(names)}):\n"
+            f"        ctx.save_for_backward({', '.join(tensors)})\n"
+            f"        ctx.scalars = ({''.join(n + ', ' for n in scalars)})\n"
+            f"        out = {ex.reference}\n"
+            f"        return {returned}\n\n"
+            f"    @staticmethod\n    def backward(ctx, grad_output):\n"
+            f"        {''.join(n + ', ' for n in tensors)}= ctx.saved_tensors\n" +
+            (f"        {''.join(n + ', ' for n in scalars)}= ctx.scalars\n" if scalars else "") +
+            "        with torch.enable_grad():\n" +
+            "".join(f"            {n} = {n}.detach().requires_grad_()\n" for n in wanted) +
+            f"            out = {ex.reference}\n"
+            f"            g = dict(zip({wanted!r}, torch.autograd.grad(out, ({''.join(n + ', ' for n in wanted)}), "
+            "grad_output)))\n" +
+            "".join(f"        {n} = {n}.detach()\n" for n in wanted) +
+            "        out = out.detach()\n" + wrong +
+            f"        return {', '.join(f'g.get({n!r})' for n in names)}\n")
+
+
+def test_every_common_mistake_of_the_builtin_manifests_is_named_when_a_student_makes_it(tmp_path, catalog):
+    """Each `mistakes` entry of exercises/*.yaml, made by a Function: the check that sees it names
+    it with the manifest's words (known_mistake, or a scale_error that takes them)."""
+    from gradegrad.catalog import resolve_rubric, select_exercises
+    from gradegrad.grading import grade
+    from gradegrad.options import Options
+    from gradegrad.sandbox.process import Limits
+
+    named = [ex for ex in catalog.values() if ex.kind == "function" and ex.mistakes]
+    assert len(named) >= 10
+    for i in range(max(len(ex.mistakes) for ex in named)):
+        chosen = [ex for ex in named if i < len(ex.mistakes)]
+        path = tmp_path / f"mistakes_{i}.py"
+        path.write_text("import math\nimport torch\nimport torch.nn.functional as F\nfrom torch.autograd import Function"
+                        "\n\n\n" + "\n\n".join(_making(ex, ex.mistakes[i]) for ex in chosen))
+        rubric = select_exercises(resolve_rubric("all", catalog), tuple(ex.id for ex in chosen), catalog)
+        report = grade(path, rubric, catalog, Options(0, "cpu", Limits(30)))
+        for ex in chosen:
+            mistake = ex.mistakes[i]
+            found = check(report, ex.id, "forward" if mistake.output else "backward")
+            assert found.diagnosis in ("known_mistake", "scale_error") and mistake.says in found.message, \
+                (ex.id, i, found)
