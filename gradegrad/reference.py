@@ -91,10 +91,11 @@ def reference_output(ex: Exercise, args: Sequence[Any]) -> torch.Tensor:
 
 
 def mistaken(ex: Exercise, args: Sequence[Any], out: torch.Tensor, grad_output: torch.Tensor | None,
-             name: str | None = None) -> list[tuple[torch.Tensor, str]]:
+             name: str | None = None, strict: bool = False) -> list[tuple[torch.Tensor, str]]:
     """The numbers each of the exercise's `mistakes` gives, with what it says: for forward's output
-    (`name` None) or for the gradient of the input `name`. One not of the shape of `out` or of that
-    input is left out (`gradegrad validate` names it)."""
+    (`name` None) or for the gradient of the input `name`. One that fails to evaluate (unless
+    `strict`: a ManifestError) or is not of the shape of `out` or of that input is left out: it only
+    helps name a result already wrong (`gradegrad validate` reports it)."""
     names = {spec.name: a for spec, a in zip(ex.inputs, args)}
     like = out if name is None else names[name]
     scope = {**names, "out": out.detach(), "grad_output": grad_output}
@@ -104,8 +105,13 @@ def mistaken(ex: Exercise, args: Sequence[Any], out: torch.Tensor, grad_output: 
         if expr is None:
             continue
         field = f"mistakes[{i}]." + ("output" if name is None else f"gradient.{name}")
-        with torch.no_grad():
-            value = _evaluate(ex, expr, field, scope)
+        try:
+            with torch.no_grad():
+                value = _evaluate(ex, expr, field, scope)
+        except ManifestError:
+            if strict:
+                raise
+            continue
         if value.shape == like.shape:
             found.append((value, m.says))
     return found

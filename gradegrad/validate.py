@@ -248,7 +248,7 @@ def mistake_problems(load: _Load, ex: Exercise) -> None:
                     break
                 field = f"mistakes[{i}]." + ("output" if name is None else f"gradient.{name}")
                 try:
-                    values = mistaken(replace(ex, mistakes=(m,)), args, out, g, name)
+                    values = mistaken(replace(ex, mistakes=(m,)), args, out, g, name, strict=True)
                 except ManifestError as exc:
                     load.problem(field, f"case '{case.name}': {exc.problem}")
                     broken.add(i)

@@ -261,3 +261,26 @@ def test_without_its_known_mistakes_a_factor_that_changes_with_the_size_is_still
         found = check(report, ex_id, "backward")
         assert found.diagnosis == "wrong_values" and "changes with the input's size" in found.message, found
 
+
+
+def test_a_common_mistake_that_fails_to_evaluate_costs_no_verdict(tmp_path):
+    """An instructor's mistake expression that fails on a case (`gradegrad validate` reports it) is
+    left out while grading: a wrong answer is still diagnosed, a right one still passes."""
+    from gradegrad.catalog import Rubric, RubricItem, load_exercise
+    from gradegrad.grading import grade
+    from gradegrad.options import Options
+    from gradegrad.sandbox.process import Limits
+
+    manifest = tmp_path / "tanh.yaml"
+    manifest.write_text("id: tanh\nclass: Tanh\nteaches: t\nreference: torch.tanh(x)\ninputs:\n  - name: x\n"
+                        "    shape: [4]\nmistakes:\n  - {says: broken, gradient: {x: 'torch.mv(x, x)'}}\n"
+                        "  - {says: 1 + y^2 for 1 - y^2, gradient: {x: 'grad_output * (1 + out ** 2)'}}\n")
+    catalog = {"tanh": load_exercise(manifest)}
+    body = ("import torch\nfrom torch.autograd import Function\n\nclass Tanh(Function):\n    @staticmethod\n"
+            "    def forward(ctx, x):\n        y = torch.tanh(x)\n        ctx.save_for_backward(y)\n        return y\n\n"
+            "    @staticmethod\n    def backward(ctx, g):\n        (y,) = ctx.saved_tensors\n        return g * (1 {} y * y)\n")
+    rubric = Rubric("t", "t", (RubricItem("tanh", (("backward", 1.0),)),), str(tmp_path))
+    for sign, status, code in (("-", "passed", None), ("+", "failed", "known_mistake")):
+        (tmp_path / "s.py").write_text(body.format(sign))
+        found = check(grade(tmp_path / "s.py", rubric, catalog, Options(0, "cpu", Limits(30))), "tanh", "backward")
+        assert (found.status, found.diagnosis) == (status, code), found
