@@ -230,20 +230,27 @@ def case_problems(load: _Load, ex: Exercise) -> None:
         mistake_problems(load, ex)
 
 
+GENERIC = {"sign_error": "minus the reference", "ignores_grad_output": "what ignoring grad_output gives"}
+
+
 def mistake_problems(load: _Load, ex: Exercise) -> None:
     """Each common mistake evaluates on every ordinary case, has the shape of what it stands for,
-    and differs from the reference somewhere (else it could never be named)."""
+    differs from the reference somewhere (else it could never be named), and is not a mistake that
+    gradegrad names first in its own words everywhere (minus the reference, grad_output ignored)."""
     differs, broken = [False] * len(ex.mistakes), set()
+    generic: list[set[str] | None] = [None] * len(ex.mistakes)  # the generic codes it matched on every case
     inputs = [spec.name for spec in ex.inputs]
+    mask = [i in ex.differentiable for i in range(len(ex.inputs))]
     for case in (c for c in ex.cases if not c.stability):
         args = make_inputs(ex, case, 0)
         out = reference_output(ex, args)
         g = make_grad_output(out, 0, "validate", case.name)
-        _, grads = reference_gradients(ex, args, [i in ex.differentiable for i in range(len(args))], g)
+        _, grads = reference_gradients(ex, args, mask, g)
+        _, ones = reference_gradients(ex, args, mask, torch.ones_like(g))
         for i, m in enumerate(ex.mistakes):
-            wanted = [(None, out)] if m.output else []
-            wanted += [(name, grads[inputs.index(name)]) for name, _ in m.gradients]
-            for name, right in wanted:
+            wanted = [(None, out, None)] if m.output else []
+            wanted += [(name, grads[inputs.index(name)], ones[inputs.index(name)]) for name, _ in m.gradients]
+            for name, right, unscaled in wanted:
                 if i in broken:
                     break
                 field = f"mistakes[{i}]." + ("output" if name is None else f"gradient.{name}")
@@ -259,11 +266,26 @@ def mistake_problems(load: _Load, ex: Exercise) -> None:
                                  f"{'the output' if name is None else name}, {tuple(like.shape)}")
                     broken.add(i)
                     break
-                differs[i] |= not torch.allclose(values[0][0].double(), right.double(), rtol=1e-7, atol=1e-7)
+                value = values[0][0].double()
+                differs[i] |= not _close(value, right)
+                matched = {"sign_error"} if _close(value, -right) else set()
+                if unscaled is not None and _close(value, unscaled) and not _close(unscaled, right):
+                    matched.add("ignores_grad_output")
+                generic[i] = matched if generic[i] is None else generic[i] & matched
     for i, d in enumerate(differs):
-        if not d and i not in broken:
+        if i in broken:
+            continue
+        if not d:
             load.problem(f"mistakes[{i}]", "gives the reference's own numbers on every case: "
                          "it would never be named (is the expression the right one?)")
+        elif generic[i]:
+            code = sorted(generic[i])[0]
+            load.problem(f"mistakes[{i}]", f"gives {GENERIC[code]} on every case: gradegrad names that "
+                         f"{code} in its own words, never these")
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b.double(), rtol=1e-7, atol=1e-7)
 
 
 def formula_problems(load: _Load, ex: Exercise) -> None:
