@@ -159,6 +159,24 @@ def _zeros_hint(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> st
     return ""
 
 
+def _shift_hint(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> str:
+    """Where the result is the reference moved by one position along a dimension (got[i] = expected[i - 1],
+    the ends aside): an index off by one (a loop from 1, a slice [1:] against [:-1], a roll)."""
+    for dim in range(got.dim()):
+        n = got.shape[dim]
+        if n < 3:
+            continue
+        for step in (1, -1):
+            moved, kept = got.narrow(dim, max(step, 0), n - 1), expected.narrow(dim, max(-step, 0), n - 1)
+            same = expected.narrow(dim, max(step, 0), n - 1)
+            if close(moved, kept, tol) and not close(same, kept, tol):
+                where = f" along dimension {dim}" if got.dim() > 1 else ""
+                before = "i - 1" if step == 1 else "i + 1"
+                return (f" (it is the reference moved by one position{where}: element i holds the expected "
+                        f"element {before}; an index off by one?)")
+    return ""
+
+
 BRANCH_SPREAD = 1e-4  # relative difference between two ratios of one branch (float32's rounding, not a formula's)
 
 
@@ -250,8 +268,8 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
         why = f", {KNOWN} {says}" if says else ": a constant factor is missing or extra"
         return Finding("scale_error", f"{what} is {factor:.4g} times the expected value{why}", worst, factor,
                        named or wrong_values(what, worst), what)
-    return named or _branches(what, got, expected, tol, worst) or wrong_values(what, worst,
-                                                                               _zeros_hint(got, expected, tol))
+    hint = _zeros_hint(got, expected, tol) or _shift_hint(got, expected, tol)
+    return named or _branches(what, got, expected, tol, worst) or wrong_values(what, worst, hint)
 
 
 def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance, type_name: str | None = None,

@@ -247,3 +247,18 @@ def test_a_formula_wrong_everywhere_or_at_one_element_is_no_branch():
     assert diag([one], leaky(1.0, 0.01), [torch.where(XL > 0, 1.0, 0.01)]).code == "wrong_values"
     relu = diag(leaky(1.0, 0.0), leaky(1.0, 0.01), [torch.where(XL > 0, 1.0, 0.01)])  # zeros: the mask hint
     assert relu.code == "wrong_values" and "does a branch drop what it should scale?" in relu.message
+
+
+def test_a_result_moved_by_one_position_is_wrong_values_that_says_so():
+    ref, ones = sigmoid_case()
+    rolled = diag([torch.roll(ref[0], 1)], ref, ones)  # dot's gradient with y rolled by one
+    assert rolled.code == "wrong_values" and "the reference moved by one position: element i holds the expected " \
+                                             "element i - 1; an index off by one?" in rolled.message
+    shifted = torch.cat([ref[0][1:], torch.zeros(1, dtype=torch.float64)])  # a loop that starts at 1
+    assert "element i + 1" in diag([shifted], ref, ones).message
+    grad_a = torch.outer(U, X)
+    moved = diag([torch.roll(grad_a, 1, 1)], [grad_a], [None], ["A"])  # outer(g, roll(x, 1))
+    assert "moved by one position along dimension 1" in moved.message
+    flat = torch.ones(5, dtype=torch.float64)  # a constant: any shift of it is itself, no hint
+    assert "moved" not in diag([torch.cat([flat[:4], flat[:1] * 3])], [flat], [None]).message
+    assert "moved" not in diag([ref[0] * torch.linspace(1, 2, 5, dtype=torch.float64)], ref, ones).message
