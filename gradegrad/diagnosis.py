@@ -177,6 +177,13 @@ def _shift_hint(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> st
     return ""
 
 
+def _transpose_hint(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> str:
+    """A square matrix that is the transpose of the right one (a non-square one fails on its shape)."""
+    if got.dim() == 2 and got.shape[0] == got.shape[1] > 1 and close(got.T, expected, tol):
+        return " (it is the transpose of the right matrix)"
+    return ""
+
+
 BRANCH_SPREAD = 1e-4  # relative difference between two ratios of one branch (float32's rounding, not a formula's)
 
 
@@ -268,7 +275,7 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
         why = f", {KNOWN} {says}" if says else ": a constant factor is missing or extra"
         return Finding("scale_error", f"{what} is {factor:.4g} times the expected value{why}", worst, factor,
                        named or wrong_values(what, worst), what)
-    hint = _zeros_hint(got, expected, tol) or _shift_hint(got, expected, tol)
+    hint = _zeros_hint(got, expected, tol) or _shift_hint(got, expected, tol) or _transpose_hint(got, expected, tol)
     return named or _branches(what, got, expected, tol, worst) or wrong_values(what, worst, hint)
 
 

@@ -262,3 +262,9 @@ def test_a_result_moved_by_one_position_is_wrong_values_that_says_so():
     flat = torch.ones(5, dtype=torch.float64)  # a constant: any shift of it is itself, no hint
     assert "moved" not in diag([torch.cat([flat[:4], flat[:1] * 3])], [flat], [None]).message
     assert "moved" not in diag([ref[0] * torch.linspace(1, 2, 5, dtype=torch.float64)], ref, ones).message
+
+
+def test_a_square_gradient_transposed_is_wrong_values_that_says_so():
+    grad_a = torch.outer(U, X)  # (5, 5)
+    found = diag([grad_a.T], [grad_a], [None], ["A"])
+    assert found.code == "wrong_values" and found.message.endswith("(it is the transpose of the right matrix)")
