@@ -578,7 +578,7 @@ def exercise_from_data(path: Path, data: Any) -> Exercise:
 
 _KIND_FIELDS = ("kind", "init", "wraps", "compose", "upstream", "variants", "steps", "lr", "variables", "memory", "orientation",
                 "loop", "epochs", "times")
-_OWN_FIELDS = {"function": ("compose", "mistakes"), "module": ("init", "wraps"), "vjp": ("upstream",), "chain": ("steps", "lr"),
+_OWN_FIELDS = {"function": ("compose", "mistakes"), "module": ("init", "wraps", "mistakes"), "vjp": ("upstream",), "chain": ("steps", "lr"),
                "formula": ("variables", "tolerance"), "jax_vjp": ("upstream",), "ode": ("memory",),
                "jacobian": ("orientation",), "training": ("loop", "epochs", "lr"),
                "ode_field": ("times",)}  # fields only these kinds take

@@ -20,7 +20,7 @@ from gradegrad.checks.values import per_case
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Fault
 from gradegrad.registry import kind_check
-from gradegrad.reference import reference_gradients, reference_output
+from gradegrad.reference import mistaken, reference_gradients, reference_output
 from gradegrad.sandbox.protocol import encode_value
 
 STUDENT_MODULE = "submission"  # the name the child imports the submission under
@@ -95,19 +95,27 @@ def found(ctx: CheckContext) -> Verdict:
 
 
 def _output_finding(ctx: CheckContext, ev: ModuleRun) -> Finding | None:
-    expected = reference_output(ctx.exercise, _double(ev.args)).detach()
-    return diagnose_output(ev.output, expected, ctx.exercise.tolerance(ev.dtype))
+    ex, args = ctx.exercise, _double(ev.args)
+    expected = reference_output(ex, args).detach()
+    finding = diagnose_output(ev.output, expected, ex.tolerance(ev.dtype))
+    if finding is not None and any(m.output for m in ex.mistakes):  # in the manifest's words, where one matches
+        finding = diagnose_output(ev.output, expected, ex.tolerance(ev.dtype), known=mistaken(ex, args, expected, None))
+    return finding
 
 
 def _gradient_finding(ctx: CheckContext, ev: ModuleRun) -> Finding | None:
     if ev.grads is None:
         return Finding("detached", "the module's output has no grad_fn: it is not connected to its input")
-    ex, args = ctx.exercise, _double(ev.args)
-    _, expected = reference_gradients(ex, args, ev.mask, ev.grad_output.double())
-    _, ones = reference_gradients(ex, args, ev.mask, torch.ones_like(ev.grad_output).double())
+    ex, args, g = ctx.exercise, _double(ev.args), ev.grad_output.double()
+    out, expected = reference_gradients(ex, args, ev.mask, g)
+    _, ones = reference_gradients(ex, args, ev.mask, torch.ones_like(g))
     specs = ev.case.inputs
-    return diagnose_gradients(ev.grads, expected, ones, [s.name for s in specs], [s.is_tensor for s in specs],
-                              ex.tolerance(ev.dtype))
+    names, tensors = [s.name for s in specs], [s.is_tensor for s in specs]
+    finding = diagnose_gradients(ev.grads, expected, ones, names, tensors, ex.tolerance(ev.dtype))
+    if finding is not None and ex.mistakes:  # in the manifest's words, where one matches
+        known = [mistaken(ex, args, out, g, n) if e is not None else () for n, e in zip(names, expected)]
+        finding = diagnose_gradients(ev.grads, expected, ones, names, tensors, ex.tolerance(ev.dtype), known=known)
+    return finding
 
 
 @kind_check("module", "forward")
