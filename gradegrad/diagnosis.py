@@ -177,12 +177,24 @@ def _shift_hint(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> st
     return ""
 
 
+def _reversed_hint(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> str:
+    """The reference in reverse order along a dimension: a kernel flipped where it should not be, or
+    not flipped where it should."""
+    for dim in range(got.dim()):
+        if got.shape[dim] > 1 and close(got, expected.flip(dim), tol) and not close(expected, expected.flip(dim), tol):
+            where = f" along dimension {dim}" if got.dim() > 1 else ""
+            return f" (it is the reference in reverse order{where}: a flip too many, or one missing?)"
+    return ""
+
+
 def _transpose_hint(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> str:
     """A square matrix that is the transpose of the right one (a non-square one fails on its shape)."""
     if got.dim() == 2 and got.shape[0] == got.shape[1] > 1 and close(got.T, expected, tol):
         return " (it is the transpose of the right matrix)"
     return ""
 
+
+HINTS = (_zeros_hint, _shift_hint, _reversed_hint, _transpose_hint)  # what wrong_values adds, the first that fits
 
 BRANCH_SPREAD = 1e-4  # relative difference between two ratios of one branch (float32's rounding, not a formula's)
 
@@ -275,7 +287,7 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
         why = f", {KNOWN} {says}" if says else ": a constant factor is missing or extra"
         return Finding("scale_error", f"{what} is {factor:.4g} times the expected value{why}", worst, factor,
                        named or wrong_values(what, worst), what)
-    hint = _zeros_hint(got, expected, tol) or _shift_hint(got, expected, tol) or _transpose_hint(got, expected, tol)
+    hint = next((h for h in (f(got, expected, tol) for f in HINTS) if h), "")
     return named or _branches(what, got, expected, tol, worst) or wrong_values(what, worst, hint)
 
 

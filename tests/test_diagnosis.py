@@ -268,3 +268,14 @@ def test_a_square_gradient_transposed_is_wrong_values_that_says_so():
     grad_a = torch.outer(U, X)  # (5, 5)
     found = diag([grad_a.T], [grad_a], [None], ["A"])
     assert found.code == "wrong_values" and found.message.endswith("(it is the transpose of the right matrix)")
+
+
+def test_a_result_in_reverse_order_is_wrong_values_that_says_so():
+    ref, ones = sigmoid_case()
+    found = diag([ref[0].flip(0)], ref, ones)  # a conv1d kernel gradient flipped where it should not be
+    assert found.code == "wrong_values" and "(it is the reference in reverse order: a flip too many, or one " \
+                                            "missing?)" in found.message
+    grad_a = torch.outer(U, X[:4])
+    assert "in reverse order along dimension 1" in diag([grad_a.flip(1)], [grad_a], [None], ["A"]).message
+    even = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64)  # symmetric: its reverse is itself, no hint
+    assert "reverse" not in diag([even * 2 + torch.tensor([0, 0, 1.0], dtype=torch.float64)], [even], [None]).message
