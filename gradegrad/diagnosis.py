@@ -348,9 +348,30 @@ def _one_gradient(i: int, got: Any, expected: torch.Tensor, ones: torch.Tensor |
         elif got.numel() == 1 and expected.numel() > 1:
             hint = (" (one number: a gradient has the input's shape; spread a scalar grad_output over it, "
                     f"e.g. grad_output.expand_as({names[i]}))")
+        elif dims := _summed_dims(got, expected):
+            right = close(got.sum(dim=dims).reshape(expected.shape), expected, tol)
+            over = f"dimension{'s' * (len(dims) > 1)} {', '.join(map(str, dims))}"
+            hint = (f" (autograd sums such a gradient down to `{names[i]}`'s shape by itself"
+                    f"{', and here that sum would be right' * right}; still, backward returns one gradient of "
+                    f"each input's shape: sum over {over})")
         return Finding("wrong_shape", f"{what} has shape {_shape(got)}, but `{names[i]}` has shape "
                        f"{_shape(expected)}{hint}")
     return compare_values(names[i], what, got, expected, tol, ones, twice, upstream, known)
+
+
+def _summed_dims(got: torch.Tensor, expected: torch.Tensor) -> list[int]:
+    """The dimensions of `got` that autograd sums to bring it to `expected`'s shape (its `sum_to`: extra
+    leading dimensions, and those where the input has size 1); [] when it cannot."""
+    extra = got.dim() - expected.dim()
+    if extra < 0:
+        return []
+    dims = list(range(extra))
+    for j, (g, e) in enumerate(zip(got.shape[extra:], expected.shape)):
+        if g != e:
+            if e != 1:
+                return []
+            dims.append(extra + j)
+    return dims
 
 
 def diagnose_gradients(got: Sequence[Any], expected: Sequence[torch.Tensor | None],

@@ -279,3 +279,14 @@ def test_a_result_in_reverse_order_is_wrong_values_that_says_so():
     assert "in reverse order along dimension 1" in diag([grad_a.flip(1)], [grad_a], [None], ["A"]).message
     even = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64)  # symmetric: its reverse is itself, no hint
     assert "reverse" not in diag([even * 2 + torch.tensor([0, 0, 1.0], dtype=torch.float64)], [even], [None]).message
+
+
+def test_a_gradient_autograd_would_sum_down_is_still_a_wrong_shape_that_says_over_which_dimensions():
+    per_example = torch.outer(U, X[:3])  # linear's bias gradient left as grad_output, one row per example
+    found = diag([per_example], [per_example.sum(0)], [None], ["b"])
+    assert found.code == "wrong_shape" and found.message == (
+        "the gradient of `b` has shape (5, 3), but `b` has shape (3,) (autograd sums such a gradient down to `b`'s "
+        "shape by itself, and here that sum would be right; still, backward returns one gradient of each input's "
+        "shape: sum over dimension 0)")
+    assert "that sum would be right" not in diag([per_example], [per_example.mean(0)], [None], ["b"]).message
+    assert "autograd" not in diag([per_example], [per_example[:2]], [None], ["b"]).message  # cannot be summed to it
