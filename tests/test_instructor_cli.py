@@ -100,7 +100,7 @@ def test_an_exercise_added_as_one_yaml_file_is_listed_validated_templated_and_gr
     result, out = run("check", COURSE / "tanh_right.py", "--rubric", "course", env=env)
     assert result.exit_code == 0 and "Total 19/19" in out
     result, out = run("check", COURSE / "tanh_wrong.py", "--rubric", "course", env=env)
-    assert result.exit_code == 1 and "the gradient of `x` differs" in out
+    assert result.exit_code == 1 and "the gradient of `x` is what a common mistake gives: 1 - x^2" in out
 
 
 def test_formula_prints_a_students_formula_and_grades_the_answer(tmp_path):
