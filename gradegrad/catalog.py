@@ -61,7 +61,17 @@ REFERENCE_NODES = (ast.Expression, ast.Name, ast.Load, ast.Constant, ast.Attribu
                    ast.BoolOp, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
 REFERENCE_DENIED = frozenset({"load", "save", "from_file", "load_library", "compile", "hub", "ops", "classes",
                               "library", "utils", "jit", "storage", "untyped_storage", "register_hook", "system",
-                              "open", "exec", "eval", "set_default_device", "set_default_dtype"})
+                              "open", "exec", "eval", "set_default_device", "set_default_dtype",
+                              # out of torch into NumPy (ndarray.dump writes a pickle anywhere) or raw memory
+                              "numpy", "dump", "dumps", "tofile", "ctypes", "data_ptr",
+                              # the grader's own global state
+                              "manual_seed", "seed", "use_deterministic_algorithms", "share_memory_"})
+
+
+def _denied(attr: str) -> bool:
+    """An attribute a reference may not use: Python's internals (_x, __x__), an in-place method (x_: it
+    would write to the grader's inputs), a setter of torch's global state (set_x), or one listed above."""
+    return attr.startswith(("_", "set_")) or attr.endswith("_") or attr in REFERENCE_DENIED
 DEFAULT_TOLERANCE = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-5)}
 
 
@@ -454,9 +464,10 @@ def _reference(path: Path, expr: str, names: Iterable[str], field: str = "refere
         if not isinstance(node, REFERENCE_NODES):
             raise ManifestError(path, field, f"{type(node).__name__} is not allowed: a reference is arithmetic, "
                                 "indexing and calls of torch, F, math or the inputs' methods")
-        if isinstance(node, ast.Attribute) and (node.attr.startswith("_") or node.attr in REFERENCE_DENIED):
+        if isinstance(node, ast.Attribute) and _denied(node.attr):
             raise ManifestError(path, field, f"attribute {node.attr!r} is not allowed (it reads or writes "
-                                "files, loads code or reaches Python's internals)")
+                                "files, loads code, writes in place, changes the grader's state or reaches "
+                                "Python's internals)")
     return expr
 
 

@@ -138,3 +138,28 @@ def test_a_students_config_cannot_run_code_in_the_grader(tmp_path, monkeypatch):
     result = run("check", "lab.py")
     assert result.exit_code == 2 and "attribute 'system' is not allowed" in result.output
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("expr,attr", [
+    ("x.numpy().dump('{marker}') or torch.sigmoid(x)", "dump"),  # ndarray.dump: a pickle written anywhere
+    ("x.mul_(0) is None or torch.sigmoid(x)", "mul_"),  # in place, on the grader's inputs
+    ("torch.manual_seed(0) is None or torch.sigmoid(x)", "manual_seed"),  # the grader's global state
+    ("torch.set_num_threads(1) or torch.sigmoid(x)", "set_num_threads"),
+])
+@pytest.mark.parametrize("field", ["reference", "mistakes"])
+def test_a_students_config_cannot_write_files_or_change_the_grader_through_a_formula(tmp_path, monkeypatch, expr,
+                                                                                      attr, field):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "lab.py").write_text(SIGMOID_ONLY)
+    (tmp_path / "evil").mkdir()
+    marker = tmp_path / "pwned"
+    formula = expr.format(marker=marker)
+    reference = formula if field == "reference" else "torch.sigmoid(x)"
+    mistakes = f"mistakes: [{{says: s, output: \"{formula}\"}}]\n" if field == "mistakes" else ""
+    (tmp_path / "evil" / "sig.yaml").write_text(f"id: evil_sig\nclass: Sigmoid\nteaches: x\nreference: \"{reference}\"\n"
+                                                f"inputs:\n  - name: x\n    shape: [4]\n{mistakes}")
+    (tmp_path / "gradegrad.toml").write_text('exercises = ["evil"]\n')
+    monkeypatch.chdir(tmp_path)
+    result = run("check", "lab.py")
+    assert result.exit_code == 2 and f"attribute {attr!r} is not allowed" in result.output, result.output
+    assert not marker.exists()
