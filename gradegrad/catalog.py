@@ -65,13 +65,17 @@ REFERENCE_DENIED = frozenset({"load", "save", "from_file", "load_library", "comp
                               # out of torch into NumPy (ndarray.dump writes a pickle anywhere) or raw memory
                               "numpy", "dump", "dumps", "tofile", "ctypes", "data_ptr",
                               # the grader's own global state
-                              "manual_seed", "seed", "use_deterministic_algorithms", "share_memory_"})
+                              "manual_seed", "seed", "use_deterministic_algorithms", "share_memory_",
+                              # TorchScript compiled or loaded from a string or a file, threads, environments
+                              "CompilationUnit", "define", "import_ir_module", "import_ir_module_from_buffer",
+                              "parse_ir", "fork", "wait", "get_file_path", "prepare_multiprocessing_environment"})
 
 
 def _denied(attr: str) -> bool:
     """An attribute a reference may not use: Python's internals (_x, __x__), an in-place method (x_: it
-    would write to the grader's inputs), a setter of torch's global state (set_x), or one listed above."""
-    return attr.startswith(("_", "set_")) or attr.endswith("_") or attr in REFERENCE_DENIED
+    would write to the grader's inputs), a setter of torch's global state (set_x), a hook (register_x),
+    or one listed above."""
+    return attr.startswith(("_", "set_", "register_")) or attr.endswith("_") or attr in REFERENCE_DENIED
 DEFAULT_TOLERANCE = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-5)}
 
 

@@ -20,6 +20,11 @@ ALLOWED_MODULES = ("torch", "torch.nn", "torch.nn.functional", "torch.linalg", "
                    "math", "gradegrad.kinds.solvers")
 
 
+# the classes a reference may reach through torch, F, math and solvers (torch.finfo(x.dtype).eps); no other:
+# torch.nn.Linear draws random weights, torch.CompilationUnit compiles TorchScript, torch.Generator seeds
+ALLOWED_CLASSES = ("finfo", "iinfo", "Size", "dtype", "device", "Tensor")
+
+
 def _chain(node: ast.AST) -> list[str]:
     """`torch.linalg.norm` as ["torch", "linalg", "norm"]; [] when the chain does not start at a name."""
     names = []
@@ -45,6 +50,9 @@ def _reach_only_math(expr: str, path: str, field: str = "reference") -> None:
             if isinstance(value, ModuleType) and value.__name__ not in ALLOWED_MODULES:
                 raise ManifestError(path, field, f"{'.'.join(names[:i + 1])} is the module {value.__name__}, "
                                     f"which a reference may not use (only {', '.join(ALLOWED_MODULES)})")
+            if isinstance(value, type) and name not in ALLOWED_CLASSES:
+                raise ManifestError(path, field, f"{'.'.join(names[:i + 1])} is a class, which a reference may not "
+                                    f"use (only {', '.join(ALLOWED_CLASSES)}): a formula calls functions")
 
 
 @lru_cache(maxsize=None)

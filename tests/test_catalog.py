@@ -187,6 +187,13 @@ def test_a_reference_cannot_reach_a_module_beyond_torchs_math(tmp_path):
     ex = load_exercise(write(tmp_path, GOOD.replace("reference: torch.tanh(x)", "reference: torch.os.getcwd() or x")))
     with pytest.raises(ManifestError, match="torch.os is the module os"):
         reference_output(ex, [torch.zeros(4)])
+    # nor a class: torch.nn.Linear draws random weights, torch.LongTensor, torch.Generator...
+    for made in ("torch.nn.Linear(4, 4)(x)", "torch.Generator().initial_seed() + x"):
+        ex = load_exercise(write(tmp_path, GOOD.replace("reference: torch.tanh(x)", f"reference: {made}"), "c.yaml"))
+        with pytest.raises(ManifestError, match="is a class, which a reference may not use"):
+            reference_output(ex, [torch.zeros(4)])
+    eps = load_exercise(write(tmp_path, GOOD.replace("torch.tanh(x)", "x + torch.finfo(x.dtype).eps"), "eps.yaml"))
+    assert reference_output(eps, [torch.zeros(4)]).shape == (4,)
     ok = load_exercise(write(tmp_path, GOOD.replace("torch.tanh(x)", "torch.linalg.norm(x) + torch.special.expit(x)"),
                              "ok.yaml"))
     assert reference_output(ok, [torch.zeros(4)]).shape == (4,)

@@ -145,6 +145,8 @@ def test_a_students_config_cannot_run_code_in_the_grader(tmp_path, monkeypatch):
     ("x.mul_(0) is None or torch.sigmoid(x)", "mul_"),  # in place, on the grader's inputs
     ("torch.manual_seed(0) is None or torch.sigmoid(x)", "manual_seed"),  # the grader's global state
     ("torch.set_num_threads(1) or torch.sigmoid(x)", "set_num_threads"),
+    ("torch.CompilationUnit() is None or torch.sigmoid(x)", "CompilationUnit"),  # TorchScript from a string
+    ("x.grad_fn.register_prehook(torch.sigmoid) is None or torch.sigmoid(x)", "register_prehook"),
 ])
 @pytest.mark.parametrize("field", ["reference", "mistakes"])
 def test_a_students_config_cannot_write_files_or_change_the_grader_through_a_formula(tmp_path, monkeypatch, expr,
