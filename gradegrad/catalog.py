@@ -593,8 +593,8 @@ def exercise_from_data(path: Path, data: Any) -> Exercise:
 
 _KIND_FIELDS = ("kind", "init", "wraps", "compose", "upstream", "variants", "steps", "lr", "variables", "memory", "orientation",
                 "loop", "epochs", "times")
-_OWN_FIELDS = {"function": ("compose", "mistakes"), "module": ("init", "wraps", "mistakes"), "vjp": ("upstream",), "chain": ("steps", "lr"),
-               "formula": ("variables", "tolerance"), "jax_vjp": ("upstream",), "ode": ("memory",),
+_OWN_FIELDS = {"function": ("compose", "mistakes"), "module": ("init", "wraps", "mistakes"), "vjp": ("upstream", "mistakes"), "chain": ("steps", "lr"),
+               "formula": ("variables", "tolerance"), "jax_vjp": ("upstream", "mistakes"), "ode": ("memory",),
                "jacobian": ("orientation",), "training": ("loop", "epochs", "lr"),
                "ode_field": ("times",)}  # fields only these kinds take
 _DATA_FIELDS = {"chain": ("id", "kind", "class", "aliases", "teaches", "formula", "steps", "lr", "extra"),

@@ -100,8 +100,8 @@ def test_common_mistakes_load_as_expressions_with_their_sentences(tmp_path):
     clash = GOOD.replace("name: x", "name: out").replace("tanh(x)", "tanh(out)")
     with pytest.raises(ManifestError, match="an input is named 'out'"):
         load_exercise(write(tmp_path, clash + "mistakes: [{says: s, output: out}]\n"))
-    with pytest.raises(ManifestError, match="not used by kind: vjp"):
-        load_exercise(write(tmp_path, GOOD + "kind: vjp\nmistakes: [{says: s, output: x}]\n"))
+    with pytest.raises(ManifestError, match="mistakes: not used by kind: deq"):
+        load_exercise(write(tmp_path, GOOD + "kind: deq\nmistakes: [{says: s, output: x}]\n"))
 
 
 def test_invalid_yaml_gives_a_line(tmp_path):

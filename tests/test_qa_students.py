@@ -223,3 +223,15 @@ def test_a_modules_common_mistakes_are_named_too(tmp_path, graded):
     assert backward.diagnosis == "known_mistake" and "ReLU's derivative, 0 where x < 0" in backward.message
     forward = check(report, "leaky_relu_nn", "forward")
     assert forward.diagnosis == "known_mistake" and "ReLU, 0 where x < 0" in forward.message
+
+
+@pytest.mark.parametrize("name,ex_id", [("vjp_forgets_the_2", "vjp_squared_loss"),
+                                        ("jax_forgets_the_2", "jax_squared_loss")])
+def test_a_vjps_common_mistakes_are_named_too(graded, name, ex_id):
+    import importlib.util
+
+    if ex_id.startswith("jax") and importlib.util.find_spec("jax") is None:  # never imported here: only the child
+        pytest.skip("needs the jax extra (pip install 'gradegrad[jax]')")
+    found = check(graded(QA / f"{name}.py", exercises=(ex_id,)), ex_id, "backward")
+    assert found.diagnosis == "scale_error" and "0.5 times the expected value, what a common mistake gives: " \
+                                                  "y_pred - y without the factor 2" in found.message, found

@@ -20,7 +20,7 @@ from gradegrad.checks.values import per_case
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Fault
 from gradegrad.registry import kind_check
-from gradegrad.reference import mistaken, reference_gradients, reference_output
+from gradegrad.reference import mistaken, mistaken_gradients, reference_gradients, reference_output
 from gradegrad.sandbox.protocol import encode_value
 
 STUDENT_MODULE = "submission"  # the name the child imports the submission under
@@ -113,7 +113,7 @@ def _gradient_finding(ctx: CheckContext, ev: ModuleRun) -> Finding | None:
     names, tensors = [s.name for s in specs], [s.is_tensor for s in specs]
     finding = diagnose_gradients(ev.grads, expected, ones, names, tensors, ex.tolerance(ev.dtype))
     if finding is not None and ex.mistakes:  # in the manifest's words, where one matches
-        known = [mistaken(ex, args, out, g, n) if e is not None else () for n, e in zip(names, expected)]
+        known = mistaken_gradients(ex, args, out, g, names, expected)
         finding = diagnose_gradients(ev.grads, expected, ones, names, tensors, ex.tolerance(ev.dtype), known=known)
     return finding
 
