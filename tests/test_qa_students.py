@@ -187,38 +187,8 @@ def test_every_common_mistake_of_the_builtin_manifests_is_named_when_a_student_m
                 (ex.id, i, found)
 
 
-MODULES = '''
-import torch
-from torch.autograd import Function
-
-
-class _Fun(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.where(x > 0, x, 0.01 * x)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (x,) = ctx.saved_tensors
-        return grad_output * (x > 0).to(grad_output.dtype)  # ReLU's derivative
-
-
-class LeakyReLU_Better(torch.nn.Module):
-    def forward(self, x):
-        return _Fun.apply(x)
-
-
-class LeakyReLU(torch.nn.Module):
-    def forward(self, x):
-        return torch.relu(x)  # ReLU
-'''
-
-
-def test_a_modules_common_mistakes_are_named_too(tmp_path, graded):
-    path = tmp_path / "modules.py"
-    path.write_text(MODULES)
-    report = graded(path, exercises=("leaky_relu_module", "leaky_relu_nn"))
+def test_a_modules_common_mistakes_are_named_too(graded):
+    report = graded(QA / "relu_modules.py", exercises=("leaky_relu_module", "leaky_relu_nn"))
     backward = check(report, "leaky_relu_module", "backward")
     assert backward.diagnosis == "known_mistake" and "ReLU's derivative, 0 where x < 0" in backward.message
     forward = check(report, "leaky_relu_nn", "forward")
