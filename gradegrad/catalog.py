@@ -702,8 +702,8 @@ def _variants(path: Path, f: _Fields, base: tuple[InputSpec, ...], raw_cases: li
 
 def _describe_override(overrides: Mapping[str, Any]) -> str:
     parts = []
-    for name, fields in overrides.items():
-        for key, value in (fields or {}).items():
+    for name, changed in overrides.items():
+        for key, value in (changed or {}).items():
             parts.append(f"{name}={value}" if key == "value" else f"{name}.{key}={value}")
     return ", ".join(parts) or "as written"
 
