@@ -239,6 +239,7 @@ def mistake_problems(load: _Load, ex: Exercise) -> None:
     gradegrad names first in its own words everywhere (minus the reference, grad_output ignored)."""
     differs, broken = [False] * len(ex.mistakes), set()
     generic: list[set[str] | None] = [None] * len(ex.mistakes)  # the generic codes it matched on every case
+    seen: dict[tuple[int, str | None], list[torch.Tensor]] = {}  # (mistake, what it stands for) -> its values
     inputs = [spec.name for spec in ex.inputs]
     mask = [i in ex.differentiable for i in range(len(ex.inputs))]
     for case in (c for c in ex.cases if not c.stability):
@@ -267,6 +268,7 @@ def mistake_problems(load: _Load, ex: Exercise) -> None:
                     broken.add(i)
                     break
                 value = values[0][0].double()
+                seen.setdefault((i, name), []).append(value)
                 differs[i] |= not _close(value, right)
                 matched = {"sign_error"} if _close(value, -right) else set()
                 if unscaled is not None and _close(value, unscaled) and not _close(unscaled, right):
@@ -282,6 +284,19 @@ def mistake_problems(load: _Load, ex: Exercise) -> None:
             code = sorted(generic[i])[0]
             load.problem(f"mistakes[{i}]", f"gives {GENERIC[code]} on every case: gradegrad names that "
                          f"{code} in its own words, never these")
+        else:
+            first = next((j for j in range(i) if j not in broken and _same(seen, j, i)), None)
+            if first is not None:
+                load.problem(f"mistakes[{i}]", f"gives the numbers of mistakes[{first}] on every case: only "
+                             f"mistakes[{first}] is ever named")
+
+
+def _same(seen: dict, j: int, i: int) -> bool:
+    """Mistakes j and i stand for the same results and give the same numbers on every case."""
+    mine = {what: values for (k, what), values in seen.items() if k == i}
+    theirs = {what: values for (k, what), values in seen.items() if k == j}
+    return bool(mine) and all(what in theirs and all(_close(a, b) for a, b in zip(values, theirs[what]))
+                              for what, values in mine.items())
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -126,18 +126,20 @@ def test_a_common_mistake_must_fit_and_differ_from_the_reference(tmp_path):
                     "  - {says: a sum, gradient: {x: grad_output.sum()}}\n"
                     "  - {says: fails, output: 'torch.mv(x, x)'}\n"
                     "  - {says: no chain rule, gradient: {x: out * (1 - out)}}\n"
-                    "  - {says: a minus, gradient: {x: -grad_output * out * (1 - out)}}\n")
+                    "  - {says: a minus, gradient: {x: -grad_output * out * (1 - out)}}\n"
+                    "  - {says: fine again, gradient: {x: grad_output * (1 + out) * out}}\n")
     result = validate([path], run=False)
     shown = [str(p).replace(str(tmp_path) + "/", "") for p in result.problems]
     assert shown[:2] == [
         "sig.yaml:10: mistakes[1]: gives the reference's own numbers on every case: it would never be named "
         "(is the expression the right one?)",
         "sig.yaml:11: mistakes[2].gradient.x: case 'default': the expression's shape is not that of x, (3,)"]
-    assert len(shown) == 5 and shown[2].startswith("sig.yaml:12: mistakes[3].output: case 'default': evaluating "
+    assert len(shown) == 6 and shown[2].startswith("sig.yaml:12: mistakes[3].output: case 'default': evaluating "
                                                    "'torch.mv(x, x)' failed: ")  # torch's own words follow
     assert shown[3:] == [
         "sig.yaml:13: mistakes[4]: gives what ignoring grad_output gives on every case: gradegrad names that "
         "ignores_grad_output in its own words, never these",
         "sig.yaml:14: mistakes[5]: gives minus the reference on every case: gradegrad names that sign_error in its "
-        "own words, never these"]
+        "own words, never these",
+        "sig.yaml:15: mistakes[6]: gives the numbers of mistakes[0] on every case: only mistakes[0] is ever named"]
 
