@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -76,6 +76,7 @@ CODES.update({  # the newer exercise kinds' own codes (gradegrad.kinds) and know
 
 
 KNOWN = "what a common mistake gives:"  # then the manifest's words for it
+Known = Callable[[], Sequence[tuple[torch.Tensor, str]]]  # what an exercise's common mistakes give here
 
 
 def known_words(message: str) -> str:
@@ -89,7 +90,7 @@ class Finding:
     message: str
     worst: Worst | None = None
     factor: float | None = None  # of a scale_error: got ≈ factor · expected
-    otherwise: "Finding | None" = None  # a scale_error's wrong_values (or known_mistake), if the factor differs between cases
+    otherwise: "Finding | None" = None  # a scale_error's wrong_values or known_mistake, if the factor varies by case
     subject: str = ""  # how the message names the tensor (e.g. "the gradient of `x`")
     note: bool = False  # worth mentioning, costs nothing (e.g. a gradient upcast that autograd casts back)
 
@@ -245,7 +246,7 @@ def _near(a: float, b: float) -> bool:
 
 def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance,
                    ones_expected: torch.Tensor | None = None, twice_expected: torch.Tensor | None = None,
-                   upstream: float | None = None, known: Sequence[tuple[torch.Tensor, str]] = ()) -> Finding | None:
+                   upstream: float | None = None, known: Known | None = None) -> Finding | None:
     """Compare two tensors of the same shape; name the mistake when they differ.
 
     `name` is the input (or "output") the tensor belongs to, `what` how a message refers to it.
@@ -253,8 +254,9 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
     upstream gradient of ones and of grad_output squared, and `upstream` the upstream gradient g of
     a scalar output (a loss): a factor 1/g means grad_output was ignored, a factor g that it was
     applied twice, whatever g the seed drew. Any other constant factor is a `scale_error` (with its
-    `factor`; the checks keep that code only when every case shows the same factor). `known` holds
-    what the exercise's own common mistakes give here, each with its sentence: a match that is not
+    `factor`; the checks keep that code only when every case shows the same factor). `known()` gives
+    what the exercise's own common mistakes give here, each with its sentence (asked only for a
+    result that none of the checks before has named): a match that is not
     a sign or a constant factor is a `known_mistake` (before a branch: the instructor's words say
     more), and a factor's message, or a factor that changes between cases, takes its words.
     """
@@ -273,7 +275,8 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
         if got.numel() and bool((got == fill).all()) and not close(expected, torch.full_like(expected, fill), tol):
             return Finding("placeholder", f"{what} is all {'ones' if fill else 'zeros'}: a placeholder, "
                            "not the derivative", worst)
-    says = next((says for value, says in known if close(got, value, tol) and not close(value, expected, tol)), None)
+    says = next((says for value, says in (known() if known else ())
+                 if close(got, value, tol) and not close(value, expected, tol)), None)
     named = Finding("known_mistake", f"{what} is {KNOWN} {says}", worst) if says else None
     if close(got, -expected, tol):
         return Finding("sign_error", f"{what} has the wrong sign: it equals minus the expected value", worst)
@@ -292,7 +295,7 @@ def compare_values(name: str, what: str, got: torch.Tensor, expected: torch.Tens
 
 
 def diagnose_output(got: Any, expected: torch.Tensor, tol: Tolerance, type_name: str | None = None,
-                    known: Sequence[tuple[torch.Tensor, str]] = ()) -> Finding | None:
+                    known: Known | None = None) -> Finding | None:
     """Check forward's output: a tensor of the reference's shape, dtype and values.
 
     `type_name` is what the child saw forward return (a tuple arrives here as a list); `known` as
@@ -335,7 +338,7 @@ def _swapped(got: Sequence[Any], expected: Sequence[torch.Tensor | None], names:
 
 def _one_gradient(i: int, got: Any, expected: torch.Tensor, ones: torch.Tensor | None,
                   names: Sequence[str], tol: Tolerance, twice: torch.Tensor | None = None,
-                  upstream: float | None = None, known: Sequence[tuple[torch.Tensor, str]] = ()) -> Finding | None:
+                  upstream: float | None = None, known: Known | None = None) -> Finding | None:
     what = f"the gradient of `{names[i]}`"
     if got is None:
         return Finding("missing_gradient", f"backward returned None for `{names[i]}`, which requires grad")
@@ -379,9 +382,9 @@ def diagnose_gradients(got: Sequence[Any], expected: Sequence[torch.Tensor | Non
                        is_tensor: Sequence[bool], tol: Tolerance,
                        twice_expected: Sequence[torch.Tensor | None] | None = None,
                        upstream: float | None = None,
-                       known: Sequence[Sequence[tuple[torch.Tensor, str]]] | None = None) -> Finding | None:
+                       known: Callable[[int], Sequence[tuple[torch.Tensor, str]]] | None = None) -> Finding | None:
     """Compare what backward returned with the reference gradients (None: no gradient expected);
-    `known[i]`: what common mistakes give for the i-th input (see `compare_values`)."""
+    `known(i)`: what common mistakes give for the i-th input (see `compare_values`)."""
     found = _count(got, names)
     if found:
         return found
@@ -393,10 +396,10 @@ def diagnose_gradients(got: Sequence[Any], expected: Sequence[torch.Tensor | Non
     if found:
         return found
     twice_expected = twice_expected or [None] * len(expected)
-    known = known or [()] * len(expected)
     for i, e in enumerate(expected):
         if e is not None:
-            found = _one_gradient(i, got[i], e, ones_expected[i], names, tol, twice_expected[i], upstream, known[i])
+            found = _one_gradient(i, got[i], e, ones_expected[i], names, tol, twice_expected[i], upstream,
+                                  (lambda i=i: known(i)) if known else None)
             if found:
                 return found
     return None

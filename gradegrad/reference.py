@@ -139,10 +139,3 @@ def reference_gradients(ex: Exercise, args: Sequence[Any], mask: Sequence[bool],
         g = next(grads) if m else None
         result.append(torch.zeros_like(a) if m and g is None else g)
     return out.detach(), result
-
-
-def mistaken_gradients(ex: Exercise, args: Sequence[Any], out: torch.Tensor, grad_output: torch.Tensor,
-                       names: Sequence[str], expected: Sequence[torch.Tensor | None]) -> list[list]:
-    """`mistaken` for each input whose gradient is expected (nothing for the others), as
-    `diagnose_gradients` takes them."""
-    return [mistaken(ex, args, out, grad_output, n) if e is not None else [] for n, e in zip(names, expected)]

@@ -20,8 +20,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from gradegrad.cases import make_grad_output, make_inputs
-from gradegrad.catalog import (CHECK_IDS, DATA_KINDS, Exercise, Rubric, RubricItem, exercise_dirs,
+from gradegrad.catalog import (CHECK_IDS, DATA_KINDS, Exercise, Rubric, RubricItem, Tolerance, exercise_dirs,
                                exercise_from_data, rubric_dirs, rubric_from_data)
+from gradegrad.diagnosis import close
 from gradegrad.registry import applies
 from gradegrad.describe import points
 from gradegrad.discovery import normalize
@@ -231,6 +232,7 @@ def case_problems(load: _Load, ex: Exercise) -> None:
 
 
 GENERIC = {"sign_error": "minus the reference", "ignores_grad_output": "what ignoring grad_output gives"}
+ALIKE = Tolerance(1e-7, 1e-7)  # two mistakes, or a mistake and the reference, giving the same numbers
 
 
 def mistake_problems(load: _Load, ex: Exercise) -> None:
@@ -300,7 +302,7 @@ def _same(seen: dict, j: int, i: int) -> bool:
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b.double(), rtol=1e-7, atol=1e-7)
+    return close(a, b, ALIKE)
 
 
 def formula_problems(load: _Load, ex: Exercise) -> None:

@@ -34,11 +34,8 @@ def needs_input_grad(ctx: CheckContext) -> Verdict:
         args, g = reference_args(ev), ev.grad_output.double()
         out, expected = reference_gradients(ex, args, ev.mask, g)
         _, ones = reference_gradients(ex, args, ev.mask, g * 0 + 1)
-        tensors = [s.is_tensor for s in ex.inputs]
-        finding = diagnose_gradients(ev.grads, expected, ones, ctx.names, tensors, ex.tolerance64)
-        if finding and ex.mistakes:  # name it in the manifest's words where a common mistake matches
-            known = [mistaken(ex, args, out, g, name) if j == i else () for j in range(len(ex.inputs))]
-            finding = diagnose_gradients(ev.grads, expected, ones, ctx.names, tensors, ex.tolerance64, known=known)
+        finding = diagnose_gradients(ev.grads, expected, ones, ctx.names, [s.is_tensor for s in ex.inputs],
+                                     ex.tolerance64, known=lambda j: mistaken(ex, args, out, g, ex.inputs[j].name))
         if finding:
             return Verdict.failed(finding, prefix)
     return Verdict.passed()

@@ -42,15 +42,12 @@ def output_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
     expected = _reference(ctx, ev)[0]
     dtype = torch.float32 if ev.dtype == "float32" else torch.float64
     kind = ev.meta.get("type") if isinstance(ev.meta.get("type"), str) else None
-    finding = diagnose_output(ev.output, expected.to(dtype), tol, kind)
-    if finding is not None and any(m.output for m in ctx.exercise.mistakes):
-        finding = diagnose_output(ev.output, expected.to(dtype), tol, kind, _known(ctx, ev, None))
-    return finding
+    return diagnose_output(ev.output, expected.to(dtype), tol, kind, lambda: _known(ctx, ev, None))
 
 
 def _known(ctx: CheckContext, ev: Evaluation, name: str | None) -> list:
     """What the exercise's common mistakes give for `ev`'s output (`name` None) or the gradient of
-    the input `name`, with their sentences (computed only for a result already found wrong)."""
+    the input `name`, with their sentences (asked only for a result already found wrong)."""
     key = ("mistakes", ctx.exercise, ev.case.name, ev.dtype, tuple(ev.mask), ctx.runner.seed, name)
     g = ev.grad_output.double() if ev.grad_output is not None else None
     return memo(key, lambda: mistaken(ctx.exercise, reference_args(ev), _reference(ctx, ev)[0], g, name))
@@ -104,8 +101,8 @@ def gradient_finding(ctx: CheckContext, ev: Evaluation) -> Finding | None:
         _, ones = _reference(ctx, ev, "ones")
         _, twice = _reference(ctx, ev, "squared")
         scalar = float(ev.grad_output) if ev.grad_output.numel() == 1 else None
-        known = [_known(ctx, ev, n) if e is not None and ctx.exercise.mistakes else () for n, e in zip(names, expected)]
-        finding = diagnose_gradients(got, expected, ones, names, tensors, tol, twice, scalar, known)
+        finding = diagnose_gradients(got, expected, ones, names, tensors, tol, twice, scalar,
+                                     lambda i: _known(ctx, ev, names[i]))
     return finding or lost or (dtypes[0] if dtypes else None)
 
 

@@ -27,7 +27,7 @@ from gradegrad.checks.values import same_factor
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Fault
 from gradegrad.registry import kind_check
-from gradegrad.reference import mistaken, mistaken_gradients, reference_gradients, reference_output
+from gradegrad.reference import mistaken, reference_gradients, reference_output
 from gradegrad.sandbox.protocol import Other, encode_value
 
 
@@ -86,10 +86,8 @@ def _fault(run: _Run) -> Fault | None:
 def _output_finding(ctx: CheckContext, run: _Run) -> Finding | None:
     ex = ctx.exercise
     expected = reference_output(ex, run.args).detach()
-    finding = diagnose_output(run.got, expected, ex.tolerance("float64"))
-    if finding is not None and any(m.output for m in ex.mistakes):  # in the manifest's words, where one matches
-        finding = diagnose_output(run.got, expected, ex.tolerance("float64"), known=mistaken(ex, run.args, expected, None))
-    return finding
+    return diagnose_output(run.got, expected, ex.tolerance("float64"),
+                           known=lambda: mistaken(ex, run.args, expected, None))
 
 
 def _cotangent_finding(ctx: CheckContext, run: _Run) -> Finding | None:
@@ -103,11 +101,8 @@ def _cotangent_finding(ctx: CheckContext, run: _Run) -> Finding | None:
     _, ones = reference_gradients(ex, run.args, mask, torch.ones_like(upstream))
     kept = [g if m else None for g, m in zip(got, mask)]  # a target's cotangent is not graded
     names = [s.name for s in run.case.inputs]
-    finding = diagnose_gradients(kept, expected, ones, names, mask, ex.tolerance("float64"))
-    if finding is not None and ex.mistakes:  # in the manifest's words, where one matches (g is grad_output)
-        known = mistaken_gradients(ex, run.args, out, upstream, names, expected)
-        finding = diagnose_gradients(kept, expected, ones, names, mask, ex.tolerance("float64"), known=known)
-    return finding
+    return diagnose_gradients(kept, expected, ones, names, mask, ex.tolerance("float64"),
+                              known=lambda i: mistaken(ex, run.args, out, upstream, names[i]))  # g is grad_output
 
 
 def _per_case(ctx: CheckContext, phase: str, judge) -> Verdict:

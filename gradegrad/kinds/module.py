@@ -20,7 +20,7 @@ from gradegrad.checks.values import per_case
 from gradegrad.diagnosis import Finding, diagnose_gradients, diagnose_output
 from gradegrad.evaluation import Fault
 from gradegrad.registry import kind_check
-from gradegrad.reference import mistaken, mistaken_gradients, reference_gradients, reference_output
+from gradegrad.reference import mistaken, reference_gradients, reference_output
 from gradegrad.sandbox.protocol import encode_value
 
 STUDENT_MODULE = "submission"  # the name the child imports the submission under
@@ -97,10 +97,8 @@ def found(ctx: CheckContext) -> Verdict:
 def _output_finding(ctx: CheckContext, ev: ModuleRun) -> Finding | None:
     ex, args = ctx.exercise, _double(ev.args)
     expected = reference_output(ex, args).detach()
-    finding = diagnose_output(ev.output, expected, ex.tolerance(ev.dtype))
-    if finding is not None and any(m.output for m in ex.mistakes):  # in the manifest's words, where one matches
-        finding = diagnose_output(ev.output, expected, ex.tolerance(ev.dtype), known=mistaken(ex, args, expected, None))
-    return finding
+    return diagnose_output(ev.output, expected, ex.tolerance(ev.dtype),
+                           known=lambda: mistaken(ex, args, expected, None))
 
 
 def _gradient_finding(ctx: CheckContext, ev: ModuleRun) -> Finding | None:
@@ -111,11 +109,8 @@ def _gradient_finding(ctx: CheckContext, ev: ModuleRun) -> Finding | None:
     _, ones = reference_gradients(ex, args, ev.mask, torch.ones_like(g))
     specs = ev.case.inputs
     names, tensors = [s.name for s in specs], [s.is_tensor for s in specs]
-    finding = diagnose_gradients(ev.grads, expected, ones, names, tensors, ex.tolerance(ev.dtype))
-    if finding is not None and ex.mistakes:  # in the manifest's words, where one matches
-        known = mistaken_gradients(ex, args, out, g, names, expected)
-        finding = diagnose_gradients(ev.grads, expected, ones, names, tensors, ex.tolerance(ev.dtype), known=known)
-    return finding
+    return diagnose_gradients(ev.grads, expected, ones, names, tensors, ex.tolerance(ev.dtype),
+                              known=lambda i: mistaken(ex, args, out, g, names[i]))
 
 
 @kind_check("module", "forward")
